@@ -1,0 +1,51 @@
+"""The command line: ``python -m agentlab demo | serve | bench``.
+
+- ``demo``: five math conversations, serially and then concurrently, with the timing table and a timeline PNG.
+- ``serve``: the offline Responses API server in its own process.
+- ``bench``: the benchmark of ``benchmarks/run.py`` (agentlab against a raw openai loop and the Agents SDK).
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+from agentlab.offline.background import add_serve_arguments, serve_command
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agentlab", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="serial vs concurrent vs settled on 5 math conversations")
+    demo.add_argument("--out", type=Path, default=Path("agentlab-demo-timeline.png"), help="where to write the PNG")
+    add_serve_arguments(commands.add_parser("serve", help="run the offline Responses API server"))
+    commands.add_parser("bench", help="run benchmarks/run.py (extra arguments go to it)", add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "serve":
+        return serve_command(args)
+    if args.command == "bench":
+        return bench_command(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    from agentlab.demo import run_demo  # imported late: matplotlib is slow to import
+
+    return run_demo(args.out)
+
+
+def bench_command(argv: list[str]) -> int:
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+    if not script.exists():
+        print(f"error: {script} not found: the benchmark runs from a checkout of the repository", file=sys.stderr)
+        return 2
+    sys.argv = [str(script), *argv]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

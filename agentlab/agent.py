@@ -1,0 +1,203 @@
+"""The Agent: frozen configuration plus one visible agent loop on the Responses API.
+
+An ``Agent`` holds only settings (name, instructions, tools, model, …) and never changes after it is made.
+Everything about one conversation (its messages, spans, turns) lives in the locals of ``Agent.run`` and in
+the ``RunResult`` it returns. That is why one Agent can run a thousand conversations at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import openai
+from openai import AsyncOpenAI
+from openai.types.responses import Response, ResponseFunctionToolCall
+
+from agentlab.client import DEFAULT_MODEL, default_client
+from agentlab.errors import BackendError, ConfigurationError, MaxTurnsExceeded
+from agentlab.results import AgentEvent, RunResult, Span, Usage
+from agentlab.tools import Tool, tool
+
+__all__ = ["Agent", "InputItem", "Prompt", "EventHandler"]
+
+InputItem: TypeAlias = dict[str, Any]
+Prompt: TypeAlias = str | list[InputItem]
+EventHandler: TypeAlias = Callable[[AgentEvent], None]
+
+
+@dataclass(frozen=True)
+class Agent:
+    """Settings for conversations with a model. Frozen: runs never change it."""
+
+    name: str
+    instructions: str
+    tools: tuple[Tool, ...] = ()
+    model: str = DEFAULT_MODEL
+    max_turns: int = 10
+    parallel_tool_calls: bool = False
+    client: AsyncOpenAI | None = field(default=None, repr=False, compare=False)
+    # Worked out once from `tools`, in __post_init__, so that no turn rebuilds them.
+    tool_schemas: tuple[dict[str, Any], ...] = field(init=False, repr=False, compare=False)
+    tools_by_name: dict[str, Tool] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_turns, int) or self.max_turns < 1:
+            raise ConfigurationError(f"max_turns must be a whole number of at least 1, got {self.max_turns!r}")
+        tools = tuple(tool(t) for t in self.tools)  # plain functions are turned into Tools here
+        names = [t.name for t in tools]
+        if len(set(names)) != len(names):
+            raise ConfigurationError(f"two tools share a name in {names}: tool names must be unique")
+        object.__setattr__(self, "tools", tools)
+        object.__setattr__(self, "tool_schemas", tuple(t.schema() for t in tools))
+        object.__setattr__(self, "tools_by_name", {t.name: t for t in tools})
+
+    async def run(self, prompt: Prompt, *, on_event: EventHandler | None = None) -> RunResult:
+        """Hold one conversation: call the model, run the tools it asks for, repeat until it answers."""
+        messages = start_transcript(prompt)  # a fresh local list: this run's state lives here
+        client = self.client or default_client()
+        spans: list[Span] = []
+        usage = Usage()
+        started_at = time.perf_counter()
+
+        for turn in range(1, self.max_turns + 1):
+            # 1. Ask the model, sending the whole conversation so far.
+            if on_event:
+                on_event(AgentEvent("model_start", self.model, f"turn {turn}", time.perf_counter()))
+            t0 = time.perf_counter()
+            response = await self.create_response(client, messages)
+            spans.append(Span("model", self.model, t0, time.perf_counter()))
+            if response.usage:
+                usage += Usage(response.usage.input_tokens, response.usage.output_tokens)
+
+            # 2. Keep every output item (reasoning included): the next request sends them back.
+            messages.extend(item.model_dump(by_alias=True, exclude_none=True) for item in response.output)
+            calls = [item for item in response.output if isinstance(item, ResponseFunctionToolCall)]
+            if on_event:
+                on_event(AgentEvent("model_end", self.model, describe_turn(len(calls)), time.perf_counter()))
+
+            # 3. No tool calls: the model has answered, and the conversation is over.
+            if not calls:
+                return RunResult(
+                    output_text=response.output_text,
+                    messages=messages,
+                    spans=tuple(spans),
+                    usage=usage,
+                    turns=turn,
+                    started_at=started_at,
+                    ended_at=time.perf_counter(),
+                )
+
+            # 4. Run each tool call and send back its output under the same call_id:
+            #    one after another, or all together when parallel_tool_calls is on.
+            if self.parallel_tool_calls:
+                outputs = await asyncio.gather(*(self.run_call(call, spans, on_event) for call in calls))
+            else:
+                outputs = [await self.run_call(call, spans, on_event) for call in calls]
+            messages.extend(outputs)
+
+        # 5. The model never stopped asking for tools.
+        raise MaxTurnsExceeded(self.max_turns, messages)
+
+    async def create_response(self, client: AsyncOpenAI, messages: list[InputItem]) -> Response:
+        """One model call. Server errors (after the client's own retries) become ``BackendError``."""
+        try:
+            return await client.responses.create(
+                model=self.model,
+                instructions=self.instructions,
+                input=messages,  # type: ignore[arg-type]  # plain dicts in the documented wire shape
+                tools=list(self.tool_schemas),  # type: ignore[arg-type]
+                parallel_tool_calls=self.parallel_tool_calls,
+            )
+        except openai.APIStatusError as exc:
+            raise BackendError(explain_status_error(exc), status_code=exc.status_code) from exc
+        except openai.APIConnectionError as exc:
+            raise BackendError(
+                f"could not reach the model server at {client.base_url} ({exc.__class__.__name__}: {exc}); "
+                "is it running? For the offline server, let agentlab start it (do not pass base_url by hand)."
+            ) from exc
+
+    async def run_call(
+        self, call: ResponseFunctionToolCall, spans: list[Span], on_event: EventHandler | None
+    ) -> InputItem:
+        """Run one function call, time it as a span, and return its ``function_call_output`` item."""
+        t0 = time.perf_counter()
+        if on_event:
+            on_event(AgentEvent("tool_start", call.name, describe_arguments(call.arguments), t0))
+        output = await self.call_tool(call.name, call.arguments)
+        spans.append(Span("tool", call.name, t0, time.perf_counter()))
+        if on_event:
+            on_event(AgentEvent("tool_end", call.name, output, time.perf_counter()))
+        return {"type": "function_call_output", "call_id": call.call_id, "output": output}
+
+    async def call_tool(self, name: str, arguments: str) -> str:
+        """Run one tool call. The model's mistakes come back as ``"error: …"`` text, never as exceptions."""
+        found = self.tools_by_name.get(name)
+        if found is None:
+            offered = ", ".join(self.tools_by_name) or "none"
+            return f"error: there is no tool named {name!r}; the tools are: {offered}"
+        return await found.call(arguments)
+
+
+# -- Small helpers for the loop -------------------------------------------------------------------------------
+
+
+def start_transcript(prompt: Prompt) -> list[InputItem]:
+    """A new list holding the conversation's input: a user message for a string, or copies of the items."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    if isinstance(prompt, list) and all(isinstance(item, dict) for item in prompt):
+        return [dict(item) for item in prompt]
+    raise TypeError(
+        "a prompt must be a str or a list of input items (dicts such as "
+        f"{{'role': 'user', 'content': '...'}}), got {type(prompt).__name__}"
+    )
+
+
+def check_prompts(prompts: Iterable[object]) -> list[Prompt]:
+    """Check every prompt of a batch up front; a TypeError names the index of the first bad one."""
+    if isinstance(prompts, (str, bytes, dict)):
+        raise TypeError(f"prompts must be a list of prompts, got a single {type(prompts).__name__}: wrap it in [...]")
+    checked: list[Prompt] = []
+    for index, prompt in enumerate(prompts):
+        try:
+            start_transcript(prompt)  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise TypeError(f"prompts[{index}]: {exc}") from None
+        checked.append(prompt)  # type: ignore[arg-type]
+    return checked
+
+
+def describe_turn(n_calls: int) -> str:
+    return "answer" if n_calls == 0 else f"{n_calls} tool call{'s' if n_calls > 1 else ''}"
+
+
+def describe_arguments(arguments: str) -> str:
+    """``'{"a":3,"b":4}'`` → ``"a=3, b=4"``, for logs; anything else is shown as it came."""
+    try:
+        decoded = json.loads(arguments)
+    except json.JSONDecodeError:
+        return arguments
+    if isinstance(decoded, dict):
+        return ", ".join(f"{key}={json.dumps(value)}" for key, value in decoded.items())
+    return arguments
+
+
+def explain_status_error(exc: openai.APIStatusError) -> str:
+    """A message that says what the server answered and what to do about it."""
+    status = exc.status_code
+    body = exc.body
+    detail = str(body.get("message", exc.message)) if isinstance(body, dict) else exc.message
+    if status == 429:
+        return f"the model server rate-limited this conversation (429) after the client's retries: {detail} " \
+               "Send fewer at once with run_bounded(max_concurrency=...)."
+    if status >= 500:
+        return f"the model server failed ({status}) after the client's retries: {detail} " \
+               "Try again later; run_settled keeps the other conversations' results."
+    if status == 401:
+        return f"the model server refused the API key (401): {detail}. Check OPENAI_API_KEY."
+    return f"the model server rejected the request ({status}): {detail}"

@@ -1,0 +1,127 @@
+"""Which model server the agents talk to, one client per event loop, and ``run_sync`` for scripts.
+
+- By default every run talks to the **offline server**: a local HTTP server that speaks the Responses API
+  with a scripted math model. It starts the first time it is needed, once per process. No key, no network.
+- ``AGENTLAB_BACKEND=openai`` together with ``OPENAI_API_KEY`` switches to the real OpenAI API.
+
+The client uses openai's aiohttp transport (``DefaultAioHttpClient``): at high concurrency it beats the default
+httpx pool by about 2x (see the benchmark in the README and openai-python issue 1596).
+
+An ``AsyncOpenAI`` client belongs to the event loop it was first used on, so ``default_client()`` keeps one per
+running loop and closes it when that loop shuts down (``asyncio.run`` does this for you).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Literal, TypeVar, cast
+
+from openai import AsyncOpenAI, DefaultAioHttpClient
+
+from agentlab.errors import ConfigurationError
+from agentlab.offline import OfflineServer, start
+
+__all__ = ["DEFAULT_MODEL", "default_client", "make_client", "offline_server", "run_sync", "selected_backend"]
+
+T = TypeVar("T")
+Backend = Literal["offline", "openai"]
+
+DEFAULT_MODEL = os.environ.get("AGENTLAB_MODEL", "gpt-5-mini")
+OFFLINE_API_KEY = "offline"  # the offline server ignores keys; the openai client insists on one
+
+_server: OfflineServer | None = None
+_server_lock = threading.Lock()
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = weakref.WeakKeyDictionary()
+_closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = weakref.WeakKeyDictionary()
+
+
+def selected_backend() -> Backend:
+    """``"offline"`` unless ``AGENTLAB_BACKEND=openai`` asks for the real API."""
+    value = os.environ.get("AGENTLAB_BACKEND", "offline").strip().lower() or "offline"
+    if value not in ("offline", "openai"):
+        raise ConfigurationError(f"AGENTLAB_BACKEND={value!r} is not known: use 'offline' (default) or 'openai'")
+    return "openai" if value == "openai" else "offline"
+
+
+def offline_server() -> OfflineServer:
+    """The process's offline server, started on first use (its settings come from ``AGENTLAB_*`` variables)."""
+    global _server
+    with _server_lock:
+        if _server is None:
+            _server = start()
+        return _server
+
+
+def make_client(*, backend: Backend | None = None, max_retries: int = 2, timeout: float = 120.0) -> AsyncOpenAI:
+    """A new ``AsyncOpenAI`` client for the chosen backend. You own it: ``await client.close()`` when done."""
+    backend = backend or selected_backend()
+    if backend == "openai":
+        key = os.environ.get("OPENAI_API_KEY", "").strip()
+        if not key:
+            raise ConfigurationError(
+                "AGENTLAB_BACKEND=openai needs an API key: set OPENAI_API_KEY in the environment "
+                "(never in a notebook cell), or unset AGENTLAB_BACKEND to use the offline server."
+            )
+        return AsyncOpenAI(api_key=key, max_retries=max_retries, timeout=timeout, http_client=DefaultAioHttpClient())
+    return AsyncOpenAI(
+        base_url=offline_server().base_url,
+        api_key=OFFLINE_API_KEY,
+        max_retries=max_retries,
+        timeout=timeout,
+        http_client=DefaultAioHttpClient(),
+    )
+
+
+def default_client() -> AsyncOpenAI:
+    """The client of the running event loop: made on first use, closed when the loop shuts down."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = make_client()
+        _closers[loop] = close_at_shutdown(client)
+    return client
+
+
+def close_at_shutdown(client: AsyncOpenAI) -> AsyncIterator[None]:
+    """Arrange for ``client`` to be closed when the running loop shuts down.
+
+    The trick: an async generator that has started is registered with its loop, and ``asyncio.run`` calls
+    ``loop.shutdown_asyncgens()`` before it closes the loop, which runs the generator's ``finally``.
+    """
+
+    async def closer() -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await client.close()
+
+    generator = closer()
+    first_step = cast(Coroutine[Any, Any, None], generator.__anext__())
+    try:
+        first_step.send(None)  # runs up to the `yield` at once: nothing in between awaits
+    except StopIteration:
+        pass
+    return generator
+
+
+# -- Bridging: calling async code from sync code ----------------------------------------------------------
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, and return its result.
+
+    In a plain script this is ``asyncio.run(coro)``. Inside a running loop (a Jupyter cell), ``asyncio.run``
+    raises "cannot be called from a running event loop", so the coroutine runs on a fresh loop in a worker
+    thread instead, and this call waits for it. In a notebook, prefer top-level ``await``.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentlab-run-sync") as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -1,0 +1,78 @@
+"""Checks for the exercises in ``notebooks/exercises/``: specific feedback, not just pass or fail.
+
+In an exercise notebook::
+
+    from agentlab.exercises import check, hints
+    hints("01")                       # hints that open one by one
+    check("01", results=results)      # ✓ or ✗ with what to look at
+
+Each lesson's checks live in their own module (``ex01`` … ``ex06``) as a function ``check(**answers)``
+that returns a ``Feedback``. ``check`` shows it (HTML in a notebook, text elsewhere) and returns it, so a
+test can assert on ``feedback.passed``.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Feedback", "check", "hints", "HintsView"]
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """The result of a check: whether it passed, and one message per thing that was checked."""
+
+    passed: bool
+    messages: tuple[str, ...] = field(default=())
+
+    def __str__(self) -> str:
+        head = "✓ well done" if self.passed else "✗ not yet"
+        return "\n".join([head, *(f"  - {m}" for m in self.messages)])
+
+    def _repr_html_(self) -> str:
+        colour = "#1b7f3b" if self.passed else "#b3261e"
+        head = "✓ well done" if self.passed else "✗ not yet"
+        items = "".join(f"<li>{html.escape(m)}</li>" for m in self.messages)
+        return f"<div style='border-left:4px solid {colour};padding-left:8px'><b>{head}</b><ul>{items}</ul></div>"
+
+
+def check(exercise: str, /, **answers: Any) -> Feedback:
+    """Check an exercise (``"01"`` … ``"06"``) and return the feedback (a notebook displays it)."""
+    module = load(exercise)
+    feedback: Feedback = module.check(**answers)
+    return feedback
+
+
+@dataclass(frozen=True)
+class HintsView:
+    """Hints that open one at a time (HTML ``<details>``, which works in JupyterLab and on GitHub)."""
+
+    exercise: str
+    items: Sequence[str]
+
+    def __str__(self) -> str:
+        return "\n".join(f"Hint {i}: {text}" for i, text in enumerate(self.items, 1))
+
+    def _repr_html_(self) -> str:
+        blocks = "".join(
+            f"<details><summary>Hint {i}</summary><p>{html.escape(text)}</p></details>"
+            for i, text in enumerate(self.items, 1)
+        )
+        return f"<div><b>Hints for exercise {html.escape(self.exercise)}</b> (open one at a time){blocks}</div>"
+
+
+def hints(exercise: str) -> HintsView:
+    """The hints of an exercise, each one folded until you open it."""
+    return HintsView(exercise, tuple(load(exercise).HINTS))
+
+
+def load(exercise: str) -> Any:
+    name = exercise.strip().zfill(2)
+    try:
+        return importlib.import_module(f"agentlab.exercises.ex{name}")
+    except ModuleNotFoundError:
+        raise ValueError(f"there is no exercise {exercise!r}: use '01' … '06'") from None

@@ -1,0 +1,21 @@
+"""The offline server: a local HTTP server that speaks the OpenAI Responses API with a scripted math model.
+
+``start()`` runs it in a background thread (``with start() as server: ...`` or ``server.stop()``);
+``python -m agentlab serve`` runs it in its own process. See ``latency.py`` for the prompt markers
+(``[duration=5]``, ``[fault=429]``, …) and ``model.py`` for what the model understands.
+"""
+
+from agentlab.offline.background import OfflineServer, start, start_process
+from agentlab.offline.latency import FaultPlan, LatencyModel, ServerConfig, config_from_env
+from agentlab.offline.server import create_app
+
+__all__ = [
+    "FaultPlan",
+    "LatencyModel",
+    "OfflineServer",
+    "ServerConfig",
+    "config_from_env",
+    "create_app",
+    "start",
+    "start_process",
+]

@@ -1,0 +1,199 @@
+"""Run the offline server: in a background thread (``start``), in its own process (``start_process``), or from
+the command line (``python -m agentlab serve``).
+
+It listens on 127.0.0.1 by default. Any other host needs ``--allow-remote``: the server has no authentication.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from types import TracebackType
+
+from aiohttp import web
+
+from agentlab.offline.latency import FaultPlan, LatencyModel, ServerConfig, config_from_env
+from agentlab.offline.server import create_app
+
+__all__ = ["OfflineServer", "start", "start_process", "add_serve_arguments", "serve_command"]
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+BACKLOG = 4096  # above the default 128, so that 1000 simultaneous connections are all accepted
+READY_LINE = "agentlab offline server listening on "
+
+
+class OfflineServer:
+    """A running offline server. ``base_url`` is what ``AsyncOpenAI(base_url=...)`` takes."""
+
+    def __init__(self, host: str, port: int, stopper: Callable[[], None]) -> None:
+        self.host, self.port = host, port
+        self._stopper: Callable[[], None] | None = stopper
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def stop(self) -> None:
+        """Stop the server and wait until its port is closed. Safe to call twice."""
+        stopper, self._stopper = self._stopper, None
+        if stopper is not None:
+            stopper()
+
+    def __enter__(self) -> OfflineServer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"OfflineServer({self.base_url!r})"
+
+
+async def serve(config: ServerConfig, host: str, port: int, ready: asyncio.Future[int], stop: asyncio.Event) -> None:
+    """Listen until ``stop`` is set; report the bound port through ``ready``."""
+    runner = web.AppRunner(create_app(config), access_log=None, handler_cancellation=True)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=BACKLOG, reuse_address=True)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or ()
+        ready.set_result(sockets[0].getsockname()[1] if sockets else port)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def start(config: ServerConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> OfflineServer:
+    """Start the server in a daemon thread with its own event loop; return once it is listening."""
+    config = config or config_from_env()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    ready: asyncio.Future[int] = loop.create_future()
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(serve(config, host, port, ready, stop),),
+        name="agentlab-offline-server", daemon=True,
+    )  # fmt: skip
+    thread.start()
+    try:
+        bound_port = asyncio.run_coroutine_threadsafe(wait_ready(ready), loop).result(timeout=15)
+    except BaseException as exc:
+        thread.join(timeout=1)
+        raise RuntimeError(f"the offline server could not start on {host}:{port}: {exc}") from exc
+
+    def stop_thread() -> None:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+
+    return OfflineServer(host, bound_port, stop_thread)
+
+
+async def wait_ready(ready: asyncio.Future[int]) -> int:
+    return await asyncio.shield(ready)
+
+
+def start_process(
+    *,
+    time_scale: float = 1.0,
+    seed: int = 0,
+    fault_rate: float = 0.0,
+    base_latency: float | None = None,
+    per_token: float | None = None,
+    jitter: float | None = None,
+) -> OfflineServer:
+    """Start ``python -m agentlab serve`` as its own process (its own CPU), on a free port."""
+    command = [sys.executable, "-m", "agentlab", "serve", "--port", "0", "--time-scale", str(time_scale),
+               "--seed", str(seed), "--fault-rate", str(fault_rate)]  # fmt: skip
+    for flag, value in (("--base-latency", base_latency), ("--per-token", per_token), ("--jitter", jitter)):
+        if value is not None:
+            command += [flag, str(value)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline() if process.stdout else ""
+    if not line.startswith(READY_LINE):
+        process.kill()
+        raise RuntimeError(f"the offline server process did not start (it printed {line!r})")
+    port = int(line.strip().rsplit(":", 1)[1].split("/")[0])
+
+    def stop_process() -> None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
+
+    return OfflineServer("127.0.0.1", port, stop_process)
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    parser.add_argument("--allow-remote", action="store_true", help="allow a host other than 127.0.0.1")
+    parser.add_argument("--time-scale", type=float, default=None, help="multiply every delay (AGENTLAB_TIME_SCALE)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for jitter and faults (AGENTLAB_SEED)")
+    parser.add_argument("--fault-rate", type=float, default=None, help="share of requests that fail (0..1)")
+    parser.add_argument("--base-latency", type=float, default=None, help="seconds per model turn before scaling")
+    parser.add_argument("--per-token", type=float, default=None, help="seconds per output token before scaling")
+    parser.add_argument("--jitter", type=float, default=None, help="relative jitter of the latency (0..1)")
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    base = config_from_env()
+    latency, faults = base.latency, base.faults
+    return ServerConfig(
+        LatencyModel(
+            base=latency.base if args.base_latency is None else args.base_latency,
+            per_output_token=latency.per_output_token if args.per_token is None else args.per_token,
+            jitter=latency.jitter if args.jitter is None else args.jitter,
+            seed=latency.seed if args.seed is None else args.seed,
+            time_scale=latency.time_scale if args.time_scale is None else args.time_scale,
+        ),
+        FaultPlan(rate=faults.rate if args.fault_rate is None else args.fault_rate,
+                  seed=faults.seed if args.seed is None else args.seed),  # fmt: skip
+    )
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """``python -m agentlab serve``: print one ready line, serve until SIGINT/SIGTERM, exit 0."""
+    if args.host not in LOCAL_HOSTS and not args.allow_remote:
+        print(f"error: --host {args.host} would expose the offline server to other machines. "
+              "Add --allow-remote if you really mean it.", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.host not in LOCAL_HOSTS:
+        print(f"warning: the offline server listens on {args.host}: other machines can reach it, "
+              "and it has no authentication.", file=sys.stderr)  # fmt: skip
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        ready: asyncio.Future[int] = loop.create_future()
+        task = loop.create_task(serve(config, args.host, args.port, ready, stop))
+        port = await ready
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"{READY_LINE}http://{host}:{port}/v1", flush=True)
+        await task
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,124 @@
+"""How long the offline model "thinks", and which requests fail on purpose. All of it deterministic.
+
+Latency of one model turn::
+
+    (base + per_output_token × output_tokens) × (1 ± jitter) × time_scale
+
+where the jitter comes from a stable hash of the seed and the request, so the same request always takes the
+same time. Everything is multiplied by ``AGENTLAB_TIME_SCALE``: 1.0 in the lessons, 0.05 in the tests.
+
+Markers in a prompt (the model ignores them):
+
+- ``[duration=5]``: force the whole conversation to take 5 s (times the time scale). The server spreads it
+  evenly over the conversation's planned model turns (``model.planned_turns``). Lesson 01 uses it to reproduce
+  "5 s + 4 s = 9 s" exactly.
+- ``[fault=500]``, ``[fault=429]``, ``[fault=hang]``: every attempt of every request of this conversation
+  fails that way. ``[fault=429x1]`` fails only the first attempt of each request (the openai client's own
+  retry, which sends ``x-stainless-retry-count``, then succeeds).
+
+Environment variables, read when the server starts:
+
+- ``AGENTLAB_TIME_SCALE`` (default 1.0): multiplies every delay.
+- ``AGENTLAB_SEED`` (default 0): seeds the jitter and the random faults.
+- ``AGENTLAB_FAULT_RATE`` (default 0): the share of requests that fail at random (500, 429 or hang).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["Markers", "LatencyModel", "FaultPlan", "ServerConfig", "parse_markers", "config_from_env", "unit_hash"]
+
+FAULT_KINDS = ("500", "429", "hang")
+_DURATION = re.compile(r"\[\s*duration\s*=\s*(\d+(?:\.\d+)?)\s*s?\s*\]", re.IGNORECASE)
+_FAULT = re.compile(r"\[\s*fault\s*=\s*(500|429|hang)(?:\s*x\s*(\d+))?\s*\]", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Markers:
+    duration: float | None = None
+    fault: str | None = None
+    fault_attempts: int | None = None
+
+
+def parse_markers(text: str) -> Markers:
+    """The server's markers in a prompt; missing or malformed ones are simply absent."""
+    duration = _DURATION.search(text)
+    fault = _FAULT.search(text)
+    return Markers(
+        duration=float(duration.group(1)) if duration else None,
+        fault=fault.group(1).lower() if fault else None,
+        fault_attempts=int(fault.group(2)) if fault and fault.group(2) else None,
+    )
+
+
+def unit_hash(*parts: object) -> float:
+    """A stable number in [0, 1) from the parts (unlike ``hash()``, the same in every process)."""
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyModel:
+    base: float = 0.35
+    per_output_token: float = 0.004
+    jitter: float = 0.2
+    seed: int = 0
+    time_scale: float = 1.0
+
+    def delay(self, key: str, output_tokens: int, forced_turn_seconds: float | None) -> float:
+        """Seconds to wait before answering this request."""
+        if forced_turn_seconds is not None:
+            return forced_turn_seconds * self.time_scale
+        spread = 1 + self.jitter * (2 * unit_hash(self.seed, key) - 1)
+        return (self.base + self.per_output_token * output_tokens) * spread * self.time_scale
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    retry_after: float = 1.0
+    hang_seconds: float = 3600.0
+
+    def choose(self, key: str, attempt: int, markers: Markers) -> str | None:
+        """The fault for this attempt of this request, or None. A marker wins over the random rate."""
+        if markers.fault:
+            limit = markers.fault_attempts
+            return markers.fault if limit is None or attempt < limit else None
+        if self.rate > 0 and self.kinds and unit_hash(self.seed, key, attempt, "fault") < self.rate:
+            return self.kinds[int(unit_hash(self.seed, key, attempt, "kind") * len(self.kinds))]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    latency: LatencyModel = field(default_factory=LatencyModel)
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    max_body_bytes: int = 4 * 1024 * 1024
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """A ServerConfig from ``AGENTLAB_TIME_SCALE``, ``AGENTLAB_SEED`` and ``AGENTLAB_FAULT_RATE``."""
+    env = os.environ if environ is None else environ
+    scale = read_number(env, "AGENTLAB_TIME_SCALE", "1.0", float, "0.05")
+    seed = int(read_number(env, "AGENTLAB_SEED", "0", int, "42"))
+    rate = read_number(env, "AGENTLAB_FAULT_RATE", "0", float, "0.1")
+    if scale <= 0:
+        raise ValueError(f"AGENTLAB_TIME_SCALE must be greater than 0, got {scale} (for example 0.05)")
+    if not 0 <= rate <= 1:
+        raise ValueError(f"AGENTLAB_FAULT_RATE must be between 0 and 1, got {rate} (for example 0.1)")
+    return ServerConfig(LatencyModel(seed=seed, time_scale=scale), FaultPlan(rate=rate, seed=seed))
+
+
+def read_number(env: Mapping[str, str], name: str, default: str, kind: type[float] | type[int], example: str) -> float:
+    text = env.get(name, default).strip() or default
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a number: set it like {name}={example}") from None

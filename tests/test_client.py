@@ -1,0 +1,109 @@
+"""Backend selection, one client per event loop, loop hygiene and run_sync."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from agentlab import Agent, ConfigurationError, default_client, make_client, run_sync
+from agentlab.client import selected_backend
+from agentlab.tools.math import MATH_TOOLS
+
+FAKE_KEY = "sk-test-" + "A1b2C3d4E5f6G7h8I9j0" * 2
+
+
+def run_script(code: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
+    env["PYTHONWARNINGS"] = "default"
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_offline_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENTLAB_BACKEND", raising=False)
+    assert selected_backend() == "offline"
+
+
+def test_unknown_backend_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTLAB_BACKEND", "anthropic")
+    with pytest.raises(ConfigurationError, match="use 'offline'"):
+        selected_backend()
+
+
+def test_openai_backend_without_a_key_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTLAB_BACKEND", "openai")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="set OPENAI_API_KEY"):
+        make_client()
+
+
+def test_no_key_in_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+
+    async def main() -> None:
+        client = make_client(backend="openai")
+        agent = Agent(name="x", instructions="", tools=MATH_TOOLS, client=client)
+        for text in (repr(client), repr(agent), str(agent)):
+            assert FAKE_KEY not in text and "sk-test" not in text
+        await client.close()
+
+    asyncio.run(main())
+
+
+def test_one_client_per_loop_closed_when_the_loop_ends() -> None:
+    seen = []
+
+    async def grab() -> None:
+        first = default_client()
+        assert default_client() is first
+        seen.append(first)
+
+    asyncio.run(grab())
+    asyncio.run(grab())
+    assert seen[0] is not seen[1]
+    assert seen[0].is_closed() and seen[1].is_closed()
+
+
+def test_twenty_asyncio_runs_leave_no_loop_errors() -> None:
+    proc = run_script(
+        """
+        import asyncio, logging, warnings
+        logging.basicConfig(level=logging.WARNING)
+        warnings.simplefilter("always")
+        from agentlab import Agent, run_concurrent
+        from agentlab.tools.math import MATH_TOOLS
+        agent = Agent(name="calc", instructions="", tools=MATH_TOOLS)
+        for i in range(20):
+            result = asyncio.run(agent.run(f"What is {i} + 1?"))
+            assert result.output_text.endswith(f"{i + 1}."), result.output_text
+        for i in range(3):
+            asyncio.run(run_concurrent(agent, ["What is 1 + 2?"] * 5))
+        print("ok")
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+    for bad in ("Event loop is closed", "Task exception was never retrieved", "Unclosed", "Traceback"):
+        assert bad not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == ""
+
+
+def test_run_sync_in_a_script_and_inside_a_running_loop() -> None:
+    agent = Agent(name="calc", instructions="", tools=MATH_TOOLS)
+    assert run_sync(agent.run("What is 2 + 3?")).output_text.endswith("5.")
+
+    async def inside_a_loop() -> str:
+        # what a Jupyter cell does: asyncio.run would raise here, run_sync uses a worker thread
+        coro = agent.run("What is 4 + 4?")
+        with pytest.raises(RuntimeError, match="running event loop"):
+            asyncio.run(coro)
+        coro.close()  # it never ran; closing it avoids a "never awaited" warning
+        return run_sync(agent.run("What is 4 + 4?")).output_text
+
+    assert asyncio.run(inside_a_loop()).endswith("8.")

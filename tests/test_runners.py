@@ -1,0 +1,226 @@
+"""Runners: order, timing ratios, failure semantics, cancellation, progress and bad input.
+
+Timing claims are ratios inside one run (the offline server's time scale keeps them fast)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+
+import pytest
+from agentlab.progress import ConversationBoard
+
+from agentlab import (
+    Agent,
+    BackendError,
+    ConversationTimeout,
+    Fulfilled,
+    Rejected,
+    as_completed,
+    make_client,
+    run_bounded,
+    run_concurrent,
+    run_serial,
+    run_settled,
+)
+from agentlab.results import AgentEvent
+from agentlab.tools.math import MATH_TOOLS
+
+AGENT = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS)
+
+
+def last_number(text: str) -> float:
+    return float(re.findall(r"-?\d+(?:\.\d+)?", text)[-1])
+
+
+def sums(n: int, duration: float | None = None) -> list[str]:
+    tag = f" [duration={duration}]" if duration else ""
+    return [f"What is {i} + 100?{tag}" for i in range(n)]
+
+
+async def no_retry_agent() -> Agent:
+    return Agent(name="calc", instructions="", tools=MATH_TOOLS, client=make_client(max_retries=0))
+
+
+def test_serial_takes_the_sum_of_durations() -> None:
+    results = asyncio.run(run_serial(AGENT, [f"What is 5 + 4? [duration={d}]" for d in (5, 4)]))
+    report = results.report
+    assert [last_number(r.output_text) for r in results] == [9, 9]
+    print(f"\nserial: wall {report.wall_time:.3f} s, sum {report.sum_of_durations:.3f} s")
+    assert report.wall_time >= 0.95 * report.sum_of_durations
+    # forced durations: 5 s and 4 s at the test time scale, so the ratio is 5:4
+    first, second = report.conversations
+    assert first.duration / second.duration == pytest.approx(5 / 4, rel=0.2)
+    assert second.start >= first.end
+
+
+def test_concurrent_takes_about_the_longest_and_keeps_input_order() -> None:
+    prompts = sums(20, duration=3)
+    results = asyncio.run(run_concurrent(AGENT, prompts))
+    report = results.report
+    print(f"\nconcurrent N=20: wall {report.wall_time:.3f} s, longest {report.longest_duration:.3f} s, "
+          f"efficiency {report.efficiency:.2f}, speedup {report.speedup:.1f}")
+    assert [last_number(r.output_text) for r in results] == [i + 100 for i in range(20)]
+    assert report.efficiency >= 0.8
+    assert report.speedup >= 10
+
+
+def test_concurrent_is_all_or_nothing_and_cancels_siblings() -> None:
+    async def main() -> None:
+        agent = await no_retry_agent()
+        prompts = [*sums(5, duration=20), "What is 1 + 1? [fault=500]"]
+        before = asyncio.all_tasks()
+        with pytest.raises(BackendError, match="500"):
+            await run_concurrent(agent, prompts)
+        assert asyncio.all_tasks() == before  # no sibling is left running
+        await agent.client.close()  # type: ignore[union-attr]
+
+    asyncio.run(main())
+
+
+def test_settled_keeps_every_outcome_in_order() -> None:
+    async def main() -> None:
+        agent = await no_retry_agent()
+        faulty = {2, 5, 7}
+        prompts = [f"What is {i} + 1?" + (" [fault=500]" if i in faulty else "") for i in range(10)]
+        outcomes = await run_settled(agent, prompts)
+        assert len(outcomes) == 10
+        for i, outcome in enumerate(outcomes):
+            if i in faulty:
+                assert isinstance(outcome, Rejected) and outcome.status == "rejected"
+                assert isinstance(outcome.reason, BackendError) and outcome.reason.status_code == 500
+            else:
+                assert isinstance(outcome, Fulfilled) and outcome.status == "fulfilled"
+                assert last_number(outcome.value.output_text) == i + 1
+        assert outcomes.report.failed == 3
+        assert [c.index for c in outcomes.report.conversations] == list(range(10))
+        await agent.client.close()  # type: ignore[union-attr]
+
+    asyncio.run(main())
+
+
+def test_bounded_limits_concurrency_and_times_out() -> None:
+    running = 0
+    peak = 0
+
+    def count(index: int, event: AgentEvent) -> None:
+        nonlocal running, peak
+        if event.kind == "model_start" and event.detail == "turn 1":
+            running += 1
+            peak = max(peak, running)
+        if event.kind == "model_end" and event.detail == "answer":
+            running -= 1
+
+    prompts = [*sums(8, duration=1), "What is 2 + 2? [fault=hang]"]
+    outcomes = asyncio.run(run_bounded(AGENT, prompts, max_concurrency=3, timeout=1.0, on_event=count))
+    assert peak == 3
+    assert all(isinstance(o, Fulfilled) for o in outcomes[:8])
+    hung = outcomes[8]
+    assert isinstance(hung, Rejected) and isinstance(hung.reason, ConversationTimeout)
+    assert "timeout=1 s" in str(hung.reason)
+    assert "ConversationTimeout" in (outcomes.report.conversations[8].error or "")
+
+
+def test_as_completed_yields_in_finishing_order() -> None:
+    prompts = ["What is 1 + 1? [duration=6]", "What is 2 + 2? [duration=1]", "What is 3 + 3? [duration=3]"]
+
+    async def main() -> list[int]:
+        return [index async for index, outcome in as_completed(AGENT, prompts) if isinstance(outcome, Fulfilled)]
+
+    assert asyncio.run(main()) == [1, 2, 0]
+
+
+def test_leaving_as_completed_early_cancels_the_rest() -> None:
+    async def main() -> None:
+        before = asyncio.all_tasks()
+        stream = as_completed(AGENT, ["What is 1 + 1? [duration=1]", "What is 2 + 2? [duration=40]"])
+        async with contextlib.aclosing(stream):
+            async for index, _ in stream:
+                assert index == 0
+                break
+        assert asyncio.all_tasks() == before
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("runner", ["run_concurrent", "run_settled", "run_bounded"])
+def test_cancelling_the_caller_cancels_every_child(runner: str) -> None:
+    async def main() -> None:
+        before = asyncio.all_tasks()
+        prompts = sums(50, duration=40)
+        if runner == "run_concurrent":
+            batch = asyncio.create_task(run_concurrent(AGENT, prompts))
+        elif runner == "run_settled":
+            batch = asyncio.create_task(run_settled(AGENT, prompts))
+        else:
+            batch = asyncio.create_task(run_bounded(AGENT, prompts, max_concurrency=10))
+        await asyncio.sleep(0.3)
+        batch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        assert asyncio.all_tasks() == before
+        # the loop still works afterwards
+        again = await run_concurrent(AGENT, sums(3))
+        assert len(again) == 3
+
+    asyncio.run(main())
+
+
+def test_log_prints_interleaved_tool_calls(capsys: pytest.CaptureFixture[str]) -> None:
+    asyncio.run(run_concurrent(AGENT, ["What is 3 + 4? [duration=2]", "What is 5 + 6? [duration=1]"], log=True))
+    lines = capsys.readouterr().out.splitlines()
+    assert "[conv 0] → sum_numbers(a=3, b=4)" in lines
+    assert "[conv 0] ← 7" in lines
+    assert "[conv 1] → sum_numbers(a=5, b=6)" in lines
+    assert "[conv 1] ← 11" in lines
+    # conversation 1 is faster, so it answers first
+    answered = [line for line in lines if "answered" in line]
+    assert answered == ["[conv 1] ✓ answered", "[conv 0] ✓ answered"]
+
+
+def test_progress_board_follows_the_batch() -> None:
+    board = ConversationBoard()
+    prompts = [*sums(3), "What is 1 + 1? [fault=500]"]
+
+    async def main() -> None:
+        agent = await no_retry_agent()
+        await run_settled(agent, prompts, progress=board)
+        await agent.client.close()  # type: ignore[union-attr]
+
+    asyncio.run(main())
+    assert board.counts().get("done") == 3 and board.counts().get("failed") == 1
+    assert [row.turns for row in board.rows][:3] == [2, 2, 2]
+
+
+def test_progress_true_uses_tqdm_quietly(capsys: pytest.CaptureFixture[str]) -> None:
+    results = asyncio.run(run_concurrent(AGENT, sums(3), progress=True))
+    assert len(results) == 3
+    assert "3/3" in capsys.readouterr().err
+
+
+def test_empty_batch_gives_a_zero_report() -> None:
+    for coro in (run_serial(AGENT, []), run_concurrent(AGENT, []), run_settled(AGENT, [])):
+        results = asyncio.run(coro)  # type: ignore[arg-type]
+        assert list(results) == []
+        r = results.report
+        assert (r.n, r.sum_of_durations, r.longest_duration) == (0, 0.0, 0.0)
+        assert r.speedup >= 0 and r.efficiency >= 0
+        assert "conversations" in str(r)
+
+
+def test_bad_arguments_raise_clear_errors() -> None:
+    with pytest.raises(ValueError, match="max_concurrency must be"):
+        asyncio.run(run_bounded(AGENT, sums(2), max_concurrency=0))
+    with pytest.raises(ValueError, match="timeout must be"):
+        asyncio.run(run_bounded(AGENT, sums(2), max_concurrency=2, timeout=0))
+    with pytest.raises(TypeError, match=r"prompts\[1\]"):
+        asyncio.run(run_settled(AGENT, ["What is 1 + 1?", 7]))  # type: ignore[list-item]
+
+
+def test_report_text_and_html() -> None:
+    results = asyncio.run(run_concurrent(AGENT, sums(2)))
+    text = str(results.report)
+    assert "wall time" in text and "sum of durations" in text and "efficiency" in text
+    html = results.report._repr_html_()
+    assert "<table>" in html and "speedup" in html
