@@ -9,7 +9,6 @@ import contextlib
 import re
 
 import pytest
-from agentlab.progress import ConversationBoard
 
 from agentlab import (
     Agent,
@@ -24,6 +23,7 @@ from agentlab import (
     run_serial,
     run_settled,
 )
+from agentlab.progress import ConversationBoard
 from agentlab.results import AgentEvent
 from agentlab.tools.math import MATH_TOOLS
 
