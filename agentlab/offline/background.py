@@ -66,7 +66,11 @@ async def serve(config: ServerConfig, host: str, port: int, ready: asyncio.Futur
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=BACKLOG, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # e.g. the port is taken: the caller gets the error through `ready`
+            ready.set_exception(exc)
+            return
         server = site._server
         sockets = getattr(server, "sockets", None) or ()
         ready.set_result(sockets[0].getsockname()[1] if sockets else port)
@@ -90,6 +94,7 @@ def start(config: ServerConfig | None = None, *, host: str = "127.0.0.1", port: 
         bound_port = asyncio.run_coroutine_threadsafe(wait_ready(ready), loop).result(timeout=15)
     except BaseException as exc:
         thread.join(timeout=1)
+        loop.close()
         raise RuntimeError(f"the offline server could not start on {host}:{port}: {exc}") from exc
 
     def stop_thread() -> None:

@@ -1,0 +1,84 @@
+"""Starting and stopping the offline server: in a thread, in its own process, and from the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from agentlab.offline import start, start_process
+from agentlab.offline.background import add_serve_arguments, serve_command
+
+
+def is_listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return int(response.status)
+
+
+def test_thread_server_starts_and_stops() -> None:
+    server = start()
+    assert server.host == "127.0.0.1" and is_listening(server.port)
+    assert get(server.base_url + "/models") == 200
+    assert repr(server) == f"OfflineServer('http://127.0.0.1:{server.port}/v1')"
+    server.stop()
+    assert not is_listening(server.port)
+    server.stop()  # a second stop is harmless
+
+
+def test_context_manager() -> None:
+    with start() as server:
+        port = server.port
+        assert is_listening(port)
+    assert not is_listening(port)
+
+
+def test_a_busy_port_is_a_clear_error() -> None:
+    with start() as server, pytest.raises(RuntimeError, match="could not start"):
+        start(port=server.port)
+
+
+def test_process_server_starts_and_stops() -> None:
+    server = start_process(time_scale=0.01)
+    try:
+        assert get(server.base_url + "/models") == 200
+    finally:
+        server.stop()
+    assert not is_listening(server.port)
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_remote_hosts_need_an_explicit_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert serve_command(parse("--host", "0.0.0.0")) == 2
+    assert "--allow-remote" in capsys.readouterr().err
+    assert parse().host == "127.0.0.1"
+
+
+def test_cli_serves_and_warns_for_remote_hosts() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentlab", "serve", "--host", "0.0.0.0", "--allow-remote", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        assert line.startswith("agentlab offline server listening on http://0.0.0.0:")
+        port = int(line.rsplit(":", 1)[1].split("/")[0])
+        assert get(f"http://127.0.0.1:{port}/v1/models") == 200
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "warning" in err and "no authentication" in err
