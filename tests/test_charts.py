@@ -1,0 +1,72 @@
+"""Charts: rendered with Agg, checked for content, and their numbers read back from the Axes."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.image
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.text import Text
+
+from agentlab.charts import bars, save_png, scaling, sum_vs_longest, timeline
+from agentlab.results import BatchReport, ConversationTiming, Span
+
+
+def conv(index: int, start: float, end: float, status: str = "fulfilled") -> ConversationTiming:
+    middle = (start + end) / 2
+    spans = (Span("model", "m", start, middle - 0.01), Span("tool", "sum_numbers", middle - 0.01, middle),
+             Span("model", "m", middle, end))  # fmt: skip
+    return ConversationTiming(index, start, end, status, turns=2, spans=spans, error=None)  # type: ignore[arg-type]
+
+
+SERIAL = BatchReport("run_serial", 9.0, (conv(0, 0.0, 5.0), conv(1, 5.0, 9.0)))
+CONCURRENT = BatchReport("run_concurrent", 5.05, (conv(0, 0.0, 5.0), conv(1, 0.01, 4.0, "rejected")))
+
+
+def test_sum_vs_longest_bars_hold_the_reports_numbers() -> None:
+    fig = sum_vs_longest(SERIAL, CONCURRENT)
+    ax = fig.axes[0]
+    heights = [patch.get_height() for patch in ax.patches]
+    assert heights == pytest.approx([SERIAL.sum_of_durations, CONCURRENT.longest_duration, CONCURRENT.wall_time])
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "serial: sum of durations", "longest conversation", "concurrent: wall time"]  # fmt: skip
+    labels = [t.get_text() for t in ax.texts if isinstance(t, Text)]
+    assert {"9.00 s", "5.00 s", "5.05 s"} <= set(labels)
+    assert any("measured serial wall 9.00 s" in t for t in labels)
+
+
+def test_timeline_has_one_row_per_conversation_and_the_wall_line(tmp_path: pytest.TempPathFactory) -> None:
+    fig = timeline(CONCURRENT)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["conv 0", "conv 1"]
+    spans = sum(len(c.spans) for c in CONCURRENT.conversations)
+    assert len(ax.patches) == CONCURRENT.n + spans
+    wall_lines = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert wall_lines and wall_lines[0].get_xdata()[0] == pytest.approx(5.05)
+    path = save_png(fig, tmp_path / "timeline.png")  # type: ignore[operator]
+    assert path.stat().st_size > 5_000
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[1] > 600 and pixels.std() > 0.05, "the PNG is not blank"
+
+
+def test_scaling_plots_each_runner_against_n() -> None:
+    reports = [
+        BatchReport("run_concurrent", 1.0 + n / 100, tuple(conv(i, 0, 1.0) for i in range(n))) for n in (1, 5, 10)
+    ]
+    reports += [BatchReport("run_serial", float(n), tuple(conv(i, i, i + 1.0) for i in range(n))) for n in (1, 2)]
+    ax = scaling(reports).axes[0]
+    measured = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines}
+    assert measured["run_concurrent (measured wall)"] == ([1, 5, 10], pytest.approx([1.01, 1.05, 1.1]))
+    assert measured["run_serial (measured wall)"] == ([1, 2], [1.0, 2.0])
+    assert measured["run_serial ideal (sum of durations)"][1] == [1.0, 2.0]
+    assert measured["run_concurrent ideal (longest conversation)"][1] == [1.0, 1.0, 1.0]
+
+
+def test_empty_reports_do_not_fail_and_pyplot_stays_clean(tmp_path: pytest.TempPathFactory) -> None:
+    empty = BatchReport("run_concurrent", 0.0)
+    for fig in (timeline(empty), sum_vs_longest(empty, empty), scaling([]), bars(["a"], [0.0], title="t")):
+        save_png(fig, tmp_path / "empty.png")  # type: ignore[operator]
+    assert plt.get_fignums() == []
