@@ -26,6 +26,7 @@ from agentlab.results import (
     RunResult,
     Span,
     Usage,
+    format_transcript,
 )
 from agentlab.runners import as_completed, run_bounded, run_concurrent, run_serial, run_settled
 from agentlab.tools import Tool, tool
@@ -54,6 +55,7 @@ __all__ = [
     "Usage",
     "as_completed",
     "default_client",
+    "format_transcript",
     "make_client",
     "offline_server",
     "run_bounded",

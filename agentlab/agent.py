@@ -115,6 +115,11 @@ class Agent:
             )
         except openai.APIStatusError as exc:
             raise BackendError(explain_status_error(exc), status_code=exc.status_code) from exc
+        except openai.APITimeoutError as exc:
+            raise BackendError(
+                f"the model server did not answer in time (client timeout {client.timeout}); the client's retries "
+                "are used up. Raise the client's timeout, or use run_bounded(timeout=...) to cut slow conversations."
+            ) from exc
         except openai.APIConnectionError as exc:
             raise BackendError(
                 f"could not reach the model server at {client.base_url} ({exc.__class__.__name__}: {exc}); "

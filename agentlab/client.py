@@ -3,6 +3,8 @@
 - By default every run talks to the **offline server**: a local HTTP server that speaks the Responses API
   with a scripted math model. It starts the first time it is needed, once per process. No key, no network.
 - ``AGENTLAB_BACKEND=openai`` together with ``OPENAI_API_KEY`` switches to the real OpenAI API.
+- ``AGENTLAB_OFFLINE_URL=http://127.0.0.1:8765/v1`` uses an offline server you started yourself
+  (``python -m agentlab serve``) instead of one in this process; the benchmark does this.
 
 The client uses openai's aiohttp transport (``DefaultAioHttpClient``): at high concurrency it beats the default
 httpx pool by about 2x (see the benchmark in the README and openai-python issue 1596).
@@ -69,7 +71,7 @@ def make_client(*, backend: Backend | None = None, max_retries: int = 2, timeout
             )
         return AsyncOpenAI(api_key=key, max_retries=max_retries, timeout=timeout, http_client=DefaultAioHttpClient())
     return AsyncOpenAI(
-        base_url=offline_server().base_url,
+        base_url=os.environ.get("AGENTLAB_OFFLINE_URL") or offline_server().base_url,
         api_key=OFFLINE_API_KEY,
         max_retries=max_retries,
         timeout=timeout,

@@ -82,6 +82,25 @@ class RunResult:
         return self.ended_at - self.started_at
 
 
+def format_transcript(messages: list[dict[str, Any]]) -> str:
+    """A transcript as short readable lines: who said what, which tool was called, what it returned."""
+    lines = []
+    for item in messages:
+        kind = item.get("type", "message")
+        if kind == "message":
+            content = item.get("content")
+            text = content if isinstance(content, str) else " ".join(
+                str(part.get("text", "")) for part in content or [] if isinstance(part, dict))  # fmt: skip
+            lines.append(f"{item.get('role', '?'):<9} {text}")
+        elif kind == "function_call":
+            lines.append(f"{'call':<9} {item.get('name')}({item.get('arguments')})  [{item.get('call_id')}]")
+        elif kind == "function_call_output":
+            lines.append(f"{'output':<9} {item.get('output')}  [{item.get('call_id')}]")
+        else:
+            lines.append(f"{kind:<9} …")
+    return "\n".join(lines)
+
+
 # -- Outcomes: Promise.allSettled in Python -------------------------------------------------------
 
 
@@ -130,7 +149,7 @@ class ConversationTiming:
         return self.end - self.start
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class BatchReport:
     """The timing of a batch: how long it took (wall) against how long its conversations took (sum, longest).
 
@@ -189,6 +208,9 @@ class BatchReport:
                     f"  {c.index:>4}  {c.start:>6.2f} s  {c.end:>6.2f} s  {c.duration:>6.2f} s  {c.turns:>5}  {status}"
                 )
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def _repr_html_(self) -> str:
         head = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{v}</td></tr>"

@@ -1,14 +1,15 @@
-"""The Agent and its loop, against the real offline server through the real openai client."""
+"""The Agent and its loop, against the real offline server through the real openai client.
+
+Isolation, model mistakes and MaxTurnsExceeded are in tests/reliability."""
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import re
 
 import pytest
 
-from agentlab import Agent, ConfigurationError, MaxTurnsExceeded, RunResult, tool
+from agentlab import Agent, ConfigurationError, RunResult, tool
 from agentlab.agent import check_prompts, describe_arguments, start_transcript
 from agentlab.results import AgentEvent
 from agentlab.tools.math import MATH_TOOLS
@@ -100,32 +101,11 @@ def test_events_arrive_in_order() -> None:
     assert events[-1].detail == "answer"
 
 
-def test_model_mistakes_go_back_to_the_model() -> None:
-    for marker, expected in [
-        ("unknown_tool", "there is no tool named"),
-        ("bad_json", "not valid JSON"),
-        ("wrong_types", "must be number"),
-    ]:
-        result = run(make_agent(), f"What is 12 + 30? [mistake={marker}]")
-        errors = [i["output"] for i in result.messages if i.get("type") == "function_call_output"]
-        assert errors[0].startswith("error:") and expected in errors[0], (marker, errors)
-        assert numbers_in(result.output_text)[-1] == 42
-
-
 def test_a_tool_that_raises_is_reported_to_the_model() -> None:
     result = run(make_agent(), "What is 5 / 0?")
     outputs = [i["output"] for i in result.messages if i.get("type") == "function_call_output"]
     assert outputs == ["error: divide_numbers raised ZeroDivisionError: cannot divide by zero"]
     assert "could not" in result.output_text.lower()
-
-
-def test_max_turns_carries_the_partial_transcript() -> None:
-    with pytest.raises(MaxTurnsExceeded) as caught:
-        run(make_agent(max_turns=3), "What is 1 + 1? [loop]")
-    transcript = caught.value.transcript
-    assert sum(i.get("type") == "function_call" for i in transcript) == 3
-    assert transcript[0]["content"] == "What is 1 + 1? [loop]"
-    assert "max_turns=3" in str(caught.value)
 
 
 def test_bad_configuration_is_refused() -> None:
@@ -150,25 +130,6 @@ def test_plain_functions_become_tools_and_agent_stays_frozen() -> None:
     assert agent.tools[0].name == "add" and agent.tool_schemas[0]["name"] == "add"
     with pytest.raises(AttributeError):
         agent.name = "y"  # type: ignore[misc]
-
-
-def test_one_agent_many_concurrent_runs_keep_their_own_state() -> None:
-    agent = make_agent()
-    before = copy.deepcopy(agent)
-    prompts = [f"What is {i} + {i + 1}?" for i in range(100)]
-
-    async def main() -> list[RunResult]:
-        return await asyncio.gather(*(agent.run(p) for p in prompts))
-
-    results = asyncio.run(main())
-    for i, result in enumerate(results):
-        user_texts = [m["content"] for m in result.messages if m.get("role") == "user"]
-        assert user_texts == [prompts[i]]
-        args = [m["arguments"] for m in result.messages if m.get("type") == "function_call"]
-        assert args == [f'{{"a":{i},"b":{i + 1}}}']
-        assert numbers_in(result.output_text)[-1] == 2 * i + 1
-    assert agent == before
-    assert agent.tool_schemas == before.tool_schemas
 
 
 def test_describe_arguments() -> None:

@@ -274,7 +274,7 @@ async def inject_fault(fault: str, config: ServerConfig) -> web.Response:
         wait = config.faults.retry_after * config.latency.time_scale
         return error_response(
             429, f"Rate limit reached for requests on the offline server (injected fault). Please try again in "
-                 f"{wait:.3g}s.", kind="requests", code="rate_limit_exceeded",
+                 f"{wait:.2f} s.", kind="requests", code="rate_limit_exceeded",
             headers={"Retry-After": str(max(1, round(wait))), "retry-after-ms": str(round(wait * 1000))},
         )  # fmt: skip
     return error_response(500, "The offline server failed on purpose (fault injection).", kind="server_error")

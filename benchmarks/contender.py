@@ -1,0 +1,119 @@
+"""Run ONE contender of the benchmark in this process and print its figures as one JSON line.
+
+    python benchmarks/contender.py NAME N BASE_URL
+
+Each contender runs in a fresh process so that its CPU time and memory are its own. Imports, clients and a
+one-conversation warm-up happen before the clock starts; the clock times the batch alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+Timed = tuple[float, float, str]  # start, end, answer of one conversation
+Batch = Callable[[list[str]], Awaitable[list[Timed]]]
+
+
+def prompts(n: int) -> list[str]:
+    return [f"What is {i} + {i + 1}?" for i in range(n)]
+
+
+async def timed(conversation: Awaitable[str]) -> Timed:
+    start = time.perf_counter()
+    answer = await conversation
+    return start, time.perf_counter(), answer
+
+
+async def make_contender(name: str, base_url: str) -> tuple[Batch, Callable[[], Awaitable[None]]]:
+    """Set up one contender: returns its batch function and its clean-up."""
+    from openai import AsyncOpenAI, DefaultAioHttpClient
+
+    if name in ("agentlab_default", "agentlab_same_client", "agentlab_serial"):
+        from agentlab import Agent, run_concurrent, run_serial
+        from agentlab.tools.math import MATH_TOOLS
+
+        os.environ["AGENTLAB_OFFLINE_URL"] = base_url
+        client = None if name == "agentlab_default" else AsyncOpenAI(base_url=base_url, api_key="offline")
+        agent = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS, client=client)
+        runner = run_serial if name == "agentlab_serial" else run_concurrent
+
+        async def agentlab_batch(batch: list[str]) -> list[Timed]:
+            results = await runner(agent, batch)
+            return [(r.started_at, r.ended_at, r.output_text) for r in results]
+
+        async def agentlab_close() -> None:
+            if client is not None:
+                await client.close()
+
+        return agentlab_batch, agentlab_close
+
+    if name in ("raw_httpx", "raw_aiohttp"):
+        from raw_loop import raw_conversation
+
+        http_client = DefaultAioHttpClient() if name == "raw_aiohttp" else None
+        raw_client = AsyncOpenAI(base_url=base_url, api_key="offline", http_client=http_client)
+
+        async def raw_batch(batch: list[str]) -> list[Timed]:
+            return await asyncio.gather(*(timed(raw_conversation(raw_client, p)) for p in batch))
+
+        return raw_batch, raw_client.close
+
+    if name == "agents_sdk":
+        from agents import Agent as SDKAgent
+        from agents import OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+
+        set_tracing_disabled(True)
+        sdk_client = AsyncOpenAI(base_url=base_url, api_key="offline")
+
+        @function_tool
+        def sum_numbers(a: float, b: float) -> float:
+            """Add two numbers."""
+            return a + b
+
+        sdk_agent = SDKAgent(name="calc", instructions="Use the tools.", tools=[sum_numbers],
+                             model=OpenAIResponsesModel("gpt-5-mini", openai_client=sdk_client))  # fmt: skip
+
+        async def run_one(prompt: str) -> str:
+            return str((await Runner.run(sdk_agent, prompt)).final_output)
+
+        async def sdk_batch(batch: list[str]) -> list[Timed]:
+            return await asyncio.gather(*(timed(run_one(p)) for p in batch))
+
+        return sdk_batch, sdk_client.close
+
+    raise SystemExit(f"unknown contender {name!r}")
+
+
+async def measure(name: str, n: int, base_url: str) -> dict[str, Any]:
+    batch, close = await make_contender(name, base_url)
+    await batch(prompts(1))  # warm-up: imports, connection pool, first-call costs
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    timings = await batch(prompts(n))
+    wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_before
+    rss_growth_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
+    await close()
+    durations = [end - start for start, end, _ in timings]
+    wrong = [i for i, (_, _, answer) in enumerate(timings) if f"{2 * i + 1}" not in answer]
+    return {
+        "contender": name, "n": n, "wall": wall, "sum": sum(durations), "longest": max(durations),
+        "efficiency": max(durations) / wall, "cpu_s": cpu, "cpu_ms_per_call": 1000 * cpu / (2 * n),
+        "rss_kb_per_conversation": rss_growth_kb / n, "wrong_answers": len(wrong),
+    }  # fmt: skip
+
+
+if __name__ == "__main__":
+    contender, count, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    print(json.dumps(asyncio.run(measure(contender, count, url))))

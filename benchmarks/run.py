@@ -1,0 +1,169 @@
+"""The benchmark: agentlab against a raw openai loop and the OpenAI Agents SDK, on the same offline server.
+
+    python -m agentlab bench                 # N in 1, 10, 100, 1000 (a few minutes)
+    python -m agentlab bench --quick         # N in 1, 10, 100 (under a minute)
+    python -m agentlab bench --n 10 --out /tmp/bench
+
+The offline server runs in its own process (2 model turns per conversation, 0.2 s each, no jitter). Each
+(contender, N) runs in a fresh client process, so CPU time and memory are its own. Figures go to
+results.json, a chart to results.png, and `python benchmarks/readme_table.py` puts the table in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from agentlab.charts import bars, save_png
+from agentlab.offline import start_process
+
+HERE = Path(__file__).resolve().parent
+CONTENDERS = ["agentlab_default", "agentlab_same_client", "raw_httpx", "raw_aiohttp", "agents_sdk", "agentlab_serial"]
+LABELS = {
+    "agentlab_default": "(1) agentlab, default client",
+    "agentlab_same_client": "(2) agentlab, plain AsyncOpenAI()",
+    "raw_httpx": "(3) raw loop, httpx (baseline)",
+    "raw_aiohttp": "(4) raw loop, aiohttp",
+    "agents_sdk": "(5) OpenAI Agents SDK",
+    "agentlab_serial": "(6) agentlab run_serial",
+}
+TURN_SECONDS = 0.2
+
+
+def run_contender(name: str, n: int, base_url: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, str(HERE / "contender.py"), name, str(n), base_url],
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} at N={n} failed:\n{proc.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def server_throughput(base_url: str, requests: int = 4000, concurrency: int = 200) -> float:
+    """Requests per second that the offline server answers, with a lean aiohttp client and zero latency."""
+    numbers = {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}}
+    tools = [{"type": "function", "name": "sum_numbers", "parameters": numbers}]
+    body = json.dumps({"model": "gpt-5-mini", "input": "What is 1 + 2?", "tools": tools}).encode()
+    queue = iter(range(requests))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def worker() -> None:
+            for _ in queue:
+                async with session.post(base_url + "/responses", data=body,
+                                        headers={"Content-Type": "application/json"}) as response:  # fmt: skip
+                    await response.read()
+                    assert response.status == 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return requests / (time.perf_counter() - started)
+
+
+def targets(results: list[dict[str, Any]], rps: float, big: int) -> list[tuple[str, float, str, float, bool]]:
+    """(figure, value, comparison, target, passed) for each target of the issue."""
+    at = {(r["contender"], r["n"]): r for r in results}
+    mid = 100 if (("agentlab_default", 100) in at) else max(n for c, n in at if c == "agentlab_default")
+    checks: list[tuple[str, float, str, float]] = []
+
+    def ratio(a: str, b: str) -> float | None:
+        if (a, big) in at and (b, big) in at:
+            return float(at[(a, big)]["wall"] / at[(b, big)]["wall"])
+        return None
+
+    pairs = [("agentlab_default", "raw_httpx", 0.60), ("agentlab_default", "raw_aiohttp", 1.05),
+             ("agentlab_same_client", "raw_httpx", 1.10), ("agentlab_same_client", "agents_sdk", 0.60)]  # fmt: skip
+    for a, b, limit in pairs:
+        value = ratio(a, b) if big >= 1000 else None
+        if value is not None:
+            checks.append((f"wall {LABELS[a][:3]} / {LABELS[b][:3]} at N={big}", value, "<=", limit))
+    default = [r for r in results if r["contender"] == "agentlab_default"]
+    checks.append((f"wall / latency floor at N={mid}, (1)", at[("agentlab_default", mid)]["wall"] / (2 * TURN_SECONDS),
+                   "<=", 2.0))  # fmt: skip
+    checks.append(("client CPU per model call, (1), ms", max(r["cpu_ms_per_call"] for r in default if r["n"] >= 10),
+                   "<=", 3.0))  # fmt: skip
+    checks.append((f"memory per in-flight conversation at N={big}, (1), KB",
+                   at[("agentlab_default", big)]["rss_kb_per_conversation"], "<=", 50.0))  # fmt: skip
+    checks.append(("offline server throughput, requests/s", rps, ">=", 1000.0))
+    return [(name, v, op, limit, v <= limit if op == "<=" else v >= limit) for name, v, op, limit in checks]
+
+
+def describe(r: dict[str, Any]) -> str:
+    return (f"N={r['n']:>5}  {LABELS[r['contender']]:<36} wall {r['wall']:7.2f} s  longest {r['longest']:5.2f} s  "
+            f"eff {r['efficiency']:4.0%}  CPU {r['cpu_ms_per_call']:5.2f} ms/call  "
+            f"RSS {r['rss_kb_per_conversation']:6.1f} KB/conv  wrong {r['wrong_answers']}")  # fmt: skip
+
+
+def machine() -> dict[str, Any]:
+    import aiohttp as aio
+    import openai
+
+    return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "openai": openai.__version__, "aiohttp": aio.__version__,
+            "date": datetime.date.today().isoformat()}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N in 1, 10, 100 only")
+    parser.add_argument("--n", type=int, nargs="+", help="the batch sizes to run")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for results.json and results.png")
+    args = parser.parse_args(argv)
+    sizes = args.n or ([1, 10, 100] if args.quick else [1, 10, 100, 1000])
+    contenders = list(CONTENDERS)
+    if importlib.util.find_spec("agents") is None:
+        print("skipping the Agents SDK contender: `agents` is not installed (pip install -e '.[bench]')")
+        contenders.remove("agents_sdk")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    results: list[dict[str, Any]] = []
+    server = start_process(time_scale=1.0, seed=0, base_latency=TURN_SECONDS, per_token=0.0, jitter=0.0)
+    try:
+        for n in sizes:
+            for name in contenders:
+                if name == "agentlab_serial" and n > 10:
+                    continue
+                result = run_contender(name, n, server.base_url)
+                results.append(result)
+                print(describe(result), flush=True)
+    finally:
+        server.stop()
+    fast = start_process(time_scale=1.0, base_latency=0.0, per_token=0.0, jitter=0.0)
+    try:
+        rps = asyncio.run(server_throughput(fast.base_url))
+    finally:
+        fast.stop()
+    print(f"offline server alone: {rps:,.0f} requests/s")
+
+    big = max(sizes)
+    checks = targets(results, rps, big)
+    print("\ntargets:")
+    for name, value, op, limit, passed in checks:
+        print(f"  {'PASS' if passed else 'MISS'}  {name}: {value:.2f} (target {op} {limit:g})")
+    report = {
+        "machine": machine(), "turn_seconds": TURN_SECONDS, "sizes": sizes, "results": results,
+        "server_requests_per_second": rps,
+        "targets": [{"figure": name, "value": v, "target": f"{op} {t:g}", "pass": p} for name, v, op, t, p in checks],
+    }  # fmt: skip
+    (args.out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+    at_big = [r for r in results if r["n"] == big]
+    figure = bars([LABELS[r["contender"]].replace(", ", "\n") for r in at_big], [r["wall"] for r in at_big],
+                  title=f"Wall time for N={big} conversations (2 model turns of {TURN_SECONDS} s each)")  # fmt: skip
+    save_png(figure, args.out / "results.png")
+    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'results.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
