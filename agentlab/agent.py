@@ -109,9 +109,11 @@ class Agent:
             return await client.responses.create(
                 model=self.model,
                 instructions=self.instructions,
-                input=messages,  # type: ignore[arg-type]  # plain dicts in the documented wire shape
-                tools=list(self.tool_schemas),  # type: ignore[arg-type]
                 parallel_tool_calls=self.parallel_tool_calls,
+                # `input` and `tools` are already plain JSON in the wire shape, so they go in `extra_body`:
+                # passed as typed parameters, the client would walk every item of the growing transcript
+                # against its TypedDicts on every turn, which cost ~75% of our CPU per call (see the README).
+                extra_body={"input": messages, "tools": self.tool_schemas},
             )
         except openai.APIStatusError as exc:
             raise BackendError(explain_status_error(exc), status_code=exc.status_code) from exc
