@@ -116,11 +116,12 @@ class Agent:
                 extra_body={"input": messages, "tools": self.tool_schemas},
             )
         except openai.APIStatusError as exc:
-            raise BackendError(explain_status_error(exc), status_code=exc.status_code) from exc
+            raise BackendError(explain_status_error(exc, client.max_retries), status_code=exc.status_code) from exc
         except openai.APITimeoutError as exc:
             raise BackendError(
-                f"the model server did not answer in time (client timeout {client.timeout}); the client's retries "
-                "are used up. Raise the client's timeout, or use run_bounded(timeout=...) to cut slow conversations."
+                f"the model server did not answer in time (client timeout {client.timeout}, "
+                f"{client.max_retries} retries); raise the client's timeout, or use run_bounded(timeout=...) "
+                "to cut slow conversations."
             ) from exc
         except openai.APIConnectionError as exc:
             raise BackendError(
@@ -194,16 +195,17 @@ def describe_arguments(arguments: str) -> str:
     return arguments
 
 
-def explain_status_error(exc: openai.APIStatusError) -> str:
+def explain_status_error(exc: openai.APIStatusError, retries: int) -> str:
     """A message that says what the server answered and what to do about it."""
     status = exc.status_code
+    after = f"after the client's {retries} retries" if retries else "(the client does not retry: max_retries=0)"
     body = exc.body
     detail = str(body.get("message", exc.message)) if isinstance(body, dict) else exc.message
     if status == 429:
-        return f"the model server rate-limited this conversation (429) after the client's retries: {detail} " \
+        return f"the model server rate-limited this conversation (429) {after}: {detail} " \
                "Send fewer at once with run_bounded(max_concurrency=...)."
     if status >= 500:
-        return f"the model server failed ({status}) after the client's retries: {detail} " \
+        return f"the model server failed ({status}) {after}: {detail} " \
                "Try again later; run_settled keeps the other conversations' results."
     if status == 401:
         return f"the model server refused the API key (401): {detail}. Check OPENAI_API_KEY."

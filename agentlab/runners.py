@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import Any, TypeAlias, TypeVar
 
 from agentlab.agent import Agent, EventHandler, Prompt, check_prompts
 from agentlab.errors import ConversationTimeout, MaxTurnsExceeded
@@ -30,6 +30,7 @@ from agentlab.results import AgentEvent, Batch, BatchReport, ConversationTiming,
 __all__ = ["run_serial", "run_concurrent", "run_settled", "run_bounded", "as_completed", "BatchEventHandler"]
 
 BatchEventHandler: TypeAlias = Callable[[int, AgentEvent], None]
+T = TypeVar("T")
 
 
 async def run_serial(
@@ -62,14 +63,8 @@ async def run_concurrent(
     """
     batch = BatchTracker("run_concurrent", check_prompts(prompts), progress, log, on_event)
     with batch:
-        # Create every task first: each starts running at once, like a JavaScript promise.
-        tasks = [asyncio.create_task(batch.run_one(agent, i, p)) for i, p in enumerate(batch.prompts)]
-        try:
-            results = await asyncio.gather(*tasks)
-        except BaseException:
-            await cancel_and_wait(tasks)
-            raise
-    return Batch(list(results), batch.report())
+        results = await gather_or_cancel([batch.run_one(agent, i, p) for i, p in enumerate(batch.prompts)])
+    return Batch(results, batch.report())
 
 
 async def run_settled(
@@ -86,13 +81,8 @@ async def run_settled(
     """
     batch = BatchTracker("run_settled", check_prompts(prompts), progress, log, on_event)
     with batch:
-        tasks = [asyncio.create_task(batch.settle_one(agent, i, p)) for i, p in enumerate(batch.prompts)]
-        try:
-            outcomes = await asyncio.gather(*tasks)
-        except BaseException:  # only our own cancellation gets here: settle_one keeps failures
-            await cancel_and_wait(tasks)
-            raise
-    return Batch(list(outcomes), batch.report())
+        outcomes = await gather_or_cancel([batch.settle_one(agent, i, p) for i, p in enumerate(batch.prompts)])
+    return Batch(outcomes, batch.report())
 
 
 async def run_bounded(
@@ -112,15 +102,10 @@ async def run_bounded(
     limiter, timeout = check_limits(max_concurrency, timeout)
     batch = BatchTracker("run_bounded", check_prompts(prompts), progress, log, on_event)
     with batch:
-        tasks = [
-            asyncio.create_task(batch.settle_one(agent, i, p, limiter, timeout)) for i, p in enumerate(batch.prompts)
-        ]
-        try:
-            outcomes = await asyncio.gather(*tasks)
-        except BaseException:
-            await cancel_and_wait(tasks)
-            raise
-    return Batch(list(outcomes), batch.report())
+        outcomes = await gather_or_cancel(
+            [batch.settle_one(agent, i, p, limiter, timeout) for i, p in enumerate(batch.prompts)]
+        )
+    return Batch(outcomes, batch.report())
 
 
 async def as_completed(
@@ -269,6 +254,20 @@ def check_limits(max_concurrency: int | None, timeout: float | None) -> tuple[as
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be a number of seconds greater than 0 (or None for no limit), got {timeout!r}")
     return (asyncio.Semaphore(max_concurrency) if max_concurrency else None), timeout
+
+
+async def gather_or_cancel(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Start every coroutine as a task at once (like JavaScript promises), then wait for all of them.
+
+    If one raises (or we are cancelled), the others are cancelled and awaited before the error goes on, so
+    no task is ever left running behind the caller's back.
+    """
+    tasks = [asyncio.create_task(coroutine) for coroutine in coroutines]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        await cancel_and_wait(tasks)
+        raise
 
 
 async def cancel_and_wait(tasks: Sequence[asyncio.Task[Any]]) -> None:

@@ -33,6 +33,9 @@ class Feedback:
         head = "✓ well done" if self.passed else "✗ not yet"
         return "\n".join([head, *(f"  - {m}" for m in self.messages)])
 
+    def __repr__(self) -> str:
+        return f"Feedback(passed={self.passed})\n{self}"
+
     def _repr_html_(self) -> str:
         colour = "#1b7f3b" if self.passed else "#b3261e"
         head = "✓ well done" if self.passed else "✗ not yet"

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -240,20 +241,27 @@ def parse_infix(tokens: list[str | float]) -> Expr:
     return expr
 
 
-def parse_sum(tokens: list[str | float]) -> tuple[Expr, list[str | float]]:
-    left, tokens = parse_product(tokens)
-    while tokens and tokens[0] in ("+", "-"):
-        op: Op = "add" if tokens[0] == "+" else "sub"
-        right, tokens = parse_product(tokens[1:])
-        left = Node(op, (left, right))
-    return left, tokens
+SUM_OPS: dict[str, Op] = {"+": "add", "-": "sub"}
+PRODUCT_OPS: dict[str, Op] = {"*": "mul", "/": "div"}
+Tokens: TypeAlias = list[str | float]
 
 
-def parse_product(tokens: list[str | float]) -> tuple[Expr, list[str | float]]:
-    left, tokens = parse_unary(tokens)
-    while tokens and tokens[0] in ("*", "/"):
-        op: Op = "mul" if tokens[0] == "*" else "div"
-        right, tokens = parse_unary(tokens[1:])
+def parse_sum(tokens: Tokens) -> tuple[Expr, Tokens]:
+    return parse_chain(tokens, SUM_OPS, parse_product)
+
+
+def parse_product(tokens: Tokens) -> tuple[Expr, Tokens]:
+    return parse_chain(tokens, PRODUCT_OPS, parse_unary)
+
+
+def parse_chain(
+    tokens: Tokens, ops: dict[str, Op], parse_operand: Callable[[Tokens], tuple[Expr, Tokens]]
+) -> tuple[Expr, Tokens]:
+    """A left-associative chain of operands joined by the operators in ``ops``: 1 - 2 - 3 is (1 - 2) - 3."""
+    left, tokens = parse_operand(tokens)
+    while tokens and isinstance(tokens[0], str) and tokens[0] in ops:
+        op = ops[tokens[0]]
+        right, tokens = parse_operand(tokens[1:])
         left = Node(op, (left, right))
     return left, tokens
 

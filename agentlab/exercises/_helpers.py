@@ -1,0 +1,27 @@
+"""Small pieces shared by the exercise checks."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from agentlab.results import RunResult
+
+
+def missing(**answers: Any) -> list[str]:
+    """The names of answers that are still placeholders (``...`` or ``None``)."""
+    return [name for name, value in answers.items() if value is ... or value is None]
+
+
+def fill_in(names: list[str]) -> str:
+    return f"fill in {', '.join(f'`{n}`' for n in names)} first: replace the `...` in the TODO cell"
+
+
+def not_awaited(results: Any) -> bool:
+    return isinstance(results, list) and any(inspect.iscoroutine(r) or inspect.isawaitable(r) for r in results)
+
+
+def run_results(results: Any) -> list[RunResult] | None:
+    if isinstance(results, (list, tuple)) and results and all(isinstance(r, RunResult) for r in results):
+        return list(results)
+    return None

@@ -1,0 +1,56 @@
+"""Exercise 02: from a serial loop to create_task + gather, measured from the results themselves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentlab.exercises import Feedback
+from agentlab.exercises._helpers import fill_in, missing, not_awaited, run_results
+from agentlab.exercises.ex01 import describe, first_user_text
+
+HINTS = [
+    "`await` inside the loop waits for each conversation before the next one starts. Start them all first, "
+    "and wait only once, for all of them.",
+    "`tasks = [asyncio.create_task(agent.run(p)) for p in prompts]` starts every conversation at once: "
+    "nothing is awaited yet.",
+    "Then `results = await asyncio.gather(*tasks)` waits for all of them, and returns the results in the order "
+    "of the tasks, which is the order of the prompts.",
+]
+
+
+def check(prompts: Any = ..., results: Any = ..., **_: Any) -> Feedback:
+    """Measure the learner's batch from the results' own start and end times: about the longest, or the sum?"""
+    if names := missing(prompts=prompts, results=results):
+        return Feedback(False, (fill_in(names),))
+    if not_awaited(results):
+        return Feedback(False, (
+            "`results` holds coroutines or tasks, not results: `results = await asyncio.gather(*tasks)` waits "
+            "for them and gives the results.",))  # fmt: skip
+    runs = run_results(results)
+    if runs is None:
+        return Feedback(False, (
+            f"`results` should be the list of RunResults that `await asyncio.gather(*tasks)` returns; "
+            f"it is {describe(results)}.",))  # fmt: skip
+    if isinstance(prompts, list):
+        if len(runs) != len(prompts):
+            return Feedback(False, (f"you have {len(runs)} results for {len(prompts)} prompts: run each prompt once.",))
+        if [first_user_text(r.messages) for r in runs] != prompts:
+            return Feedback(False, (
+                "the results are not in the order of the prompts: `gather` keeps the order of its arguments, so "
+                "create the tasks in the order of `prompts` (and do not sort the results by finishing time).",))  # fmt: skip
+    durations = [r.duration for r in runs]
+    summed, longest = sum(durations), max(durations)
+    wall = max(r.ended_at for r in runs) - min(r.started_at for r in runs)
+    if len(runs) > 1 and wall >= 0.8 * summed:
+        return Feedback(False, (
+            f"your batch took {wall:.2f} s, about the sum of durations ({summed:.2f} s): did you await inside the "
+            "loop? Create all the tasks first, then gather them.",))  # fmt: skip
+    if wall > 1.25 * longest + 0.05:
+        return Feedback(False, (
+            f"your batch took {wall:.2f} s: less than the sum ({summed:.2f} s), but well above the longest "
+            f"conversation ({longest:.2f} s). Are some of them still awaited one by one?",))  # fmt: skip
+    return Feedback(True, (
+        f"your batch took {wall:.2f} s, about the longest conversation ({longest:.2f} s) instead of the sum of "
+        f"durations ({summed:.2f} s): {summed / wall:.2f}x faster.",
+        "The results are in the order of the prompts.",
+    ))  # fmt: skip

@@ -1,0 +1,230 @@
+"""Exercise checks: each passes on its solution and fails on the untouched exercise, with specific feedback.
+
+Two layers:
+
+- fast unit tests call each ``agentlab.exercises.exNN.check`` directly on handmade answers (good, wrong, and
+  placeholders such as ``...`` or ``None``);
+- slow tests (``-m slow``, still run by default) execute every exercise/solution pair present in
+  ``notebooks/`` in a fresh kernel at ``AGENTLAB_TIME_SCALE=0.05`` and read what the ``check(...)`` cell shows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import agentlab.exercises
+from agentlab.exercises import Feedback, check, hints
+from agentlab.results import Fulfilled, Rejected, RunResult, Usage
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+PAIRS = [
+    (exercise, NOTEBOOKS / "solutions" / exercise.name.replace("_exercise", "_solution"))
+    for exercise in sorted((NOTEBOOKS / "exercises").glob("*_exercise.ipynb"))
+]
+MODULES = sorted(m.name[2:] for m in pkgutil.iter_modules(agentlab.exercises.__path__) if m.name.startswith("ex"))
+
+
+# -- The notebooks, run for real ----------------------------------------------------------------------------
+
+
+def execute(path: Path) -> nbformat.NotebookNode:
+    """Run a notebook top to bottom in a fresh python3 kernel, in its own folder, at the test time scale."""
+    notebook: nbformat.NotebookNode = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    env = {**os.environ, "AGENTLAB_TIME_SCALE": "0.05", "AGENTLAB_BACKEND": "offline"}
+    env.pop("OPENAI_API_KEY", None)
+    client = NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute(env=env)
+    return notebook
+
+
+def shown_by_check(notebook: nbformat.NotebookNode) -> str:
+    """Everything the ``check(...)`` cell displayed (its text and its HTML)."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and cell.source.lstrip().startswith("check("):
+            parts = [str(o.get("text", "")) for o in cell.outputs]
+            parts += [str(value) for o in cell.outputs for value in o.get("data", {}).values()]
+            return "\n".join(parts)
+    raise AssertionError("the notebook has no cell that starts with check(...)")
+
+
+def stderr_of(notebook: nbformat.NotebookNode) -> list[str]:
+    return [
+        str(o.get("text", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if o.get("output_type") == "stream" and o.get("name") == "stderr"
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("exercise", "solution"), PAIRS, ids=[p[0].name[:2] for p in PAIRS])
+def test_check_passes_on_the_solution_and_fails_on_the_untouched_exercise(exercise: Path, solution: Path) -> None:
+    assert solution.exists(), f"{exercise.name} has no solution {solution.name}"
+    # one after the other: nbclient drives its kernel with its own event loop, which two threads would share
+    untouched, solved = execute(exercise), execute(solution)
+    passed, failed = shown_by_check(solved), shown_by_check(untouched)
+    assert "✓" in passed and "✗" not in passed, passed
+    assert "✗" in failed and "✓" not in failed, failed
+    assert not stderr_of(solved) and not stderr_of(untouched)
+
+
+# -- Every check module -------------------------------------------------------------------------------------
+
+
+def test_there_is_a_check_module_for_every_exercise_notebook() -> None:
+    for exercise, _ in PAIRS:
+        assert exercise.name[:2] in MODULES, f"{exercise.name} has no agentlab/exercises/ex{exercise.name[:2]}.py"
+
+
+@pytest.mark.parametrize("exercise", MODULES)
+def test_placeholders_ask_to_fill_in_and_never_raise(exercise: str) -> None:
+    module = importlib.import_module(f"agentlab.exercises.ex{exercise}")
+    names = [p.name for p in inspect.signature(module.check).parameters.values() if p.kind is p.KEYWORD_ONLY
+             or p.kind is p.POSITIONAL_OR_KEYWORD]  # fmt: skip
+    for placeholder in (..., None):
+        feedback = check(exercise, **dict.fromkeys(names, placeholder))
+        assert isinstance(feedback, Feedback)
+        assert not feedback.passed and "fill in" in feedback.messages[0], feedback
+    assert "fill in" in check(exercise).messages[0]
+
+
+@pytest.mark.parametrize("exercise", MODULES)
+def test_hints_are_progressive(exercise: str) -> None:
+    view = hints(exercise)
+    assert 2 <= len(view.items) <= 4
+    assert view._repr_html_().count("<details>") == len(view.items)
+    assert str(view).startswith("Hint 1: ")
+
+
+def test_feedback_renders_as_text_and_html() -> None:
+    feedback = Feedback(False, ("a <b>", "c"))
+    assert str(feedback).startswith("✗ not yet")
+    assert "&lt;b&gt;" in feedback._repr_html_()
+    assert "✓" in Feedback(True)._repr_html_()
+    with pytest.raises(ValueError, match="no exercise"):
+        check("99")
+
+
+# -- Handmade answers for 01-03 -----------------------------------------------------------------------------
+
+
+def run(prompt: str, start: float, duration: float) -> RunResult:
+    """A RunResult as ``await agent.run(prompt)`` returns it, with chosen start and end times."""
+    messages = [{"role": "user", "content": prompt}, {"type": "message", "role": "assistant", "content": "ok"}]
+    return RunResult("ok", messages, (), Usage(), 2, start, start + duration)
+
+
+PROMPTS = ["a [duration=3]", "b [duration=2]", "c [duration=1]"]
+SERIAL = [run("a [duration=3]", 0, 3), run("b [duration=2]", 3, 2), run("c [duration=1]", 5, 1)]
+CONCURRENT = [run("a [duration=3]", 0, 3), run("b [duration=2]", 0, 2), run("c [duration=1]", 0, 1)]
+
+
+def message(feedback: Feedback) -> str:
+    assert not feedback.passed, feedback
+    return feedback.messages[0]
+
+
+def test_01_passes_when_the_total_is_about_the_sum() -> None:
+    feedback = check("01", prompts=PROMPTS, results=SERIAL, total=6.05)
+    assert feedback.passed
+    assert "about the sum of the durations (3.00 s + 2.00 s + 1.00 s = 6.00 s): good" in feedback.messages[0]
+
+
+def test_01_catches_missing_awaits() -> None:
+    async def pending() -> None: ...
+
+    coroutines = [pending() for _ in PROMPTS]
+    try:
+        assert "`results` holds coroutine objects" in message(check("01", results=coroutines, total=0.001))
+        assert "await agent.run(prompt)" in message(check("01", results=coroutines, total=0.001))
+    finally:
+        for coroutine in coroutines:
+            coroutine.close()
+
+
+def test_01_catches_overlap_a_bad_clock_and_wrong_types() -> None:
+    assert "overlapped" in message(check("01", prompts=PROMPTS, results=CONCURRENT, total=3.1))
+    assert "start the clock just before" in message(check("01", prompts=PROMPTS, results=SERIAL, total=20.0))
+    assert "order of the prompts" in message(check("01", prompts=PROMPTS, results=SERIAL[::-1], total=6.0))
+    assert "3 results for 2 prompts" in message(check("01", prompts=PROMPTS[:2], results=SERIAL, total=6.0))
+    assert "`total` should be the elapsed seconds" in message(check("01", results=SERIAL, total="6"))
+    assert "`total` should be the elapsed seconds" in message(check("01", results=SERIAL, total=True))
+    assert "list of the RunResults" in message(check("01", results=["42", "42", "42"], total=6.0))
+    assert "list of the RunResults" in message(check("01", results=SERIAL[0], total=6.0))
+
+
+def test_02_says_serial_when_the_batch_took_the_sum() -> None:
+    text = message(check("02", prompts=PROMPTS, results=SERIAL))
+    assert text.startswith("your batch took 6.00 s, about the sum of durations (6.00 s): did you await inside")
+    assert "Create all the tasks first, then gather them." in text
+
+
+def test_02_passes_at_about_the_longest_and_checks_order() -> None:
+    feedback = check("02", prompts=PROMPTS, results=CONCURRENT)
+    assert feedback.passed and "about the longest conversation (3.00 s)" in feedback.messages[0]
+    assert "2.00x faster" in feedback.messages[0]
+    assert "not in the order of the prompts" in message(check("02", prompts=PROMPTS, results=CONCURRENT[::-1]))
+    assert "3 results for 2 prompts" in message(check("02", prompts=PROMPTS[:2], results=CONCURRENT))
+
+
+def test_02_spots_half_done_work_and_unawaited_tasks() -> None:
+    partly = [run("a [duration=3]", 0, 3), run("b [duration=2]", 0, 2), run("c [duration=1]", 3, 1)]
+    assert "well above the longest conversation (3.00 s)" in message(check("02", prompts=PROMPTS, results=partly))
+
+    async def pending() -> None: ...
+
+    coroutines = [pending() for _ in PROMPTS]
+    try:
+        assert "await asyncio.gather(*tasks)" in message(check("02", prompts=PROMPTS, results=coroutines))
+    finally:
+        for coroutine in coroutines:
+            coroutine.close()
+    assert "list of RunResults" in message(check("02", prompts=PROMPTS, results=[1, 2, 3]))
+
+
+FAULTY = ["a", "b [fault=500]", "c", "d [fault=500]"]
+
+
+def settled(order: list[int] | None = None) -> list[Any]:
+    outcomes: list[Any] = [
+        Fulfilled(run("a", 0, 1)), Rejected(RuntimeError("500")), Fulfilled(run("c", 0, 1)), Rejected(RuntimeError()),
+    ]  # fmt: skip
+    return [outcomes[i] for i in order] if order else outcomes
+
+
+def test_03_passes_with_settled_outcomes_or_gathered_exceptions() -> None:
+    feedback = check("03", prompts=FAULTY, outcomes=settled(), failed=[1, 3])
+    assert feedback.passed and "failed: [1, 3]" in feedback.messages[0]
+    gathered = [run("a", 0, 1), RuntimeError(), run("c", 0, 1), RuntimeError()]
+    assert check("03", prompts=FAULTY, outcomes=gathered, failed=[1, 3]).passed
+    assert check("03", prompts=FAULTY, outcomes=tuple(settled()), failed=(3, 1)).passed
+
+
+def test_03_checks_count_order_and_indices() -> None:
+    assert "3 outcomes for 4 prompts" in message(check("03", prompts=FAULTY, outcomes=settled()[:3], failed=[1, 3]))
+    assert "outcome 0 answers another prompt" in message(
+        check("03", prompts=FAULTY, outcomes=settled([2, 1, 0, 3]), failed=[1, 3])
+    )
+    assert "your `failed` is [1]" in message(check("03", prompts=FAULTY, outcomes=settled(), failed=[1]))
+    assert "not their indices" in message(check("03", prompts=FAULTY, outcomes=settled(), failed=["b [fault=500]"]))
+    assert "a list of indices" in message(check("03", prompts=FAULTY, outcomes=settled(), failed=1))
+    unchanged = ["a", "b", "c", "d [fault=500]"]
+    assert "prompts with a fault marker are [3]" in message(
+        check("03", prompts=unchanged, outcomes=settled(), failed=[1, 3])
+    )
+    assert "expected a Fulfilled or Rejected" in message(
+        check("03", prompts=FAULTY, outcomes=[1, 2, 3, 4], failed=[1, 3])
+    )
+    assert "pass the exercise's list of `prompts`" in message(check("03", prompts="a", outcomes=settled(), failed=[1]))
