@@ -1,11 +1,13 @@
 """Charts that make *sum of durations* against *longest duration* plain to see.
 
 Each function takes reports and returns a matplotlib ``Figure`` (a notebook shows it as the cell's value).
-None of them calls ``plt.show()`` or touches pyplot's global state: figures are built with ``Figure()``.
+None of them calls ``plt.show()`` or touches pyplot's global state: figures are built directly, as ``Chart``,
+a ``Figure`` that knows how to show itself as a PNG in Jupyter even when pyplot was never imported.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +19,7 @@ from matplotlib.patches import Patch
 
 from agentlab.results import BatchReport
 
-__all__ = ["timeline", "sum_vs_longest", "scaling", "bars", "save_png"]
+__all__ = ["Chart", "timeline", "sum_vs_longest", "scaling", "bars", "save_png"]
 
 # A colour-blind-friendly palette (Okabe–Ito).
 MODEL_COLOR = "#0072B2"
@@ -29,10 +31,20 @@ CONCURRENT_COLOR = "#009E73"
 IDEAL_COLOR = "#555555"
 
 
+class Chart(Figure):
+    """A Figure that displays itself as a PNG in a notebook (IPython calls ``_repr_png_``)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        FigureCanvasAgg(self)
+        self.savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
+
+
 def timeline(report: BatchReport, *, title: str | None = None) -> Figure:
     """A Gantt chart: one row per conversation, model and tool spans in two colours, a line at the wall time."""
     rows = max(report.n, 1)
-    fig = Figure(figsize=(9, min(2 + 0.35 * rows, 14)), layout="constrained")
+    fig = Chart(figsize=(9, min(2 + 0.35 * rows, 14)), layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title or f"{report.runner}: {report.n} conversations")
     if report.n == 0:
@@ -84,7 +96,7 @@ def sum_vs_longest(serial: BatchReport, concurrent: BatchReport, *, title: str |
 
 def scaling(reports: Sequence[BatchReport], *, title: str | None = None) -> Figure:
     """Wall time against N, one line per runner, with dashed ideal lines (sum for serial, longest otherwise)."""
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    fig = Chart(figsize=(8, 4.5), layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title or "Wall time as the batch grows")
     if not reports:
@@ -111,7 +123,7 @@ def bars(
     colors: Sequence[str] | None = None,
 ) -> Figure:  # fmt: skip
     """A labelled bar chart, each bar marked with its value in seconds."""
-    fig = Figure(figsize=(max(6, 1.6 * len(labels)), 4.5), layout="constrained")
+    fig = Chart(figsize=(max(6, 1.6 * len(labels)), 4.5), layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title)
     container = ax.bar(list(labels), list(seconds), color=list(colors) if colors else CONCURRENT_COLOR)

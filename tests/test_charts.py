@@ -70,3 +70,8 @@ def test_empty_reports_do_not_fail_and_pyplot_stays_clean(tmp_path: pytest.TempP
     for fig in (timeline(empty), sum_vs_longest(empty, empty), scaling([]), bars(["a"], [0.0], title="t")):
         save_png(fig, tmp_path / "empty.png")  # type: ignore[operator]
     assert plt.get_fignums() == []
+
+
+def test_charts_show_themselves_as_png_without_pyplot() -> None:
+    png = timeline(SERIAL)._repr_png_()  # type: ignore[attr-defined]
+    assert png.startswith(b"\x89PNG\r\n") and len(png) > 5_000
