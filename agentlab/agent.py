@@ -48,6 +48,9 @@ class Agent:
     def __post_init__(self) -> None:
         if not isinstance(self.max_turns, int) or self.max_turns < 1:
             raise ConfigurationError(f"max_turns must be a whole number of at least 1, got {self.max_turns!r}")
+        if isinstance(self.tools, Tool) or callable(self.tools) or isinstance(self.tools, (str, bytes)):
+            name = getattr(self.tools, "name", None) or getattr(self.tools, "__name__", "...")
+            raise ConfigurationError(f"tools must be a list of tools, got a single one: write tools=[{name}]")
         tools = tuple(tool(t) for t in self.tools)  # plain functions are turned into Tools here
         names = [t.name for t in tools]
         if len(set(names)) != len(names):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 from agentlab.agent import Agent, EventHandler, Prompt, check_prompts
@@ -117,7 +117,7 @@ async def as_completed(
     progress: bool | Progress = False,
     log: bool = False,
     on_event: BatchEventHandler | None = None,
-) -> AsyncIterator[tuple[int, Outcome]]:
+) -> AsyncGenerator[tuple[int, Outcome], None]:
     """Yield ``(index, outcome)`` as each conversation finishes: fastest first, not in input order.
 
     Leaving the loop early cancels the conversations still running. To do that at once rather than when

@@ -82,3 +82,8 @@ def test_cli_serves_and_warns_for_remote_hosts() -> None:
         _, err = process.communicate(timeout=10)
     assert process.returncode == 0
     assert "warning" in err and "no authentication" in err
+
+
+def test_a_thread_server_on_another_host_needs_allow_remote() -> None:
+    with pytest.raises(ValueError, match="allow_remote=True"):
+        start(host="0.0.0.0")

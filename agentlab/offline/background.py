@@ -79,8 +79,16 @@ async def serve(config: ServerConfig, host: str, port: int, ready: asyncio.Futur
         await runner.cleanup()
 
 
-def start(config: ServerConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> OfflineServer:
-    """Start the server in a daemon thread with its own event loop; return once it is listening."""
+def start(
+    config: ServerConfig | None = None, *, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False
+) -> OfflineServer:
+    """Start the server in a daemon thread with its own event loop; return once it is listening.
+
+    It listens on 127.0.0.1. Another host needs ``allow_remote=True``: the server has no authentication.
+    """
+    if host not in LOCAL_HOSTS and not allow_remote:
+        raise ValueError(f"host={host!r} would expose the offline server to other machines; "
+                         "pass allow_remote=True if you really mean it")  # fmt: skip
     config = config or config_from_env()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
+from aiohttp.web_urldispatcher import _default_expect_handler
 
 from agentlab.offline import model
 from agentlab.offline.latency import ServerConfig, parse_markers
@@ -98,7 +101,7 @@ async def create_response(request: web.Request) -> web.Response:
         if (request.content_length or 0) > config.max_body_bytes:
             raise RequestError(413, f"The request body is larger than {config.max_body_bytes} bytes.",
                                code="request_too_large")  # fmt: skip
-        raw = await request.read()
+        raw = await read_body(request)
         body = parse_body(raw)
 
         # 2. Check it the way the real API does.
@@ -137,6 +140,24 @@ async def create_response(request: web.Request) -> web.Response:
         raise
     finally:
         stats.in_flight -= 1
+
+
+async def read_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except (RequestPayloadError, HttpProcessingError) as exc:  # e.g. Content-Encoding: gzip on a plain body
+        raise RequestError(400, f"The request body could not be read ({exc}). Send plain JSON, or a body "
+                                "that matches its Content-Encoding.", code="invalid_body") from None  # fmt: skip
+
+
+async def expect_continue_only(request: web.Request) -> web.StreamResponse | None:
+    """Answer ``Expect: 100-continue`` as aiohttp does; any other Expect value is a 417 in OpenAI's shape."""
+    expect = request.headers.get("Expect", "")
+    if expect.lower() == "100-continue":
+        await _default_expect_handler(request)
+        return None
+    return error_response(417, f"Unsupported Expect header {expect!r}: send none, or 100-continue.",
+                          code="expectation_failed")  # fmt: skip
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -335,7 +356,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[STATS] = Stats()
-    app.router.add_post("/v1/responses", create_response)
+    app.router.add_post("/v1/responses", create_response, expect_handler=expect_continue_only)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{name}", get_model)
     app.router.add_get("/offline/stats", get_stats)
