@@ -49,7 +49,7 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`jupyter lab --no-browser` on 127.0.0.1 and a free port, over a copy of the notebooks."""
     home = tmp_path_factory.mktemp("lab")
@@ -103,9 +103,13 @@ def wait_until_up(url: str, process: subprocess.Popen[Any], log: Path) -> None:
     raise RuntimeError(f"jupyter lab did not answer {url} within 90 s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_browser(chromium: str) -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright (not pytest-playwright's `browser`, which would download one)."""
+    """Debian's Chromium driven by Playwright (not pytest-playwright's `browser`, which would download one).
+
+    Module-scoped on purpose: Playwright's sync API keeps an event loop marked as running in this thread until
+    it stops, and every other test module calls asyncio.run.
+    """
     from playwright.sync_api import Error, sync_playwright
 
     manager = sync_playwright().start()
