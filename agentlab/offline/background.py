@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from agentlab.offline.latency import FaultPlan, LatencyModel, ServerConfig, config_from_env
+from agentlab.offline.latency import FAULT_KINDS, FaultPlan, LatencyModel, ServerConfig, config_from_env
 from agentlab.offline.server import create_app
 
 __all__ = ["OfflineServer", "start", "start_process", "add_serve_arguments", "serve_command"]
@@ -92,18 +93,29 @@ def start(
     config = config or config_from_env()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
-    ready: asyncio.Future[int] = loop.create_future()
-    thread = threading.Thread(
-        target=loop.run_until_complete, args=(serve(config, host, port, ready, stop),),
-        name="agentlab-offline-server", daemon=True,
-    )  # fmt: skip
+    # The port (or the reason it could not listen) crosses from the server's thread to ours through a
+    # thread-safe future, which is set even when the server's loop has already stopped.
+    bound: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+    async def run() -> None:
+        ready: asyncio.Future[int] = loop.create_future()
+        ready.add_done_callback(lambda done: relay(done, bound))
+        try:
+            await serve(config, host, port, ready, stop)
+        except Exception as exc:  # it failed before it listened: say why in the caller's thread
+            if not bound.done():
+                bound.set_exception(exc)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), name="agentlab-offline-server",
+                              daemon=True)  # fmt: skip
     thread.start()
     try:
-        bound_port = asyncio.run_coroutine_threadsafe(wait_ready(ready), loop).result(timeout=15)
+        bound_port = bound.result(timeout=15)
     except BaseException as exc:
-        thread.join(timeout=1)
+        thread.join(timeout=5)
         loop.close()
-        raise RuntimeError(f"the offline server could not start on {host}:{port}: {exc}") from exc
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise RuntimeError(f"the offline server could not start on {host}:{port}: {reason}") from exc
 
     def stop_thread() -> None:
         loop.call_soon_threadsafe(stop.set)
@@ -113,8 +125,13 @@ def start(
     return OfflineServer(host, bound_port, stop_thread)
 
 
-async def wait_ready(ready: asyncio.Future[int]) -> int:
-    return await asyncio.shield(ready)
+def relay(source: asyncio.Future[int], target: concurrent.futures.Future[int]) -> None:
+    """Copy the result or the exception of an asyncio future to a thread-safe one."""
+    error = source.exception()
+    if error is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(source.result())
 
 
 def start_process(
@@ -122,13 +139,15 @@ def start_process(
     time_scale: float = 1.0,
     seed: int = 0,
     fault_rate: float = 0.0,
+    fault_kinds: tuple[str, ...] = FAULT_KINDS,
     base_latency: float | None = None,
     per_token: float | None = None,
     jitter: float | None = None,
 ) -> OfflineServer:
     """Start ``python -m agentlab serve`` as its own process (its own CPU), on a free port."""
     command = [sys.executable, "-m", "agentlab", "serve", "--port", "0", "--time-scale", str(time_scale),
-               "--seed", str(seed), "--fault-rate", str(fault_rate)]  # fmt: skip
+               "--seed", str(seed), "--fault-rate", str(fault_rate),
+               "--fault-kinds", ",".join(fault_kinds)]  # fmt: skip
     for flag, value in (("--base-latency", base_latency), ("--per-token", per_token), ("--jitter", jitter)):
         if value is not None:
             command += [flag, str(value)]
@@ -159,6 +178,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, default=None, help="multiply every delay (AGENTLAB_TIME_SCALE)")
     parser.add_argument("--seed", type=int, default=None, help="seed for jitter and faults (AGENTLAB_SEED)")
     parser.add_argument("--fault-rate", type=float, default=None, help="share of requests that fail (0..1)")
+    parser.add_argument("--fault-kinds", type=parse_fault_kinds, default=FAULT_KINDS,
+                        help="which faults the rate draws from, comma-separated (default 500,429,hang)")  # fmt: skip
     parser.add_argument("--base-latency", type=float, default=None, help="seconds per model turn before scaling")
     parser.add_argument("--per-token", type=float, default=None, help="seconds per output token before scaling")
     parser.add_argument("--jitter", type=float, default=None, help="relative jitter of the latency (0..1)")
@@ -175,9 +196,18 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             seed=latency.seed if args.seed is None else args.seed,
             time_scale=latency.time_scale if args.time_scale is None else args.time_scale,
         ),
-        FaultPlan(rate=faults.rate if args.fault_rate is None else args.fault_rate,
+        FaultPlan(rate=faults.rate if args.fault_rate is None else args.fault_rate, kinds=args.fault_kinds,
                   seed=faults.seed if args.seed is None else args.seed),  # fmt: skip
     )
+
+
+def parse_fault_kinds(text: str) -> tuple[str, ...]:
+    """``"500,429"`` → ``("500", "429")``; an unknown kind is an argparse error that lists the known ones."""
+    kinds = tuple(kind.strip().lower() for kind in text.split(",") if kind.strip())
+    unknown = [kind for kind in kinds if kind not in FAULT_KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown fault kind {unknown or text!r}: use some of {','.join(FAULT_KINDS)}")
+    return kinds
 
 
 def serve_command(args: argparse.Namespace) -> int:
