@@ -33,6 +33,7 @@ __all__ = ["create_app", "Stats", "CONFIG", "STATS"]
 MODELS = ("gpt-5-mini", "gpt-5", "gpt-5-nano", "gpt-4.1-mini")
 MESSAGE_ROLES = {"user", "system", "developer", "assistant"}
 ITEM_TYPES = {"message", "reasoning", "function_call", "function_call_output"}
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
 @dataclass(slots=True)
@@ -169,6 +170,10 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise RequestError(400, f"We could not parse the JSON body of your request ({exc.msg}). "
                                 "Send a JSON object such as {\"model\": \"gpt-5-mini\", \"input\": \"Hi\"}.",
                            code="invalid_json") from None  # fmt: skip
+    except (ValueError, RecursionError) as exc:  # a number of thousands of digits, or arrays nested 1000 deep
+        raise RequestError(400, f"We could not parse the JSON body of your request ({type(exc).__name__}: it is "
+                                "nested too deeply or holds a number too large to read).",
+                           code="invalid_json") from None  # fmt: skip
     if not isinstance(body, dict):
         raise RequestError(400, f"The request body must be a JSON object, not {type(body).__name__}.",
                            code="invalid_json")  # fmt: skip
@@ -196,6 +201,15 @@ def validate_request(body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[d
         ("temperature", (int, float), "a number"),
     ):  # fmt: skip
         expect(body, name, kind, what)
+    effort = (body.get("reasoning") or {}).get("effort")
+    if effort is not None and effort not in REASONING_EFFORTS:
+        raise RequestError(400, f"Invalid value for 'reasoning.effort': {effort!r}; use one of "
+                                f"{list(REASONING_EFFORTS)}.",
+                           param="reasoning.effort", code="invalid_value")  # fmt: skip
+    metadata = body.get("metadata") or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise RequestError(400, "Invalid 'metadata': its keys and values must be strings.", param="metadata",
+                           code="invalid_type")  # fmt: skip
     raw_input = body["input"]
     if isinstance(raw_input, str):
         items: list[dict[str, Any]] = [{"role": "user", "content": raw_input}]
