@@ -142,3 +142,21 @@ def test_math_module_never_evals() -> None:
         source = inspect.getsource(module)
         assert "eval(" not in source.replace("never ``eval``", "")
         assert "exec(" not in source
+
+
+def test_arguments_that_overflow_or_nest_too_deep_come_back_as_errors() -> None:
+    huge = asyncio.run(sum_numbers.call('{"a": ' + "9" * 400 + ', "b": 1}'))
+    assert huge.startswith("error: the arguments for sum_numbers could not be read (OverflowError)")
+    deep = asyncio.run(sum_numbers.call("[" * 100_000 + "]" * 100_000))
+    assert deep.startswith("error: the arguments for sum_numbers could not be read (RecursionError)")
+    too_many_digits = asyncio.run(sum_numbers.call('{"a": ' + "9" * 5000 + ', "b": 1}'))
+    assert too_many_digits.startswith("error: ") and "digits" in too_many_digits
+
+
+def test_a_return_value_that_cannot_be_text_is_an_error() -> None:
+    @tool
+    def odd(a: int) -> dict[str, object]:
+        """Return something json cannot write."""
+        return {"value": object()}
+
+    assert asyncio.run(odd.call('{"a": 1}')).startswith("error: odd returned a value that cannot be sent as text")

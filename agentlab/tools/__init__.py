@@ -86,6 +86,8 @@ class Tool:
             kwargs = self.check_arguments(arguments)
         except ValueError as exc:
             return f"error: {exc}"
+        except (OverflowError, RecursionError) as exc:  # a number too large for a float, JSON nested too deeply
+            return f"error: the arguments for {self.name} could not be read ({type(exc).__name__}); send plain numbers"
         try:
             if self.is_async:
                 value = await self.function(**kwargs)
@@ -93,7 +95,10 @@ class Tool:
                 value = await asyncio.to_thread(self.function, **kwargs)
         except Exception as exc:  # the tool's own failure goes back to the model, not up the stack
             return f"error: {self.name} raised {type(exc).__name__}: {exc}"
-        return format_value(value)
+        try:
+            return format_value(value)
+        except (TypeError, ValueError) as exc:  # e.g. a dict holding an object json cannot write
+            return f"error: {self.name} returned a value that cannot be sent as text ({type(exc).__name__}: {exc})"
 
     def check_arguments(self, arguments: str) -> dict[str, Any]:
         """Decode the JSON arguments and check them against the type hints; ValueError says what is wrong."""
