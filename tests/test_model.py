@@ -31,8 +31,9 @@ def listing(name: str, description: str, field: str = "values") -> dict[str, Any
 MATH = [binary("sum_numbers", "Add two numbers."), binary("multiply_numbers", "Multiply two numbers."),
         binary("subtract_numbers", "Subtract b from a."), binary("divide_numbers", "Divide a by b.")]  # fmt: skip
 IMPLEMENTATIONS: dict[str, Callable[[list[float]], float]] = {
-    "sum_numbers": sum, "add": sum, "total": sum, "plus_them": sum,
+    "sum_numbers": sum, "add": sum, "total": sum, "plus_them": sum, "combine": sum, "helper": sum,
     "multiply_numbers": lambda v: v[0] * v[1], "times": lambda v: v[0] * v[1], "product": lambda v: v[0] * v[1],
+    "calc": lambda v: v[0] * v[1], "multiplyNumbers": lambda v: v[0] * v[1],
     "subtract_numbers": lambda v: v[0] - v[1], "divide_numbers": lambda v: v[0] / v[1],
 }  # fmt: skip
 
@@ -82,6 +83,7 @@ CASES = [
     ("the product of 6 and 7", 42),
     ("Please compute the sum of 2 and 3", 5),
     ("What is negative five plus 8?", 3),
+    ("Multiply 3 by 4 and add 2", 14),  # "and" + a verb is a next step, like "then"
 ]
 
 
@@ -110,6 +112,26 @@ def test_tools_are_chosen_by_name_or_description_and_filled_from_their_schema() 
     assert last_number(text) == 12
     described = [binary("plus_them", "Return the total of two numbers.", "first", "second")]
     assert last_number(converse("What is 2 + 2?", described, True)[0]) == 4
+
+
+def test_a_description_alone_chooses_the_tool() -> None:
+    tools = [binary("calc", "Multiplies two numbers.", "x", "y"), binary("combine", "Adds two numbers.")]
+    assert model.choose_tools(tools) == {"mul": model.ToolChoice("calc", ("x", "y")),
+                                         "add": model.ToolChoice("combine", ("a", "b"))}  # fmt: skip
+    assert last_number(converse("What is 6 * (1 + 2)?", tools, True)[0]) == 18
+
+
+def test_whole_words_and_the_first_operation_named_decide() -> None:
+    # "additional" is not "add"; a divide tool that mentions adding in passing still divides
+    misleading = [
+        binary("divide_numbers", "Divide a by b; use it after you add numbers."),
+        binary("helper", "Takes additional numbers and sums them."),
+        binary("multiplyNumbers", ""),
+    ]
+    chosen = {op: choice.name for op, choice in model.choose_tools(misleading).items()}
+    assert chosen == {"div": "divide_numbers", "add": "helper", "mul": "multiplyNumbers"}
+    assert last_number(converse("What is 12 + 30?", misleading, False)[0]) == 42
+    assert model.first_operation("subtotal_of_items") is None and model.first_operation("sub_numbers") == "sub"
 
 
 def test_a_list_tool_gets_one_call_with_every_number() -> None:
@@ -153,6 +175,14 @@ def test_mistake_markers_make_one_wrong_call_then_recover(marker: str, first_cal
     assert (turns[0].calls[0].name, turns[0].calls[0].arguments) == first_call
     assert text == "12 + 30 = 42."
     assert planned_turns(prompt, MATH, True) == len(turns) == 3
+
+
+def test_a_mistake_marker_without_a_usable_tool_answers_plainly() -> None:
+    weather = {"type": "function", "name": "weather", "parameters": {"type": "object",
+               "properties": {"city": {"type": "string"}}}}  # fmt: skip
+    turn = respond([{"role": "user", "content": "What is 7? [mistake=bad_json]"}], [weather], False)
+    assert turn == ModelTurn(text="7.")
+    assert planned_turns("What is 7? [mistake=bad_json]", [weather], False) == 1
 
 
 def test_loop_marker_never_finishes() -> None:

@@ -43,12 +43,14 @@ __all__ = ["ModelToolCall", "ModelTurn", "respond", "planned_turns", "user_text"
 Op: TypeAlias = Literal["add", "sub", "mul", "div"]
 SYMBOL: dict[Op, str] = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 VERB_NAME: dict[Op, str] = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide"}
-KEYWORDS: dict[Op, tuple[str, ...]] = {
-    "add": ("add", "sum", "plus", "total"),
-    "sub": ("subtract", "minus", "difference", "sub"),
-    "mul": ("multiply", "times", "product", "mul"),
-    "div": ("divide", "quotient", "div", "ratio", "over"),
+# Whole words (and their usual endings) that name each operation in a tool's name or description.
+KEYWORDS: dict[Op, str] = {
+    "add": r"add(?:s|ed|ing|ition)?|sum(?:s|med|ming)?|plus|total(?:s)?",
+    "sub": r"subtract(?:s|ed|ing|ion)?|minus|difference|sub",
+    "mul": r"multipl(?:y|ies|ied|ying|ication)|times|product|mul",
+    "div": r"divid(?:e|es|ed|ing)|division|quotient|div|ratio|over",
 }
+OP_WORD = re.compile(r"\b(?:" + "|".join(f"(?P<{op}>{words})" for op, words in KEYWORDS.items()) + r")\b")
 VERBS: dict[str, Op] = {
     "add": "add", "sum": "add", "total": "add",
     "subtract": "sub", "difference": "sub",
@@ -177,6 +179,8 @@ def parse_prompt(text: str) -> list[Expr]:
     tokens = tokenize(text)
     if not any(isinstance(t, float) for t in tokens):
         raise ParseError("no numbers")
+    tokens = ["then" if t == "and" and i + 1 < len(tokens) and tokens[i + 1] in VERBS else t
+              for i, t in enumerate(tokens)]  # fmt: skip  # "multiply 3 by 4 and add 2": and + verb = then
     clauses = split(tokens, {"then"})
     exprs = parse_clause(clauses[0], None)
     for clause in clauses[1:]:
@@ -315,20 +319,33 @@ class Plan:
 
 
 def choose_tools(tools: list[dict[str, Any]]) -> dict[Op, ToolChoice]:
-    """For each operation, the first offered tool whose name (then description) fits and whose schema we can fill."""
-    usable = [(str(t["name"]), str(t.get("description") or ""), fill_rule(t)) for t in tools if is_function(t)]
-    chosen: dict[Op, ToolChoice] = {}
-    for op, words in KEYWORDS.items():
-        for field_name in (0, 1):  # names first, then descriptions
-            match = next(
-                (ToolChoice(name, *rule) for name, desc, rule in usable
-                 if rule and any(w in (name, desc)[field_name].lower() for w in words)),
-                None,
-            )  # fmt: skip
-            if match:
-                chosen[op] = match
-                break
-    return chosen
+    """For each operation, the first offered tool that names it and whose schema we can fill.
+
+    A tool does the operation that its name names (``sum_numbers``, ``plus``, ``multiplyNumbers``), or, when its
+    name names none, the *first* one that its description names: "Divide a by b, e.g. after you add" divides.
+    Whole words only, so "additional" is not "add". Tools whose names fit win over tools whose descriptions fit.
+    """
+    by_name: dict[Op, ToolChoice] = {}
+    by_description: dict[Op, ToolChoice] = {}
+    for tool in tools:
+        rule = fill_rule(tool) if is_function(tool) else None
+        if rule is None:
+            continue
+        choice = ToolChoice(str(tool["name"]), *rule)
+        if op := first_operation(str(tool["name"])):
+            by_name.setdefault(op, choice)
+        elif op := first_operation(str(tool.get("description") or "")):
+            by_description.setdefault(op, choice)
+    return by_description | by_name
+
+
+def first_operation(text: str) -> Op | None:
+    """The operation named first in ``text``: "sum_numbers" → add, "Multiplies two numbers" → mul."""
+    words = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).replace("_", " ").lower()  # camelCase and snake_case
+    match = OP_WORD.search(words)
+    if match is None:
+        return None
+    return next(op for op in KEYWORDS if match.group(op))
 
 
 def is_function(tool: Any) -> bool:
@@ -410,7 +427,7 @@ def planned_turns(prompt: str, tools: list[dict[str, Any]], parallel_tool_calls:
         plan = make_plan(exprs, chosen)
     except (ParseError, RecursionError, OverflowError, ValueError):
         return 1
-    mistake = 1 if markers(prompt).get("mistake") in MISTAKES else 0
+    mistake = 1 if markers(prompt).get("mistake") in MISTAKES and chosen else 0
     return len(emission_order(plan, parallel_tool_calls)) + 1 + mistake
 
 
@@ -439,7 +456,7 @@ def decide(items: list[dict[str, Any]], tools: list[dict[str, Any]], parallel: b
         return ModelTurn(text=f"I need {need}, but none was offered (I have: {offered}). Add one and ask again.")
 
     plan = make_plan(exprs, chosen)
-    mistake = flags.get("mistake") if flags.get("mistake") in MISTAKES else None
+    mistake = flags.get("mistake") if flags.get("mistake") in MISTAKES and chosen else None
     if mistake and not calls:
         return ModelTurn(calls=(mistaken_call(mistake, chosen),))
     done_calls = calls[1:] if mistake else calls
