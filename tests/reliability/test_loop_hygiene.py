@@ -40,7 +40,7 @@ async def one_batch(i):
     settled = await run_settled(agent, [f"What is {i} + 1?", "What is 1 + 1? [fault=429x1]"])
     assert [o.status for o in settled] == ["fulfilled", "fulfilled"], settled
     bounded = await run_bounded(agent, [f"What is {i} * 2?", "What is 1 + 1? [fault=hang]"],
-                                max_concurrency=2, timeout=0.1)
+                                max_concurrency=2, timeout=0.3)
     assert [o.status for o in bounded] == ["fulfilled", "rejected"], bounded
     try:
         await run_concurrent(looping, ["What is 1 + 1? [loop]", "What is 2 + 2? [duration=60]"])
