@@ -179,11 +179,12 @@ class BatchTracker:
             self.progress.conversation_started(index)
         start = time.perf_counter()
         try:
+            limit = asyncio.timeout(timeout)
             try:
-                async with asyncio.timeout(timeout):
+                async with limit:
                     result = await agent.run(prompt, on_event=self.handler_for(index))
-            except TimeoutError as exc:
-                if timeout is None or isinstance(exc, ConversationTimeout):
+            except TimeoutError:
+                if timeout is None or not limit.expired():  # a TimeoutError of the conversation's own
                     raise
                 raise ConversationTimeout(timeout) from None
         except BaseException as exc:
@@ -249,7 +250,9 @@ class BatchTracker:
 
 def check_limits(max_concurrency: int | None, timeout: float | None) -> tuple[asyncio.Semaphore | None, float | None]:
     """Validate the limits of ``run_bounded`` / ``as_completed``, and make the semaphore."""
-    if max_concurrency is not None and (not isinstance(max_concurrency, int) or max_concurrency < 1):
+    if max_concurrency is not None and (
+        not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1
+    ):
         raise ValueError(f"max_concurrency must be a whole number of at least 1, got {max_concurrency!r}")
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be a number of seconds greater than 0 (or None for no limit), got {timeout!r}")

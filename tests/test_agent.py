@@ -130,6 +130,9 @@ def test_plain_functions_become_tools_and_agent_stays_frozen() -> None:
     assert agent.tools[0].name == "add" and agent.tool_schemas[0]["name"] == "add"
     with pytest.raises(AttributeError):
         agent.name = "y"  # type: ignore[misc]
+    # frozen and hashable, so an Agent can be a dict key (a cache of results per agent, say)
+    assert hash(agent) == hash(Agent(name="x", instructions="", tools=agent.tools))
+    assert {agent: 1}[agent] == 1
 
 
 def test_describe_arguments() -> None:

@@ -23,6 +23,7 @@ from agentlab import (
     run_serial,
     run_settled,
 )
+from agentlab.agent import EventHandler, Prompt
 from agentlab.progress import ConversationBoard
 from agentlab.results import AgentEvent, Batch, RunResult
 from agentlab.tools.math import MATH_TOOLS
@@ -220,6 +221,21 @@ def test_bad_arguments_raise_clear_errors() -> None:
         asyncio.run(run_bounded(AGENT, sums(2), max_concurrency=0))
     with pytest.raises(ValueError, match="timeout must be"):
         asyncio.run(run_bounded(AGENT, sums(2), max_concurrency=2, timeout=0))
+    with pytest.raises(ValueError, match="max_concurrency must be"):
+        asyncio.run(run_bounded(AGENT, sums(2), max_concurrency=True))  # a bool is not a count
+
+
+def test_a_timeout_error_of_the_conversations_own_is_not_a_conversation_timeout() -> None:
+    class OwnTimeout(Agent):
+        async def run(self, prompt: Prompt, *, on_event: EventHandler | None = None) -> RunResult:
+            raise TimeoutError("the database did not answer")
+
+    agent = OwnTimeout(name="x", instructions="")
+    [outcome] = asyncio.run(run_bounded(agent, ["hi"], max_concurrency=1, timeout=30))
+    assert isinstance(outcome, Rejected)
+    assert type(outcome.reason) is TimeoutError and str(outcome.reason) == "the database did not answer"
+    [cut] = asyncio.run(run_bounded(AGENT, ["What is 1 + 1? [fault=hang]"], max_concurrency=1, timeout=0.2))
+    assert isinstance(cut, Rejected) and isinstance(cut.reason, ConversationTimeout)
     with pytest.raises(TypeError, match=r"prompts\[1\]"):
         asyncio.run(run_settled(AGENT, ["What is 1 + 1?", 7]))  # type: ignore[list-item]
 

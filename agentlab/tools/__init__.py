@@ -53,9 +53,11 @@ class Tool:
 
     name: str
     description: str
-    parameters: dict[str, Any] = field(repr=False)
+    # The schema and checkers follow from `function`; leaving them out of == and hash() keeps Tool (and so a
+    # frozen Agent) hashable.
+    parameters: dict[str, Any] = field(repr=False, compare=False)
     function: Callable[..., Any] = field(repr=False)
-    checkers: dict[str, Checker] = field(repr=False)
+    checkers: dict[str, Checker] = field(repr=False, compare=False)
     strict: bool = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
