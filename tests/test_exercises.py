@@ -10,6 +10,7 @@ Two layers:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import os
@@ -22,8 +23,9 @@ import pytest
 from nbclient import NotebookClient
 
 import agentlab.exercises
+from agentlab.errors import ConversationTimeout
 from agentlab.exercises import Feedback, check, hints
-from agentlab.results import Fulfilled, Rejected, RunResult, Usage
+from agentlab.results import BatchReport, ConversationTiming, Fulfilled, Rejected, RunResult, Span, Usage
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PAIRS = [
@@ -31,6 +33,7 @@ PAIRS = [
     for exercise in sorted((NOTEBOOKS / "exercises").glob("*_exercise.ipynb"))
 ]
 MODULES = sorted(m.name[2:] for m in pkgutil.iter_modules(agentlab.exercises.__path__) if m.name.startswith("ex"))
+assert len(PAIRS) == len(MODULES) == 6, "one exercise, solution and check module per lesson"  # never vacuous
 
 
 # -- The notebooks, run for real ----------------------------------------------------------------------------
@@ -228,3 +231,73 @@ def test_03_checks_count_order_and_indices() -> None:
         check("03", prompts=FAULTY, outcomes=[1, 2, 3, 4], failed=[1, 3])
     )
     assert "pass the exercise's list of `prompts`" in message(check("03", prompts="a", outcomes=settled(), failed=[1]))
+
+
+# -- Handmade answers for 04-06 -----------------------------------------------------------------------------
+
+
+def report_of(*durations: float, wall: float) -> BatchReport:
+    """A run_concurrent report whose conversations all start at 0 and last ``durations``."""
+    timings = tuple(ConversationTiming(i, 0.0, d, "fulfilled", turns=2) for i, d in enumerate(durations))
+    return BatchReport("run_concurrent", wall, timings)
+
+
+def test_04_compares_the_learners_figures_with_the_report() -> None:
+    report = report_of(3, 2, 1, wall=3.0)  # speedup 6 / 3 = 2.00x, efficiency 3 / 3 = 100%
+    feedback = check("04", report=report, speedup=2.0, efficiency=1.0)
+    assert feedback.passed and feedback.messages[0] == "speedup 2.00x ✓ (the report says 2.00x)"
+    swapped = message(check("04", report=report, speedup=0.5, efficiency=1.0))  # wall / sum, upside down
+    assert swapped == "speedup: you have 0.50x, the report has 2.00x: speedup = sum of durations / wall"
+    wrong = check("04", report=report, speedup=2.0, efficiency=3.0)
+    assert not wrong.passed and "efficiency = longest duration / wall" in wrong.messages[1]
+    assert "pass the batch's `report`" in message(check("04", report=None, speedup=2.0, efficiency=1.0))
+    assert "`efficiency` should be a number" in message(check("04", report=report, speedup=2.0, efficiency="100%"))
+
+
+BOUNDED_PROMPTS = ["a", "b [fault=hang]", "c", "d"]
+
+
+def bounded(starts: tuple[float, float, float], order: tuple[int, ...] = (0, 1, 2, 3)) -> list[Any]:
+    """Outcomes as run_bounded gives them: 1 s conversations a, c, d starting at ``starts``, b timed out."""
+    outcomes: list[Any] = [
+        Fulfilled(run("a", starts[0], 1)), Rejected(ConversationTimeout(2.0)),
+        Fulfilled(run("c", starts[1], 1)), Fulfilled(run("d", starts[2], 1)),
+    ]  # fmt: skip
+    return [outcomes[i] for i in order]
+
+
+def test_05_passes_with_a_limit_a_timeout_and_the_input_order() -> None:
+    feedback = check("05", prompts=BOUNDED_PROMPTS, outcomes=bounded((0, 0, 1)), max_concurrency=2)
+    assert feedback.passed, feedback
+    assert "the hung prompt [1] timed out; at most 2 ran at once (limit 2)" in feedback.messages[0]
+
+
+def test_05_catches_no_limit_no_timeout_and_a_changed_order() -> None:
+    all_at_once = message(check("05", prompts=BOUNDED_PROMPTS, outcomes=bounded((0, 0, 0)), max_concurrency=2))
+    assert all_at_once.startswith("up to 3 conversations ran at the same time; the limit is 2")
+    no_timeout = bounded((0, 0, 1))
+    no_timeout[1] = Rejected(RuntimeError("the client gave up"))
+    assert "did you pass timeout=?" in message(check("05", prompts=BOUNDED_PROMPTS, outcomes=no_timeout))
+    sorted_by_end = bounded((0, 0, 1), order=(0, 1, 3, 2))
+    assert message(check("05", prompts=BOUNDED_PROMPTS, outcomes=sorted_by_end)).startswith(
+        "outcome 2 answers another prompt"
+    )
+    assert "one outcome per prompt" in message(check("05", prompts=BOUNDED_PROMPTS, outcomes=bounded((0, 0, 1))[:3]))
+
+
+def with_tool(prompt: str, start: float) -> RunResult:
+    """A conversation whose one tool call ran from ``start`` for 1 s."""
+    result = run(prompt, start - 0.1, 1.2)
+    return dataclasses.replace(result, spans=(Span("tool", "slow_sum", start, start + 1.0),))
+
+
+def test_06_tells_overlapping_tools_from_a_frozen_loop() -> None:
+    overlapping = [with_tool(p, 0.1) for p in "abcd"]
+    feedback = check("06", results=overlapping, total=1.3)
+    assert feedback.passed and "4 tool calls adding up to 4.00 s ran within 1.00 s" in feedback.messages[0]
+    staircase = [with_tool(p, 0.1 + i) for i, p in enumerate("abcd")]
+    text = message(check("06", results=staircase, total=4.3))
+    assert "its 4 tool calls ran one after another (4.00 s of tool time, never two at once)" in text
+    assert "the tool still blocks the event loop" in text
+    no_tools = [run(p, 0, 1) for p in "abcd"]
+    assert "no tool was called" in message(check("06", results=no_tools, total=1.0))

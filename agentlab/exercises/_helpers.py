@@ -25,3 +25,14 @@ def run_results(results: Any) -> list[RunResult] | None:
     if isinstance(results, (list, tuple)) and results and all(isinstance(r, RunResult) for r in results):
         return list(results)
     return None
+
+
+def first_user_text(messages: list[dict[str, Any]]) -> Any:
+    return messages[0].get("content") if messages else None
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        kinds = sorted({type(v).__name__ for v in value})
+        return f"a {type(value).__name__} of {len(value)} item(s) of type {', '.join(kinds) or '-'}"
+    return f"a {type(value).__name__}: {value!r:.60}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fill_in, missing, not_awaited, run_results
+from agentlab.exercises._helpers import describe, fill_in, first_user_text, missing, not_awaited, run_results
 
 HINTS = [
     "Start the clock with `start = time.perf_counter()` just before the loop, and take "
@@ -56,14 +56,3 @@ def check(results: Any = ..., total: Any = ..., prompts: Any = None, **_: Any) -
         "That is the serial baseline: awaited one after another, the total is the sum. Lesson 02 makes it the "
         "longest one instead.",
     ))  # fmt: skip
-
-
-def first_user_text(messages: list[dict[str, Any]]) -> Any:
-    return messages[0].get("content") if messages else None
-
-
-def describe(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        kinds = sorted({type(v).__name__ for v in value})
-        return f"a {type(value).__name__} of {len(value)} item(s) of type {', '.join(kinds) or '-'}"
-    return f"a {type(value).__name__}: {value!r:.60}"

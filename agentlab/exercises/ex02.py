@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fill_in, missing, not_awaited, run_results
-from agentlab.exercises.ex01 import describe, first_user_text
+from agentlab.exercises._helpers import describe, fill_in, first_user_text, missing, not_awaited, run_results
 
 HINTS = [
     "`await` inside the loop waits for each conversation before the next one starts. Start them all first, "

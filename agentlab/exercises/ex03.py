@@ -6,8 +6,7 @@ import inspect
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fill_in, missing, not_awaited
-from agentlab.exercises.ex01 import describe, first_user_text
+from agentlab.exercises._helpers import describe, fill_in, first_user_text, missing, not_awaited
 from agentlab.results import Fulfilled, Rejected, RunResult
 
 HINTS = [

@@ -6,7 +6,7 @@ from typing import Any
 
 from agentlab.errors import ConversationTimeout
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fill_in, missing
+from agentlab.exercises._helpers import fill_in, first_user_text, missing
 from agentlab.results import Fulfilled, Rejected
 
 HINTS = [
@@ -26,6 +26,10 @@ def check(prompts: Any = ..., outcomes: Any = ..., max_concurrency: int = 4, **_
     if timeouts != hung:
         return Feedback(False, (f"the prompts that hang are {hung}, but the timed-out outcomes are {timeouts}: "
                                 "did you pass timeout=?",))  # fmt: skip
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, Fulfilled) and first_user_text(outcome.value.messages) != prompts[index]:
+            return Feedback(False, (f"outcome {index} answers another prompt: keep the outcomes in the order of "
+                                    "`prompts`, as run_bounded returns them (do not sort them).",))  # fmt: skip
     fulfilled = [o.value for o in outcomes if isinstance(o, Fulfilled)]
     if len(fulfilled) != len(prompts) - len(hung):
         return Feedback(False, ("some conversations that should have finished did not: look at their reasons.",))
