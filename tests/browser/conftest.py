@@ -56,10 +56,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     shutil.copytree(ROOT / "notebooks", home / "notebooks")
     for path in (home / "notebooks").glob("0*.ipynb"):
         strip_outputs(path)  # every execution count seen in the browser then comes from this run
+    # Answer JupyterLab's "notified about Jupyter news?" question up front, so no toast covers the screenshots.
+    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     port = free_port()
     env = {**os.environ, "AGENTLAB_TIME_SCALE": os.environ.get("AGENTLAB_TIME_SCALE", "0.05"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_CONFIG_DIR": str(home / "config"),
-           "JUPYTER_DATA_DIR": str(home / "data"), "PYTHONPATH": str(ROOT)}  # fmt: skip
+           "JUPYTER_DATA_DIR": str(home / "data"), "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                "--allow-root", f"--ServerApp.root_dir={home / 'notebooks'}", "--IdentityProvider.token=",
                "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
