@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import select
+import signal
 import socket
 import subprocess
 import sys
@@ -102,3 +105,42 @@ def test_fault_kinds_choose_what_the_rate_draws_from(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         parse("--fault-kinds", "500,teapot")
     assert "unknown fault kind ['teapot']: use some of 500,429,hang" in capsys.readouterr().err
+
+
+def test_a_thousand_connections_are_queued_while_the_server_is_busy() -> None:
+    """The listen backlog (BACKLOG = 4096, above the usual 128) holds 1000 connections that arrive at once.
+
+    The server process is paused (SIGSTOP) while 1000 sockets connect, so nothing is accepted: the kernel
+    completes only as many connections as the backlog holds (with 128: 129, measured) and drops the others'
+    SYNs, which retry only after a second. Then the server resumes and answers every one.
+    """
+    server = start_process(time_scale=0.01)
+    assert server.pid is not None
+    sockets = [socket.socket() for _ in range(1000)]
+    try:
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            for s in sockets:
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", server.port))
+            time.sleep(0.5)
+            poller = select.poll()
+            for s in sockets:
+                poller.register(s, select.POLLOUT)
+            writable = {fd for fd, events in poller.poll(0) if events & select.POLLOUT}
+            connected = sum(s.fileno() in writable and s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                            for s in sockets)  # fmt: skip
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        for s in sockets:
+            s.setblocking(True)
+            s.settimeout(10)
+            s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: offline\r\nConnection: close\r\n\r\n")
+        answered = sum(s.recv(64).startswith(b"HTTP/1.1 200") for s in sockets)
+    finally:
+        for s in sockets:
+            s.close()
+        server.stop()
+    print(f"\n1000 connections to a paused server: {connected} queued by the kernel, then {answered} answered 200")
+    assert connected == 1000
+    assert answered == 1000

@@ -107,3 +107,35 @@ def test_run_sync_in_a_script_and_inside_a_running_loop() -> None:
         return run_sync(agent.run("What is 4 + 4?")).output_text
 
     assert asyncio.run(inside_a_loop()).endswith("8.")
+
+
+def test_the_offline_server_starts_once_per_process_on_first_use() -> None:
+    result = run_script("""
+        import threading
+        import agentlab.client as client
+        from agentlab import Agent, offline_server, run_sync
+        from agentlab.tools.math import MATH_TOOLS
+
+        assert client._server is None, "importing agentlab starts nothing"
+        agent = Agent(name="calc", instructions="", tools=MATH_TOOLS)
+        print(run_sync(agent.run("What is 2 + 3?")).output_text)
+        first = offline_server()
+        for _ in range(3):
+            run_sync(agent.run("What is 1 + 1?"))
+        servers = [t for t in threading.enumerate() if t.name == "agentlab-offline-server"]
+        print(offline_server() is first, len(servers))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["2 + 3 = 5.", "True 1"]
+
+
+def test_the_default_client_uses_openais_aiohttp_transport() -> None:
+    from openai import DefaultAioHttpClient, DefaultAsyncHttpxClient
+
+    async def main() -> None:
+        client = default_client()
+        assert isinstance(client._client, DefaultAioHttpClient)
+        assert not isinstance(client._client, DefaultAsyncHttpxClient)
+        assert client.max_retries == 2
+
+    asyncio.run(main())

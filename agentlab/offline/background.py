@@ -32,8 +32,9 @@ READY_LINE = "agentlab offline server listening on "
 class OfflineServer:
     """A running offline server. ``base_url`` is what ``AsyncOpenAI(base_url=...)`` takes."""
 
-    def __init__(self, host: str, port: int, stopper: Callable[[], None]) -> None:
+    def __init__(self, host: str, port: int, stopper: Callable[[], None], pid: int | None = None) -> None:
         self.host, self.port = host, port
+        self.pid = pid  # the server's own process, when it runs in one (start_process)
         self._stopper: Callable[[], None] | None = stopper
 
     @property
@@ -168,7 +169,7 @@ def start_process(
         if process.stdout:
             process.stdout.close()
 
-    return OfflineServer("127.0.0.1", port, stop_process)
+    return OfflineServer("127.0.0.1", port, stop_process, pid=process.pid)
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,6 +40,7 @@ REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 class Stats:
     requests: int = 0
     in_flight: int = 0
+    peak_in_flight: int = 0
     disconnects: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
@@ -48,6 +49,7 @@ class Stats:
         return {
             "requests": self.requests,
             "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
             "disconnects": self.disconnects,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "faults": dict(self.faults),
@@ -97,6 +99,7 @@ async def create_response(request: web.Request) -> web.Response:
     config, stats = request.app[CONFIG], request.app[STATS]
     stats.requests += 1
     stats.in_flight += 1
+    stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
     try:
         # 1. Refuse a body that is too large before reading it, then parse it once.
         if (request.content_length or 0) > config.max_body_bytes:
