@@ -36,3 +36,14 @@ def describe(value: Any) -> str:
         kinds = sorted({type(v).__name__ for v in value})
         return f"a {type(value).__name__} of {len(value)} item(s) of type {', '.join(kinds) or '-'}"
     return f"a {type(value).__name__}: {value!r:.60}"
+
+
+def order_problem(runs: list[RunResult], prompts: Any, order_hint: str) -> str | None:
+    """What is wrong with the results' count or order against ``prompts``, or None when they match."""
+    if not isinstance(prompts, list):
+        return None
+    if len(runs) != len(prompts):
+        return f"you have {len(runs)} results for {len(prompts)} prompts: run each prompt once."
+    if [first_user_text(r.messages) for r in runs] != prompts:
+        return f"the results are not in the order of the prompts: {order_hint}"
+    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import describe, fill_in, first_user_text, missing, not_awaited, run_results
+from agentlab.exercises._helpers import describe, fill_in, missing, not_awaited, order_problem, run_results
 
 HINTS = [
     "Start the clock with `start = time.perf_counter()` just before the loop, and take "
@@ -30,11 +30,8 @@ def check(results: Any = ..., total: Any = ..., prompts: Any = None, **_: Any) -
         return Feedback(False, (
             f"`results` should be a list of the RunResults that `await agent.run(prompt)` returned; "
             f"it is {describe(results)}.",))  # fmt: skip
-    if isinstance(prompts, list):
-        if len(runs) != len(prompts):
-            return Feedback(False, (f"you have {len(runs)} results for {len(prompts)} prompts: run each prompt once.",))
-        if [first_user_text(r.messages) for r in runs] != prompts:
-            return Feedback(False, ("the results are not in the order of the prompts: loop over `prompts` in order.",))
+    if problem := order_problem(runs, prompts, "loop over `prompts` in order."):
+        return Feedback(False, (problem,))
     if isinstance(total, bool) or not isinstance(total, (int, float)) or total <= 0:
         return Feedback(False, (
             f"`total` should be the elapsed seconds, a positive number (`time.perf_counter() - start`); "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import describe, fill_in, first_user_text, missing, not_awaited, run_results
+from agentlab.exercises._helpers import describe, fill_in, missing, not_awaited, order_problem, run_results
 
 HINTS = [
     "`await` inside the loop waits for each conversation before the next one starts. Start them all first, "
@@ -30,13 +30,9 @@ def check(prompts: Any = ..., results: Any = ..., **_: Any) -> Feedback:
         return Feedback(False, (
             f"`results` should be the list of RunResults that `await asyncio.gather(*tasks)` returns; "
             f"it is {describe(results)}.",))  # fmt: skip
-    if isinstance(prompts, list):
-        if len(runs) != len(prompts):
-            return Feedback(False, (f"you have {len(runs)} results for {len(prompts)} prompts: run each prompt once.",))
-        if [first_user_text(r.messages) for r in runs] != prompts:
-            return Feedback(False, (
-                "the results are not in the order of the prompts: `gather` keeps the order of its arguments, so "
-                "create the tasks in the order of `prompts` (and do not sort the results by finishing time).",))  # fmt: skip
+    if problem := order_problem(runs, prompts, "`gather` keeps the order of its arguments, so create the tasks "
+                                "in the order of `prompts` (and do not sort the results by finishing time)."):
+        return Feedback(False, (problem,))
     durations = [r.duration for r in runs]
     summed, longest = sum(durations), max(durations)
     wall = max(r.ended_at for r in runs) - min(r.started_at for r in runs)
