@@ -31,6 +31,7 @@ The model is stateless (each request carries the whole conversation), pure, and 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -339,6 +340,7 @@ def choose_tools(tools: list[dict[str, Any]]) -> dict[Op, ToolChoice]:
     return by_description | by_name
 
 
+@functools.lru_cache(maxsize=4096)  # the same tool names and descriptions come back in every request
 def first_operation(text: str) -> Op | None:
     """The operation named first in ``text``: "sum_numbers" → add, "Multiplies two numbers" → mul."""
     words = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).replace("_", " ").lower()  # camelCase and snake_case
