@@ -29,7 +29,9 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
         f"Measured on {m['date']}: {m['cores']} cores, Python {m['python']}, openai {m['openai']}, "
         f"aiohttp {m['aiohttp']}; server in its own process, 2 model turns of {report['turn_seconds']} s per "
         "conversation. Made by `python -m agentlab bench` then `python benchmarks/readme_table.py`. RSS is the growth "
-        "of peak memory over the warm-up, divided by N: below N=1000 the batch stays under the warm-up's peak.",
+        "of peak memory over the warm-up, divided by N: below N=1000 the batch stays under the warm-up's peak."
+        + (f" Host speed: `sum(range(10**6))` took {m['calibration_ms']:.1f} ms (lower is faster)."
+           if "calibration_ms" in m else ""),  # fmt: skip
         "",
         "| N | contender | wall (s) | longest (s) | efficiency | client CPU per model call (ms) "
         "| RSS per conversation (KB) |",

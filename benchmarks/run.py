@@ -21,6 +21,7 @@ import platform
 import subprocess
 import sys
 import time
+import timeit
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,16 @@ def machine() -> dict[str, Any]:
 
     return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
             "openai": openai.__version__, "aiohttp": aio.__version__,
-            "date": datetime.date.today().isoformat()}  # fmt: skip
+            "date": datetime.date.today().isoformat(), "calibration_ms": calibration_ms()}  # fmt: skip
+
+
+def calibration_ms() -> float:
+    """How fast this host runs plain Python right now: the best of 5 runs of sum(range(10**6)), in ms.
+
+    Shared machines change speed from hour to hour. The ratios between contenders measured side by side hold;
+    absolute figures (CPU per call, wall against the latency floor) move with the host. Compare runs with this.
+    """
+    return min(timeit.repeat("sum(range(10**6))", number=1, repeat=5)) * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
