@@ -118,6 +118,8 @@ GOOD = {"model": "gpt-5-mini", "input": "What is 1 + 1?"}
         ({"model": "m", "input": [5]}, 400, "input[0]", "expected an object"),
         ({"model": "m", "input": [{"type": "image_generation_call"}]}, 400, "input[0].type", "not supported"),
         ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, 400, "input[0].role", "expected one of"),
+        ({"model": "m", "input": [{"type": []}]}, 400, "input[0].type", "not supported"),  # found by the fuzzer
+        ({"model": "m", "input": [{"role": {"a": 1}, "content": "x"}]}, 400, "input[0].role", "expected one of"),
         ({**GOOD, "tools": {"a": 1}}, 400, "tools", "expected a list"),
         ({**GOOD, "tools": [{"type": "web_search"}]}, 400, "tools[0].type", "Unknown tool type"),
         ({**GOOD, "tools": [{"type": "function"}]}, 400, "tools[0].name", "Missing required parameter"),

@@ -237,12 +237,12 @@ def validate_item(item: Any, index: int) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise RequestError(400, f"Invalid '{param}': expected an object.", param=param, code="invalid_type")
     kind = item.get("type", "message")
-    if kind not in ITEM_TYPES:
+    if not isinstance(kind, str) or kind not in ITEM_TYPES:  # a list or an object is not hashable: check first
         raise RequestError(400, f"Invalid '{param}.type': {kind!r} is not supported offline "
                                 f"(use one of {sorted(ITEM_TYPES)}).", param=f"{param}.type",
                            code="invalid_value")  # fmt: skip
     if kind == "message":
-        if item.get("role") not in MESSAGE_ROLES:
+        if not isinstance(item.get("role"), str) or item["role"] not in MESSAGE_ROLES:
             raise RequestError(400, f"Invalid '{param}.role': expected one of {sorted(MESSAGE_ROLES)}.",
                                param=f"{param}.role", code="invalid_value")  # fmt: skip
         content = item.get("content")
