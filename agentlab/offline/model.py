@@ -429,11 +429,21 @@ def planned_turns(prompt: str, tools: list[dict[str, Any]], parallel_tool_calls:
         plan = make_plan(exprs, chosen)
     except (ParseError, RecursionError, OverflowError, ValueError):
         return 1
-    mistake = 1 if markers(prompt).get("mistake") in MISTAKES and chosen else 0
+    mistake = 1 if planned_mistake(markers(prompt), chosen) else 0
     return len(emission_order(plan, parallel_tool_calls)) + 1 + mistake
 
 
 MISTAKES = ("unknown_tool", "bad_json", "wrong_types")
+
+
+def planned_mistake(flags: dict[str, str], chosen: dict[Op, ToolChoice]) -> str | None:
+    """The ``[mistake=...]`` the model will make first, or None: it needs a tool it can call wrongly.
+
+    ``decide`` and ``planned_turns`` both ask this, so the turns a forced duration is spread over are the turns
+    the model really takes.
+    """
+    kind = flags.get("mistake")
+    return kind if kind in MISTAKES and chosen else None
 
 
 def decide(items: list[dict[str, Any]], tools: list[dict[str, Any]], parallel: bool) -> ModelTurn:
@@ -458,7 +468,7 @@ def decide(items: list[dict[str, Any]], tools: list[dict[str, Any]], parallel: b
         return ModelTurn(text=f"I need {need}, but none was offered (I have: {offered}). Add one and ask again.")
 
     plan = make_plan(exprs, chosen)
-    mistake = flags.get("mistake") if flags.get("mistake") in MISTAKES and chosen else None
+    mistake = planned_mistake(flags, chosen)
     if mistake and not calls:
         return ModelTurn(calls=(mistaken_call(mistake, chosen),))
     done_calls = calls[1:] if mistake else calls
