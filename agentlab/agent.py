@@ -205,11 +205,15 @@ def explain_status_error(exc: openai.APIStatusError, retries: int) -> str:
     body = exc.body
     detail = str(body.get("message", exc.message)) if isinstance(body, dict) else exc.message
     if status == 429:
-        return f"the model server rate-limited this conversation (429) {after}: {detail} " \
-               "Send fewer at once with run_bounded(max_concurrency=...)."
+        return (
+            f"the model server rate-limited this conversation (429) {after}: {detail} "
+            "Send fewer at once with run_bounded(max_concurrency=...)."
+        )
     if status >= 500:
-        return f"the model server failed ({status}) {after}: {detail} " \
-               "Try again later; run_settled keeps the other conversations' results."
+        return (
+            f"the model server failed ({status}) {after}: {detail} "
+            "Try again later; run_settled keeps the other conversations' results."
+        )
     if status == 401:
         return f"the model server refused the API key (401): {detail}. Check OPENAI_API_KEY."
     return f"the model server rejected the request ({status}): {detail}"

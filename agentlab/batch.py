@@ -45,8 +45,12 @@ def write_batch_jsonl(agent: Agent, prompts: Iterable[Prompt], path: str | Path)
     out = Path(path)
     with out.open("w", encoding="utf-8") as file:
         for index, prompt in enumerate(check_prompts(prompts)):
-            line = {"custom_id": f"conv-{index}", "method": "POST", "url": "/v1/responses",
-                    "body": request_body(agent, prompt)}  # fmt: skip
+            line = {
+                "custom_id": f"conv-{index}",
+                "method": "POST",
+                "url": "/v1/responses",
+                "body": request_body(agent, prompt),
+            }
             file.write(json.dumps(line) + "\n")
     return out
 

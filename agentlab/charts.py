@@ -54,27 +54,44 @@ def timeline(report: BatchReport, *, title: str | None = None) -> Figure:
     thinnest = right * 0.004  # tool calls often take microseconds: draw them at least this wide to see them
     for row, conv in enumerate(report.conversations):
         failed = conv.status == "rejected"
-        ax.barh(row, conv.duration, left=conv.start, height=height,
-                color=FAILED_COLOR if failed else CONVERSATION_COLOR, alpha=0.35 if failed else 1.0,
-                hatch="//" if failed else None, edgecolor=FAILED_COLOR if failed else "none")  # fmt: skip
+        ax.barh(
+            row,
+            conv.duration,
+            left=conv.start,
+            height=height,
+            color=FAILED_COLOR if failed else CONVERSATION_COLOR,
+            alpha=0.35 if failed else 1.0,
+            hatch="//" if failed else None,
+            edgecolor=FAILED_COLOR if failed else "none",
+        )
         for span in conv.spans:
             if span.kind == "model":
-                ax.barh(row, span.duration, left=span.start, height=height * 0.6, color=MODEL_COLOR,
-                        edgecolor="white", linewidth=0.8)  # fmt: skip
+                ax.barh(
+                    row,
+                    span.duration,
+                    left=span.start,
+                    height=height * 0.6,
+                    color=MODEL_COLOR,
+                    edgecolor="white",
+                    linewidth=0.8,
+                )
             else:
                 ax.barh(row, max(span.duration, thinnest), left=span.start, height=height * 0.9, color=TOOL_COLOR)
     ax.axvline(report.wall_time, color=IDEAL_COLOR, linestyle="--", linewidth=1.2)
     ax.text(report.wall_time, -0.6, f"wall {report.wall_time:.2f} s ", va="bottom", ha="right", fontsize=9)
-    ax.set_yticks(range(report.n), [f"conv {c.index}" for c in report.conversations],
-                  fontsize=9 if rows <= 20 else 6)  # fmt: skip
+    ax.set_yticks(range(report.n), [f"conv {c.index}" for c in report.conversations], fontsize=9 if rows <= 20 else 6)
     ax.set_ylim(report.n - 0.4, -0.8)  # conv 0 at the top
     ax.set_xlabel("seconds since batch start")
     ax.set_xlim(0, right)
     ax.legend(
-        handles=[Patch(color=MODEL_COLOR, label="model call"), Patch(color=TOOL_COLOR, label="tool call"),
-                 Patch(color=CONVERSATION_COLOR, label="conversation"),
-                 Patch(facecolor=FAILED_COLOR, alpha=0.35, hatch="//", label="failed")],  # fmt: skip
-        loc="lower right", fontsize=8,
+        handles=[
+            Patch(color=MODEL_COLOR, label="model call"),
+            Patch(color=TOOL_COLOR, label="tool call"),
+            Patch(color=CONVERSATION_COLOR, label="conversation"),
+            Patch(facecolor=FAILED_COLOR, alpha=0.35, hatch="//", label="failed"),
+        ],
+        loc="lower right",
+        fontsize=8,
     )
     return fig
 
@@ -89,8 +106,14 @@ def sum_vs_longest(serial: BatchReport, concurrent: BatchReport, *, title: str |
     )
     ax = fig.axes[0]
     ax.hlines(serial.wall_time, -0.4, 0.4, colors="black", linestyles=":", linewidth=1.5)
-    ax.annotate(f"measured serial wall {serial.wall_time:.2f} s", (0, serial.wall_time),
-                xytext=(0, -14), textcoords="offset points", ha="center", fontsize=8)  # fmt: skip
+    ax.annotate(
+        f"measured serial wall {serial.wall_time:.2f} s",
+        (0, serial.wall_time),
+        xytext=(0, -14),
+        textcoords="offset points",
+        ha="center",
+        fontsize=8,
+    )
     return fig
 
 
@@ -108,8 +131,14 @@ def scaling(reports: Sequence[BatchReport], *, title: str | None = None) -> Figu
         ns = [r.n for r in points]
         ax.plot(ns, [r.wall_time for r in points], marker="o", color=color, label=f"{runner} (measured wall)")
         ideal = [r.sum_of_durations if serial else r.longest_duration for r in points]
-        ax.plot(ns, ideal, linestyle="--", color=color, alpha=0.6,
-                label=f"{runner} ideal ({'sum of durations' if serial else 'longest conversation'})")  # fmt: skip
+        ax.plot(
+            ns,
+            ideal,
+            linestyle="--",
+            color=color,
+            alpha=0.6,
+            label=f"{runner} ideal ({'sum of durations' if serial else 'longest conversation'})",
+        )
     ax.set_xlabel("conversations in the batch (N)")
     ax.set_ylabel("wall time (s)")
     ax.set_ylim(bottom=0)
@@ -119,9 +148,13 @@ def scaling(reports: Sequence[BatchReport], *, title: str | None = None) -> Figu
 
 
 def bars(
-    labels: Sequence[str], seconds: Sequence[float], *, title: str, ylabel: str = "seconds",
+    labels: Sequence[str],
+    seconds: Sequence[float],
+    *,
+    title: str,
+    ylabel: str = "seconds",
     colors: Sequence[str] | None = None,
-) -> Figure:  # fmt: skip
+) -> Figure:
     """A labelled bar chart, each bar marked with its value in seconds."""
     fig = Chart(figsize=(max(6, 1.6 * len(labels)), 4.5), layout="constrained")
     ax = fig.add_subplot()

@@ -89,8 +89,11 @@ def format_transcript(messages: list[dict[str, Any]]) -> str:
         kind = item.get("type", "message")
         if kind == "message":
             content = item.get("content")
-            text = content if isinstance(content, str) else " ".join(
-                str(part.get("text", "")) for part in content or [] if isinstance(part, dict))  # fmt: skip
+            text = (
+                content
+                if isinstance(content, str)
+                else " ".join(str(part.get("text", "")) for part in content or [] if isinstance(part, dict))
+            )
             lines.append(f"{item.get('role', '?'):<9} {text}")
         elif kind == "function_call":
             lines.append(f"{'call':<9} {item.get('name')}({item.get('arguments')})  [{item.get('call_id')}]")
@@ -213,8 +216,9 @@ class BatchReport:
         return str(self)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{v}</td></tr>"
-                       for k, v in self.summary_rows())
+        head = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in self.summary_rows()
+        )
         rows = "".join(
             f"<tr><td>{c.index}</td><td>{c.start:.2f} s</td><td>{c.end:.2f} s</td><td>{c.duration:.2f} s</td>"
             f"<td>{c.turns}</td><td>{'✓' if c.status == 'fulfilled' else '✗ ' + html.escape(c.error or '')}</td></tr>"

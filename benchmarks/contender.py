@@ -80,8 +80,12 @@ async def make_contender(name: str, base_url: str) -> tuple[Batch, Callable[[], 
             """Add two numbers."""
             return a + b
 
-        sdk_agent = SDKAgent(name="calc", instructions="Use the tools.", tools=[sum_numbers],
-                             model=OpenAIResponsesModel("gpt-5-mini", openai_client=sdk_client))  # fmt: skip
+        sdk_agent = SDKAgent(
+            name="calc",
+            instructions="Use the tools.",
+            tools=[sum_numbers],
+            model=OpenAIResponsesModel("gpt-5-mini", openai_client=sdk_client),
+        )
 
         async def run_one(prompt: str) -> str:
             return str((await Runner.run(sdk_agent, prompt)).final_output)
@@ -108,10 +112,17 @@ async def measure(name: str, n: int, base_url: str) -> dict[str, Any]:
     durations = [end - start for start, end, _ in timings]
     wrong = [i for i, (_, _, answer) in enumerate(timings) if f"{2 * i + 1}" not in answer]
     return {
-        "contender": name, "n": n, "wall": wall, "sum": sum(durations), "longest": max(durations),
-        "efficiency": max(durations) / wall, "cpu_s": cpu, "cpu_ms_per_call": 1000 * cpu / (2 * n),
-        "rss_kb_per_conversation": rss_growth_kb / n, "wrong_answers": len(wrong),
-    }  # fmt: skip
+        "contender": name,
+        "n": n,
+        "wall": wall,
+        "sum": sum(durations),
+        "longest": max(durations),
+        "efficiency": max(durations) / wall,
+        "cpu_s": cpu,
+        "cpu_ms_per_call": 1000 * cpu / (2 * n),
+        "rss_kb_per_conversation": rss_growth_kb / n,
+        "wrong_answers": len(wrong),
+    }
 
 
 if __name__ == "__main__":

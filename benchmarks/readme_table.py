@@ -1,6 +1,6 @@
 """Rewrite the benchmark table in README.md from benchmarks/results.json (between the bench markers).
 
-    python benchmarks/readme_table.py
+python benchmarks/readme_table.py
 """
 
 from __future__ import annotations
@@ -30,20 +30,34 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
         f"aiohttp {m['aiohttp']}; server in its own process, 2 model turns of {report['turn_seconds']} s per "
         "conversation. Made by `python -m agentlab bench` then `python benchmarks/readme_table.py`. RSS is the growth "
         "of peak memory over the warm-up, divided by N: below N=1000 the batch stays under the warm-up's peak."
-        + (f" Host speed: `sum(range(10**6))` took {m['calibration_ms']:.1f} ms (lower is faster)."
-           if "calibration_ms" in m else ""),  # fmt: skip
+        + (
+            f" Host speed: `sum(range(10**6))` took {m['calibration_ms']:.1f} ms (lower is faster)."
+            if "calibration_ms" in m
+            else ""
+        ),
         "",
         "| N | contender | wall (s) | longest (s) | efficiency | client CPU per model call (ms) "
         "| RSS per conversation (KB) |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
-        cells = [str(r["n"]), LABELS[r["contender"]], f"{r['wall']:.2f}", f"{r['longest']:.2f}",
-                 f"{r['efficiency']:.0%}", f"{r['cpu_ms_per_call']:.2f}",
-                 f"{r['rss_kb_per_conversation']:.1f}"]  # fmt: skip
+        cells = [
+            str(r["n"]),
+            LABELS[r["contender"]],
+            f"{r['wall']:.2f}",
+            f"{r['longest']:.2f}",
+            f"{r['efficiency']:.0%}",
+            f"{r['cpu_ms_per_call']:.2f}",
+            f"{r['rss_kb_per_conversation']:.1f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Offline server alone: {report['server_requests_per_second']:,.0f} requests/s.", "",
-              "| target | measured | target | result |", "|---|---:|---:|---|"]  # fmt: skip
+    lines += [
+        "",
+        f"Offline server alone: {report['server_requests_per_second']:,.0f} requests/s.",
+        "",
+        "| target | measured | target | result |",
+        "|---|---:|---:|---|",
+    ]
     for t in report["targets"]:
         lines.append(f"| {t['figure']} | {t['value']:.2f} | {t['target']} | {'PASS' if t['pass'] else 'MISS'} |")
     return "\n".join(lines)

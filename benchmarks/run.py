@@ -44,8 +44,12 @@ TURN_SECONDS = 0.2
 
 
 def run_contender(name: str, n: int, base_url: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, str(HERE / "contender.py"), name, str(n), base_url],
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "contender.py"), name, str(n), base_url],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{name} at N={n} failed:\n{proc.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -62,8 +66,9 @@ async def server_throughput(base_url: str, requests: int = 4000, concurrency: in
 
         async def worker() -> None:
             for _ in queue:
-                async with session.post(base_url + "/responses", data=body,
-                                        headers={"Content-Type": "application/json"}) as response:  # fmt: skip
+                async with session.post(
+                    base_url + "/responses", data=body, headers={"Content-Type": "application/json"}
+                ) as response:
                     await response.read()
                     assert response.status == 200
 
@@ -83,36 +88,56 @@ def targets(results: list[dict[str, Any]], rps: float, big: int) -> list[tuple[s
             return float(at[(a, big)]["wall"] / at[(b, big)]["wall"])
         return None
 
-    pairs = [("agentlab_default", "raw_httpx", 0.60), ("agentlab_default", "raw_aiohttp", 1.05),
-             ("agentlab_same_client", "raw_httpx", 1.10), ("agentlab_same_client", "agents_sdk", 0.60)]  # fmt: skip
+    pairs = [
+        ("agentlab_default", "raw_httpx", 0.60),
+        ("agentlab_default", "raw_aiohttp", 1.05),
+        ("agentlab_same_client", "raw_httpx", 1.10),
+        ("agentlab_same_client", "agents_sdk", 0.60),
+    ]
     for a, b, limit in pairs:
         value = ratio(a, b) if big >= 1000 else None
         if value is not None:
             checks.append((f"wall {LABELS[a][:3]} / {LABELS[b][:3]} at N={big}", value, "<=", limit))
     default = [r for r in results if r["contender"] == "agentlab_default"]
-    checks.append((f"wall / latency floor at N={mid}, (1)", at[("agentlab_default", mid)]["wall"] / (2 * TURN_SECONDS),
-                   "<=", 2.0))  # fmt: skip
-    checks.append(("client CPU per model call, (1), ms", max(r["cpu_ms_per_call"] for r in default if r["n"] >= 10),
-                   "<=", 3.0))  # fmt: skip
-    checks.append((f"memory per in-flight conversation at N={big}, (1), KB",
-                   at[("agentlab_default", big)]["rss_kb_per_conversation"], "<=", 50.0))  # fmt: skip
+    checks.append(
+        (f"wall / latency floor at N={mid}, (1)", at[("agentlab_default", mid)]["wall"] / (2 * TURN_SECONDS), "<=", 2.0)
+    )
+    checks.append(
+        ("client CPU per model call, (1), ms", max(r["cpu_ms_per_call"] for r in default if r["n"] >= 10), "<=", 3.0)
+    )
+    checks.append(
+        (
+            f"memory per in-flight conversation at N={big}, (1), KB",
+            at[("agentlab_default", big)]["rss_kb_per_conversation"],
+            "<=",
+            50.0,
+        )
+    )
     checks.append(("offline server throughput, requests/s", rps, ">=", 1000.0))
     return [(name, v, op, limit, v <= limit if op == "<=" else v >= limit) for name, v, op, limit in checks]
 
 
 def describe(r: dict[str, Any]) -> str:
-    return (f"N={r['n']:>5}  {LABELS[r['contender']]:<36} wall {r['wall']:7.2f} s  longest {r['longest']:5.2f} s  "
-            f"eff {r['efficiency']:4.0%}  CPU {r['cpu_ms_per_call']:5.2f} ms/call  "
-            f"RSS {r['rss_kb_per_conversation']:6.1f} KB/conv  wrong {r['wrong_answers']}")  # fmt: skip
+    return (
+        f"N={r['n']:>5}  {LABELS[r['contender']]:<36} wall {r['wall']:7.2f} s  longest {r['longest']:5.2f} s  "
+        f"eff {r['efficiency']:4.0%}  CPU {r['cpu_ms_per_call']:5.2f} ms/call  "
+        f"RSS {r['rss_kb_per_conversation']:6.1f} KB/conv  wrong {r['wrong_answers']}"
+    )
 
 
 def machine() -> dict[str, Any]:
     import aiohttp as aio
     import openai
 
-    return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "openai": openai.__version__, "aiohttp": aio.__version__,
-            "date": datetime.date.today().isoformat(), "calibration_ms": calibration_ms()}  # fmt: skip
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "openai": openai.__version__,
+        "aiohttp": aio.__version__,
+        "date": datetime.date.today().isoformat(),
+        "calibration_ms": calibration_ms(),
+    }
 
 
 def calibration_ms() -> float:
@@ -162,14 +187,20 @@ def main(argv: list[str] | None = None) -> int:
     for name, value, op, limit, passed in checks:
         print(f"  {'PASS' if passed else 'MISS'}  {name}: {value:.2f} (target {op} {limit:g})")
     report = {
-        "machine": machine(), "turn_seconds": TURN_SECONDS, "sizes": sizes, "results": results,
+        "machine": machine(),
+        "turn_seconds": TURN_SECONDS,
+        "sizes": sizes,
+        "results": results,
         "server_requests_per_second": rps,
         "targets": [{"figure": name, "value": v, "target": f"{op} {t:g}", "pass": p} for name, v, op, t, p in checks],
-    }  # fmt: skip
+    }
     (args.out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
     at_big = [r for r in results if r["n"] == big]
-    figure = bars([LABELS[r["contender"]].replace(", ", "\n") for r in at_big], [r["wall"] for r in at_big],
-                  title=f"Wall time for N={big} conversations (2 model turns of {TURN_SECONDS} s each)")  # fmt: skip
+    figure = bars(
+        [LABELS[r["contender"]].replace(", ", "\n") for r in at_big],
+        [r["wall"] for r in at_big],
+        title=f"Wall time for N={big} conversations (2 model turns of {TURN_SECONDS} s each)",
+    )
     save_png(figure, args.out / "results.png")
     print(f"\nwrote {args.out / 'results.json'} and {args.out / 'results.png'}")
     return 0

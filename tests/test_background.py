@@ -80,8 +80,10 @@ def test_remote_hosts_need_an_explicit_flag(capsys: pytest.CaptureFixture[str]) 
 def test_cli_serves_and_warns_for_remote_hosts() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "agentlab", "serve", "--host", "0.0.0.0", "--allow-remote", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline() if process.stdout else ""
         assert line.startswith("agentlab offline server listening on http://0.0.0.0:")
@@ -128,8 +130,9 @@ def test_a_thousand_connections_are_queued_while_the_server_is_busy() -> None:
             for s in sockets:
                 poller.register(s, select.POLLOUT)
             writable = {fd for fd, events in poller.poll(0) if events & select.POLLOUT}
-            connected = sum(s.fileno() in writable and s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
-                            for s in sockets)  # fmt: skip
+            connected = sum(
+                s.fileno() in writable and s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 for s in sockets
+            )
         finally:
             os.kill(server.pid, signal.SIGCONT)
         for s in sockets:

@@ -12,8 +12,12 @@ import pytest
 
 @pytest.mark.slow
 def test_bench_quick_smoke(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "agentlab", "bench", "--quick", "--n", "10", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentlab", "bench", "--quick", "--n", "10", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "results.json").read_text())
     contenders = {r["contender"] for r in report["results"]}

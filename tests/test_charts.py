@@ -17,8 +17,11 @@ from agentlab.results import BatchReport, ConversationTiming, Span
 
 def conv(index: int, start: float, end: float, status: str = "fulfilled") -> ConversationTiming:
     middle = (start + end) / 2
-    spans = (Span("model", "m", start, middle - 0.01), Span("tool", "sum_numbers", middle - 0.01, middle),
-             Span("model", "m", middle, end))  # fmt: skip
+    spans = (
+        Span("model", "m", start, middle - 0.01),
+        Span("tool", "sum_numbers", middle - 0.01, middle),
+        Span("model", "m", middle, end),
+    )
     return ConversationTiming(index, start, end, status, turns=2, spans=spans, error=None)  # type: ignore[arg-type]
 
 
@@ -32,7 +35,10 @@ def test_sum_vs_longest_bars_hold_the_reports_numbers() -> None:
     heights = [patch.get_height() for patch in ax.patches]
     assert heights == pytest.approx([SERIAL.sum_of_durations, CONCURRENT.longest_duration, CONCURRENT.wall_time])
     assert [t.get_text() for t in ax.get_xticklabels()] == [
-        "serial: sum of durations", "longest conversation", "concurrent: wall time"]  # fmt: skip
+        "serial: sum of durations",
+        "longest conversation",
+        "concurrent: wall time",
+    ]
     labels = [t.get_text() for t in ax.texts if isinstance(t, Text)]
     assert {"9.00 s", "5.00 s", "5.05 s"} <= set(labels)
     assert any("measured serial wall 9.00 s" in t for t in labels)

@@ -94,8 +94,11 @@ def test_there_is_a_check_module_for_every_exercise_notebook() -> None:
 @pytest.mark.parametrize("exercise", MODULES)
 def test_placeholders_ask_to_fill_in_and_never_raise(exercise: str) -> None:
     module = importlib.import_module(f"agentlab.exercises.ex{exercise}")
-    names = [p.name for p in inspect.signature(module.check).parameters.values() if p.kind is p.KEYWORD_ONLY
-             or p.kind is p.POSITIONAL_OR_KEYWORD]  # fmt: skip
+    names = [
+        p.name
+        for p in inspect.signature(module.check).parameters.values()
+        if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD
+    ]
     for placeholder in (..., None):
         feedback = check(exercise, **dict.fromkeys(names, placeholder))
         assert isinstance(feedback, Feedback)
@@ -202,8 +205,11 @@ FAULTY = ["a", "b [fault=500]", "c", "d [fault=500]"]
 
 def settled(order: list[int] | None = None) -> list[Any]:
     outcomes: list[Any] = [
-        Fulfilled(run("a", 0, 1)), Rejected(RuntimeError("500")), Fulfilled(run("c", 0, 1)), Rejected(RuntimeError()),
-    ]  # fmt: skip
+        Fulfilled(run("a", 0, 1)),
+        Rejected(RuntimeError("500")),
+        Fulfilled(run("c", 0, 1)),
+        Rejected(RuntimeError()),
+    ]
     return [outcomes[i] for i in order] if order else outcomes
 
 
@@ -260,9 +266,11 @@ BOUNDED_PROMPTS = ["a", "b [fault=hang]", "c", "d"]
 def bounded(starts: tuple[float, float, float], order: tuple[int, ...] = (0, 1, 2, 3)) -> list[Any]:
     """Outcomes as run_bounded gives them: 1 s conversations a, c, d starting at ``starts``, b timed out."""
     outcomes: list[Any] = [
-        Fulfilled(run("a", starts[0], 1)), Rejected(ConversationTimeout(2.0)),
-        Fulfilled(run("c", starts[1], 1)), Fulfilled(run("d", starts[2], 1)),
-    ]  # fmt: skip
+        Fulfilled(run("a", starts[0], 1)),
+        Rejected(ConversationTimeout(2.0)),
+        Fulfilled(run("c", starts[1], 1)),
+        Fulfilled(run("d", starts[2], 1)),
+    ]
     return [outcomes[i] for i in order]
 
 

@@ -13,8 +13,13 @@ def test_demo_runs_offline_and_concurrent_beats_serial(tmp_path: Path) -> None:
     env = {**os.environ, "AGENTLAB_TIME_SCALE": "0.2"}
     env.pop("OPENAI_API_KEY", None)
     out = tmp_path / "timeline.png"
-    proc = subprocess.run([sys.executable, "-m", "agentlab", "demo", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentlab", "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     serial = float(re.search(r"serial wall time\s+([\d.]+) s", text).group(1))  # type: ignore[union-attr]

@@ -18,24 +18,45 @@ from agentlab.offline.model import ModelTurn, planned_turns, respond, user_text
 
 def binary(name: str, description: str, a: str = "a", b: str = "b", kind: str = "number") -> dict[str, Any]:
     props = {a: {"type": kind}, b: {"type": kind}}
-    return {"type": "function", "name": name, "description": description,
-            "parameters": {"type": "object", "properties": props, "required": [a, b]}}  # fmt: skip
+    return {
+        "type": "function",
+        "name": name,
+        "description": description,
+        "parameters": {"type": "object", "properties": props, "required": [a, b]},
+    }
 
 
 def listing(name: str, description: str, field: str = "values") -> dict[str, Any]:
     props = {field: {"type": "array", "items": {"type": "number"}}}
-    return {"type": "function", "name": name, "description": description,
-            "parameters": {"type": "object", "properties": props, "required": [field]}}  # fmt: skip
+    return {
+        "type": "function",
+        "name": name,
+        "description": description,
+        "parameters": {"type": "object", "properties": props, "required": [field]},
+    }
 
 
-MATH = [binary("sum_numbers", "Add two numbers."), binary("multiply_numbers", "Multiply two numbers."),
-        binary("subtract_numbers", "Subtract b from a."), binary("divide_numbers", "Divide a by b.")]  # fmt: skip
+MATH = [
+    binary("sum_numbers", "Add two numbers."),
+    binary("multiply_numbers", "Multiply two numbers."),
+    binary("subtract_numbers", "Subtract b from a."),
+    binary("divide_numbers", "Divide a by b."),
+]
 IMPLEMENTATIONS: dict[str, Callable[[list[float]], float]] = {
-    "sum_numbers": sum, "add": sum, "total": sum, "plus_them": sum, "combine": sum, "helper": sum,
-    "multiply_numbers": lambda v: v[0] * v[1], "times": lambda v: v[0] * v[1], "product": lambda v: v[0] * v[1],
-    "calc": lambda v: v[0] * v[1], "multiplyNumbers": lambda v: v[0] * v[1],
-    "subtract_numbers": lambda v: v[0] - v[1], "divide_numbers": lambda v: v[0] / v[1],
-}  # fmt: skip
+    "sum_numbers": sum,
+    "add": sum,
+    "total": sum,
+    "plus_them": sum,
+    "combine": sum,
+    "helper": sum,
+    "multiply_numbers": lambda v: v[0] * v[1],
+    "times": lambda v: v[0] * v[1],
+    "product": lambda v: v[0] * v[1],
+    "calc": lambda v: v[0] * v[1],
+    "multiplyNumbers": lambda v: v[0] * v[1],
+    "subtract_numbers": lambda v: v[0] - v[1],
+    "divide_numbers": lambda v: v[0] / v[1],
+}
 
 
 def converse(prompt: str, tools: list[dict[str, Any]], parallel: bool, limit: int = 30) -> tuple[str, list[ModelTurn]]:
@@ -116,8 +137,10 @@ def test_tools_are_chosen_by_name_or_description_and_filled_from_their_schema() 
 
 def test_a_description_alone_chooses_the_tool() -> None:
     tools = [binary("calc", "Multiplies two numbers.", "x", "y"), binary("combine", "Adds two numbers.")]
-    assert model.choose_tools(tools) == {"mul": model.ToolChoice("calc", ("x", "y")),
-                                         "add": model.ToolChoice("combine", ("a", "b"))}  # fmt: skip
+    assert model.choose_tools(tools) == {
+        "mul": model.ToolChoice("calc", ("x", "y")),
+        "add": model.ToolChoice("combine", ("a", "b")),
+    }
     assert last_number(converse("What is 6 * (1 + 2)?", tools, True)[0]) == 18
 
 
@@ -178,8 +201,11 @@ def test_mistake_markers_make_one_wrong_call_then_recover(marker: str, first_cal
 
 
 def test_a_mistake_marker_without_a_usable_tool_answers_plainly() -> None:
-    weather = {"type": "function", "name": "weather", "parameters": {"type": "object",
-               "properties": {"city": {"type": "string"}}}}  # fmt: skip
+    weather = {
+        "type": "function",
+        "name": "weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
     turn = respond([{"role": "user", "content": "What is 7? [mistake=bad_json]"}], [weather], False)
     assert turn == ModelTurn(text="7.")
     assert planned_turns("What is 7? [mistake=bad_json]", [weather], False) == 1

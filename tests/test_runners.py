@@ -66,8 +66,10 @@ def test_concurrent_takes_about_the_longest_and_keeps_input_order() -> None:
     prompts = sums(20, duration=20)
     results = asyncio.run(run_concurrent(AGENT, prompts))
     report = results.report
-    print(f"\nconcurrent N=20: wall {report.wall_time:.3f} s, longest {report.longest_duration:.3f} s, "
-          f"efficiency {report.efficiency:.2f}, speedup {report.speedup:.1f}")
+    print(
+        f"\nconcurrent N=20: wall {report.wall_time:.3f} s, longest {report.longest_duration:.3f} s, "
+        f"efficiency {report.efficiency:.2f}, speedup {report.speedup:.1f}"
+    )
     assert [last_number(r.output_text) for r in results] == [i + 100 for i in range(20)]
     assert report.efficiency >= 0.8
     assert report.speedup >= 10

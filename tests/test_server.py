@@ -28,9 +28,10 @@ def server() -> Iterator[OfflineServer]:
 
 async def post(server: OfflineServer, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    async with aiohttp.ClientSession() as session, session.post(
-        server.base_url + "/responses", data=data, headers=headers
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(server.base_url + "/responses", data=data, headers=headers) as response,
+    ):
         return response.status, await response.json(content_type=None)
 
 
@@ -48,7 +49,10 @@ async def tool_loop(client: AsyncOpenAI, prompt: str, parallel: bool) -> tuple[s
     items: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
     for _ in range(10):
         raw = await client.responses.with_raw_response.create(
-            model="gpt-5-mini", input=items, tools=TOOLS, parallel_tool_calls=parallel  # type: ignore[arg-type]
+            model="gpt-5-mini",
+            input=items,
+            tools=TOOLS,
+            parallel_tool_calls=parallel,  # type: ignore[arg-type]
         )
         response = Response.model_validate(json.loads(raw.content))
         items += [item.model_dump(by_alias=True, exclude_none=True) for item in response.output]
@@ -83,9 +87,19 @@ def test_the_real_client_runs_a_tool_loop(server: OfflineServer, prompt: str, an
 
 
 def test_answer_shape_matches_the_documented_example(server: OfflineServer) -> None:
-    status, body = asyncio.run(post(server, {"model": "gpt-5-mini", "input": "What is 3 + 4, and 5 + 6?",
-                                             "tools": TOOLS, "instructions": "Use the tools.",
-                                             "reasoning": {"effort": "low"}, "metadata": {"k": "v"}}))  # fmt: skip
+    status, body = asyncio.run(
+        post(
+            server,
+            {
+                "model": "gpt-5-mini",
+                "input": "What is 3 + 4, and 5 + 6?",
+                "tools": TOOLS,
+                "instructions": "Use the tools.",
+                "reasoning": {"effort": "low"},
+                "metadata": {"k": "v"},
+            },
+        )
+    )
     assert status == 200
     response = Response.model_validate(body)
     assert [o.type for o in response.output] == ["reasoning", "function_call", "function_call"]
@@ -131,14 +145,32 @@ GOOD = {"model": "gpt-5-mini", "input": "What is 1 + 1?"}
         ({**GOOD, "reasoning": {"effort": "extreme"}}, 400, "reasoning.effort", "use one of"),
         ({**GOOD, "metadata": {"run": 5}}, 400, "metadata", "must be strings"),
         ({**GOOD, "previous_response_id": "resp_1"}, 400, "previous_response_id", "keeps no state"),
-        ({"model": "m", "input": [{"role": "user", "content": "1+1"},
-                                  {"type": "function_call_output", "call_id": "call_x", "output": "2"}]},
-         400, "input", "No tool call found for function call output with call_id call_x"),
-        ({"model": "m", "input": [{"role": "user", "content": "1+1"},
-                                  {"type": "function_call", "call_id": "call_y", "name": "f", "arguments": "{}"}]},
-         400, "input", "No tool output found for function call call_y"),
+        (
+            {
+                "model": "m",
+                "input": [
+                    {"role": "user", "content": "1+1"},
+                    {"type": "function_call_output", "call_id": "call_x", "output": "2"},
+                ],
+            },
+            400,
+            "input",
+            "No tool call found for function call output with call_id call_x",
+        ),
+        (
+            {
+                "model": "m",
+                "input": [
+                    {"role": "user", "content": "1+1"},
+                    {"type": "function_call", "call_id": "call_y", "name": "f", "arguments": "{}"},
+                ],
+            },
+            400,
+            "input",
+            "No tool output found for function call call_y",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_requests_get_clear_openai_shaped_errors(
     server: OfflineServer, body: Any, status: int, param: str | None, words: str
 ) -> None:
@@ -154,8 +186,11 @@ def test_unknown_path_wrong_method_and_too_large(server: OfflineServer) -> None:
     async def main() -> list[tuple[int, Any]]:
         async with aiohttp.ClientSession() as session:
             answers = []
-            for method, path, data in [("GET", "/v1/nothing", None), ("GET", "/v1/responses", None),
-                                       ("POST", "/v1/responses", b"x" * 100_000)]:  # fmt: skip
+            for method, path, data in [
+                ("GET", "/v1/nothing", None),
+                ("GET", "/v1/responses", None),
+                ("POST", "/v1/responses", b"x" * 100_000),
+            ]:
                 async with session.request(method, server.url + path, data=data) as r:
                     answers.append((r.status, await r.json(content_type=None)))
             return answers
@@ -231,6 +266,7 @@ def test_a_thousand_simultaneous_requests_are_all_served_at_once() -> None:
     async def main(url: str) -> list[int]:
         body = json.dumps(GOOD).encode()
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
             async def one() -> int:
                 async with session.post(url, data=body) as r:
                     await r.read()

@@ -22,30 +22,53 @@ def check(prompts: Any = ..., results: Any = ..., **_: Any) -> Feedback:
     if names := missing(prompts=prompts, results=results):
         return Feedback(False, (fill_in(names),))
     if not_awaited(results):
-        return Feedback(False, (
-            "`results` holds coroutines or tasks, not results: `results = await asyncio.gather(*tasks)` waits "
-            "for them and gives the results.",))  # fmt: skip
+        return Feedback(
+            False,
+            (
+                "`results` holds coroutines or tasks, not results: `results = await asyncio.gather(*tasks)` waits "
+                "for them and gives the results.",
+            ),
+        )
     runs = run_results(results)
     if runs is None:
-        return Feedback(False, (
-            f"`results` should be the list of RunResults that `await asyncio.gather(*tasks)` returns; "
-            f"it is {describe(results)}.",))  # fmt: skip
-    if problem := order_problem(runs, prompts, "`gather` keeps the order of its arguments, so create the tasks "
-                                "in the order of `prompts` (and do not sort the results by finishing time)."):
+        return Feedback(
+            False,
+            (
+                f"`results` should be the list of RunResults that `await asyncio.gather(*tasks)` returns; "
+                f"it is {describe(results)}.",
+            ),
+        )
+    if problem := order_problem(
+        runs,
+        prompts,
+        "`gather` keeps the order of its arguments, so create the tasks "
+        "in the order of `prompts` (and do not sort the results by finishing time).",
+    ):
         return Feedback(False, (problem,))
     durations = [r.duration for r in runs]
     summed, longest = sum(durations), max(durations)
     wall = max(r.ended_at for r in runs) - min(r.started_at for r in runs)
     if len(runs) > 1 and wall >= 0.8 * summed:
-        return Feedback(False, (
-            f"your batch took {wall:.2f} s, about the sum of durations ({summed:.2f} s): did you await inside the "
-            "loop? Create all the tasks first, then gather them.",))  # fmt: skip
+        return Feedback(
+            False,
+            (
+                f"your batch took {wall:.2f} s, about the sum of durations ({summed:.2f} s): did you await inside the "
+                "loop? Create all the tasks first, then gather them.",
+            ),
+        )
     if wall > 1.25 * longest + 0.05:
-        return Feedback(False, (
-            f"your batch took {wall:.2f} s: less than the sum ({summed:.2f} s), but well above the longest "
-            f"conversation ({longest:.2f} s). Are some of them still awaited one by one?",))  # fmt: skip
-    return Feedback(True, (
-        f"your batch took {wall:.2f} s, about the longest conversation ({longest:.2f} s) instead of the sum of "
-        f"durations ({summed:.2f} s): {summed / wall:.2f}x faster.",
-        "The results are in the order of the prompts.",
-    ))  # fmt: skip
+        return Feedback(
+            False,
+            (
+                f"your batch took {wall:.2f} s: less than the sum ({summed:.2f} s), but well above the longest "
+                f"conversation ({longest:.2f} s). Are some of them still awaited one by one?",
+            ),
+        )
+    return Feedback(
+        True,
+        (
+            f"your batch took {wall:.2f} s, about the longest conversation ({longest:.2f} s) instead of the sum of "
+            f"durations ({summed:.2f} s): {summed / wall:.2f}x faster.",
+            "The results are in the order of the prompts.",
+        ),
+    )

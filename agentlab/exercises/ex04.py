@@ -31,8 +31,10 @@ def check(report: Any = ..., speedup: Any = ..., efficiency: Any = ..., **_: Any
             hint = "sum of durations / wall" if name == "speedup" else "longest duration / wall"
             messages.append(f"{name}: you have {show(name, mine)}, the report has {show(name, truth)}: {name} = {hint}")
     if passed:
-        messages.append("A speedup near the number of conversations and an efficiency near 100% mean "
-                        "the batch took about as long as its longest conversation.")  # fmt: skip
+        messages.append(
+            "A speedup near the number of conversations and an efficiency near 100% mean "
+            "the batch took about as long as its longest conversation."
+        )
     return Feedback(passed, tuple(messages))
 
 

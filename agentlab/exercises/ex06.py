@@ -27,12 +27,21 @@ def check(results: Any = ..., total: Any = ..., tool_seconds: float = 1.0, **_: 
     busy = covered_time(spans)
     summed = sum(end - start for start, end in spans)
     if busy >= 0.9 * summed:
-        return Feedback(False, (
-            f"your batch took {total:.2f} s and its {len(spans)} tool calls ran one after another "
-            f"({summed:.2f} s of tool time, never two at once): the tool still blocks the event loop. "
-            "Make it a plain def, or use await asyncio.sleep.",))  # fmt: skip
-    return Feedback(True, (f"{len(spans)} tool calls adding up to {summed:.2f} s ran within {busy:.2f} s: "
-                           f"they overlapped, and the whole batch took {total:.2f} s.",))  # fmt: skip
+        return Feedback(
+            False,
+            (
+                f"your batch took {total:.2f} s and its {len(spans)} tool calls ran one after another "
+                f"({summed:.2f} s of tool time, never two at once): the tool still blocks the event loop. "
+                "Make it a plain def, or use await asyncio.sleep.",
+            ),
+        )
+    return Feedback(
+        True,
+        (
+            f"{len(spans)} tool calls adding up to {summed:.2f} s ran within {busy:.2f} s: "
+            f"they overlapped, and the whole batch took {total:.2f} s.",
+        ),
+    )
 
 
 def covered_time(spans: list[tuple[float, float]]) -> float:

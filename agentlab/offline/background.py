@@ -89,8 +89,10 @@ def start(
     It listens on 127.0.0.1. Another host needs ``allow_remote=True``: the server has no authentication.
     """
     if host not in LOCAL_HOSTS and not allow_remote:
-        raise ValueError(f"host={host!r} would expose the offline server to other machines; "
-                         "pass allow_remote=True if you really mean it")  # fmt: skip
+        raise ValueError(
+            f"host={host!r} would expose the offline server to other machines; "
+            "pass allow_remote=True if you really mean it"
+        )
     config = config or config_from_env()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
@@ -107,8 +109,9 @@ def start(
             if not bound.done():
                 bound.set_exception(exc)
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), name="agentlab-offline-server",
-                              daemon=True)  # fmt: skip
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(run(),), name="agentlab-offline-server", daemon=True
+    )
     thread.start()
     try:
         bound_port = bound.result(timeout=15)
@@ -146,9 +149,22 @@ def start_process(
     jitter: float | None = None,
 ) -> OfflineServer:
     """Start ``python -m agentlab serve`` as its own process (its own CPU), on a free port."""
-    command = [sys.executable, "-m", "agentlab", "serve", "--port", "0", "--time-scale", str(time_scale),
-               "--seed", str(seed), "--fault-rate", str(fault_rate),
-               "--fault-kinds", ",".join(fault_kinds)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "agentlab",
+        "serve",
+        "--port",
+        "0",
+        "--time-scale",
+        str(time_scale),
+        "--seed",
+        str(seed),
+        "--fault-rate",
+        str(fault_rate),
+        "--fault-kinds",
+        ",".join(fault_kinds),
+    ]
     for flag, value in (("--base-latency", base_latency), ("--per-token", per_token), ("--jitter", jitter)):
         if value is not None:
             command += [flag, str(value)]
@@ -179,8 +195,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, default=None, help="multiply every delay (AGENTLAB_TIME_SCALE)")
     parser.add_argument("--seed", type=int, default=None, help="seed for jitter and faults (AGENTLAB_SEED)")
     parser.add_argument("--fault-rate", type=float, default=None, help="share of requests that fail (0..1)")
-    parser.add_argument("--fault-kinds", type=parse_fault_kinds, default=FAULT_KINDS,
-                        help="which faults the rate draws from, comma-separated (default 500,429,hang)")  # fmt: skip
+    parser.add_argument(
+        "--fault-kinds",
+        type=parse_fault_kinds,
+        default=FAULT_KINDS,
+        help="which faults the rate draws from, comma-separated (default 500,429,hang)",
+    )
     parser.add_argument("--base-latency", type=float, default=None, help="seconds per model turn before scaling")
     parser.add_argument("--per-token", type=float, default=None, help="seconds per output token before scaling")
     parser.add_argument("--jitter", type=float, default=None, help="relative jitter of the latency (0..1)")
@@ -197,8 +217,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             seed=latency.seed if args.seed is None else args.seed,
             time_scale=latency.time_scale if args.time_scale is None else args.time_scale,
         ),
-        FaultPlan(rate=faults.rate if args.fault_rate is None else args.fault_rate, kinds=args.fault_kinds,
-                  seed=faults.seed if args.seed is None else args.seed),  # fmt: skip
+        FaultPlan(
+            rate=faults.rate if args.fault_rate is None else args.fault_rate,
+            kinds=args.fault_kinds,
+            seed=faults.seed if args.seed is None else args.seed,
+        ),
     )
 
 
@@ -214,12 +237,18 @@ def parse_fault_kinds(text: str) -> tuple[str, ...]:
 def serve_command(args: argparse.Namespace) -> int:
     """``python -m agentlab serve``: print one ready line, serve until SIGINT/SIGTERM, exit 0."""
     if args.host not in LOCAL_HOSTS and not args.allow_remote:
-        print(f"error: --host {args.host} would expose the offline server to other machines. "
-              "Add --allow-remote if you really mean it.", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: --host {args.host} would expose the offline server to other machines. "
+            "Add --allow-remote if you really mean it.",
+            file=sys.stderr,
+        )
         return 2
     if args.host not in LOCAL_HOSTS:
-        print(f"warning: the offline server listens on {args.host}: other machines can reach it, "
-              "and it has no authentication.", file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: the offline server listens on {args.host}: other machines can reach it, "
+            "and it has no authentication.",
+            file=sys.stderr,
+        )
     try:
         config = config_from_args(args)
     except ValueError as exc:

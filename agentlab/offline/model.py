@@ -53,15 +53,24 @@ KEYWORDS: dict[Op, str] = {
 }
 OP_WORD = re.compile(r"\b(?:" + "|".join(f"(?P<{op}>{words})" for op, words in KEYWORDS.items()) + r")\b")
 VERBS: dict[str, Op] = {
-    "add": "add", "sum": "add", "total": "add",
-    "subtract": "sub", "difference": "sub",
-    "multiply": "mul", "product": "mul",
-    "divide": "div", "quotient": "div",
-}  # fmt: skip
+    "add": "add",
+    "sum": "add",
+    "total": "add",
+    "subtract": "sub",
+    "difference": "sub",
+    "multiply": "mul",
+    "product": "mul",
+    "divide": "div",
+    "quotient": "div",
+}
 INFIX_WORDS = {"plus": "+", "minus": "-", "times": "*", "x": "*", "over": "/", "×": "*", "÷": "/"}
-UNITS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen".split())}  # fmt: skip
+UNITS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen".split()
+    )
+}
 TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if i > 1}
 SEPARATORS = {",", "and", "by", "from", "to", "with"}
 MAX_STEPS = 200
@@ -180,8 +189,10 @@ def parse_prompt(text: str) -> list[Expr]:
     tokens = tokenize(text)
     if not any(isinstance(t, float) for t in tokens):
         raise ParseError("no numbers")
-    tokens = ["then" if t == "and" and i + 1 < len(tokens) and tokens[i + 1] in VERBS else t
-              for i, t in enumerate(tokens)]  # fmt: skip  # "multiply 3 by 4 and add 2": and + verb = then
+    # "multiply 3 by 4 and add 2": 'and' followed by a verb means 'then'
+    tokens = [
+        "then" if t == "and" and i + 1 < len(tokens) and tokens[i + 1] in VERBS else t for i, t in enumerate(tokens)
+    ]
     clauses = split(tokens, {"then"})
     exprs = parse_clause(clauses[0], None)
     for clause in clauses[1:]:
@@ -364,10 +375,13 @@ def fill_rule(tool: dict[str, Any]) -> tuple[tuple[str, ...], bool] | None:
     order = [p for p in required if p in props] + [p for p in props if p not in required]
     numeric = [p for p in order if isinstance(props[p], dict) and props[p].get("type") in ("number", "integer")]
     arrays = [
-        p for p in order
-        if isinstance(props[p], dict) and props[p].get("type") == "array"
-        and isinstance(props[p].get("items"), dict) and props[p]["items"].get("type") in ("number", "integer")
-    ]  # fmt: skip
+        p
+        for p in order
+        if isinstance(props[p], dict)
+        and props[p].get("type") == "array"
+        and isinstance(props[p].get("items"), dict)
+        and props[p]["items"].get("type") in ("number", "integer")
+    ]
     if len(numeric) >= 2 and len(order) == len(numeric):
         return (numeric[0], numeric[1]), props[numeric[0]].get("type") == "integer"
     if len(arrays) == 1 and len(order) == 1:

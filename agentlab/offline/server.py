@@ -69,9 +69,14 @@ class RequestError(Exception):
 
 
 def error_response(
-    status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None,
-    code: str | None = None, headers: dict[str, str] | None = None,
-) -> web.Response:  # fmt: skip
+    status: int,
+    message: str,
+    *,
+    kind: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=headers)
 
@@ -87,8 +92,10 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        hints = {404: "Unknown path: the offline server has POST /v1/responses and GET /v1/models.",
-                 405: f"Method {request.method} is not allowed on {request.path}."}  # fmt: skip
+        hints = {
+            404: "Unknown path: the offline server has POST /v1/responses and GET /v1/models.",
+            405: f"Method {request.method} is not allowed on {request.path}.",
+        }
         return error_response(exc.status, hints.get(exc.status, exc.reason), code=exc.reason.lower().replace(" ", "_"))
     except Exception as exc:  # a bug of ours: say so, in the same shape
         return error_response(500, f"The offline server failed: {type(exc).__name__}: {exc}", kind="server_error")
@@ -103,8 +110,9 @@ async def create_response(request: web.Request) -> web.Response:
     try:
         # 1. Refuse a body that is too large before reading it, then parse it once.
         if (request.content_length or 0) > config.max_body_bytes:
-            raise RequestError(413, f"The request body is larger than {config.max_body_bytes} bytes.",
-                               code="request_too_large")  # fmt: skip
+            raise RequestError(
+                413, f"The request body is larger than {config.max_body_bytes} bytes.", code="request_too_large"
+            )
         raw = await read_body(request)
         body = parse_body(raw)
 
@@ -134,8 +142,9 @@ async def create_response(request: web.Request) -> web.Response:
 
         # 5. Answer a Response.
         stats.statuses[200] += 1
-        return web.Response(text=json.dumps(build_response(body, tools, turn, key, len(raw))),
-                            content_type="application/json")  # fmt: skip
+        return web.Response(
+            text=json.dumps(build_response(body, tools, turn, key, len(raw))), content_type="application/json"
+        )
     except RequestError as exc:
         stats.statuses[exc.status] += 1
         raise
@@ -150,8 +159,12 @@ async def read_body(request: web.Request) -> bytes:
     try:
         return await request.read()
     except (RequestPayloadError, HttpProcessingError) as exc:  # e.g. Content-Encoding: gzip on a plain body
-        raise RequestError(400, f"The request body could not be read ({exc}). Send plain JSON, or a body "
-                                "that matches its Content-Encoding.", code="invalid_body") from None  # fmt: skip
+        raise RequestError(
+            400,
+            f"The request body could not be read ({exc}). Send plain JSON, or a body "
+            "that matches its Content-Encoding.",
+            code="invalid_body",
+        ) from None
 
 
 async def expect_continue_only(request: web.Request) -> web.StreamResponse | None:
@@ -160,8 +173,9 @@ async def expect_continue_only(request: web.Request) -> web.StreamResponse | Non
     if expect.lower() == "100-continue":
         await _default_expect_handler(request)
         return None
-    return error_response(417, f"Unsupported Expect header {expect!r}: send none, or 100-continue.",
-                          code="expectation_failed")  # fmt: skip
+    return error_response(
+        417, f"Unsupported Expect header {expect!r}: send none, or 100-continue.", code="expectation_failed"
+    )
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -170,16 +184,23 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise RequestError(400, "The request body is not valid UTF-8.", code="invalid_body") from None
     except json.JSONDecodeError as exc:
-        raise RequestError(400, f"We could not parse the JSON body of your request ({exc.msg}). "
-                                "Send a JSON object such as {\"model\": \"gpt-5-mini\", \"input\": \"Hi\"}.",
-                           code="invalid_json") from None  # fmt: skip
+        raise RequestError(
+            400,
+            f"We could not parse the JSON body of your request ({exc.msg}). "
+            'Send a JSON object such as {"model": "gpt-5-mini", "input": "Hi"}.',
+            code="invalid_json",
+        ) from None
     except (ValueError, RecursionError) as exc:  # a number of thousands of digits, or arrays nested 1000 deep
-        raise RequestError(400, f"We could not parse the JSON body of your request ({type(exc).__name__}: it is "
-                                "nested too deeply or holds a number too large to read).",
-                           code="invalid_json") from None  # fmt: skip
+        raise RequestError(
+            400,
+            f"We could not parse the JSON body of your request ({type(exc).__name__}: it is "
+            "nested too deeply or holds a number too large to read).",
+            code="invalid_json",
+        ) from None
     if not isinstance(body, dict):
-        raise RequestError(400, f"The request body must be a JSON object, not {type(body).__name__}.",
-                           code="invalid_json")  # fmt: skip
+        raise RequestError(
+            400, f"The request body must be a JSON object, not {type(body).__name__}.", code="invalid_json"
+        )
     return body
 
 
@@ -187,40 +208,58 @@ def validate_request(body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[d
     """Check the fields; return the input items (a string becomes one user message) and the tools."""
     for name in ("model", "input"):
         if body.get(name) is None:
-            raise RequestError(400, f"Missing required parameter: '{name}'.", param=name,
-                               code="missing_required_parameter")  # fmt: skip
+            raise RequestError(
+                400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
+            )
     expect(body, "model", str, "a string such as 'gpt-5-mini'")
     if body.get("stream"):
-        raise RequestError(400, "Streaming is not available offline: call responses.create without stream=True.",
-                           param="stream", code="unsupported_parameter")  # fmt: skip
+        raise RequestError(
+            400,
+            "Streaming is not available offline: call responses.create without stream=True.",
+            param="stream",
+            code="unsupported_parameter",
+        )
     if body.get("previous_response_id") is not None:
-        raise RequestError(400, "The offline server keeps no state: send the whole conversation in `input` "
-                                "instead of previous_response_id.", param="previous_response_id",
-                           code="unsupported_parameter")  # fmt: skip
+        raise RequestError(
+            400,
+            "The offline server keeps no state: send the whole conversation in `input` "
+            "instead of previous_response_id.",
+            param="previous_response_id",
+            code="unsupported_parameter",
+        )
     for name, kind, what in (
-        ("instructions", str, "a string"), ("parallel_tool_calls", bool, "true or false"),
-        ("max_output_tokens", int, "an integer"), ("metadata", dict, "an object"), ("store", bool, "true or false"),
-        ("reasoning", dict, "an object such as {\"effort\": \"low\"}"), ("tools", list, "a list of tools"),
+        ("instructions", str, "a string"),
+        ("parallel_tool_calls", bool, "true or false"),
+        ("max_output_tokens", int, "an integer"),
+        ("metadata", dict, "an object"),
+        ("store", bool, "true or false"),
+        ("reasoning", dict, 'an object such as {"effort": "low"}'),
+        ("tools", list, "a list of tools"),
         ("temperature", (int, float), "a number"),
-    ):  # fmt: skip
+    ):
         expect(body, name, kind, what)
     effort = (body.get("reasoning") or {}).get("effort")
     if effort is not None and effort not in REASONING_EFFORTS:
-        raise RequestError(400, f"Invalid value for 'reasoning.effort': {effort!r}; use one of "
-                                f"{list(REASONING_EFFORTS)}.",
-                           param="reasoning.effort", code="invalid_value")  # fmt: skip
+        raise RequestError(
+            400,
+            f"Invalid value for 'reasoning.effort': {effort!r}; use one of {list(REASONING_EFFORTS)}.",
+            param="reasoning.effort",
+            code="invalid_value",
+        )
     metadata = body.get("metadata") or {}
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        raise RequestError(400, "Invalid 'metadata': its keys and values must be strings.", param="metadata",
-                           code="invalid_type")  # fmt: skip
+        raise RequestError(
+            400, "Invalid 'metadata': its keys and values must be strings.", param="metadata", code="invalid_type"
+        )
     raw_input = body["input"]
     if isinstance(raw_input, str):
         items: list[dict[str, Any]] = [{"role": "user", "content": raw_input}]
     elif isinstance(raw_input, list):
         items = [validate_item(item, i) for i, item in enumerate(raw_input)]
     else:
-        raise RequestError(400, "Invalid type for 'input': expected a string or a list of items.", param="input",
-                           code="invalid_type")  # fmt: skip
+        raise RequestError(
+            400, "Invalid type for 'input': expected a string or a list of items.", param="input", code="invalid_type"
+        )
     tools = [validate_tool(tool, i) for i, tool in enumerate(body.get("tools") or [])]
     return items, tools
 
@@ -228,8 +267,12 @@ def validate_request(body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[d
 def expect(body: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> None:
     value = body.get(name)
     if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-        raise RequestError(400, f"Invalid type for '{name}': expected {what}, got {type(value).__name__}.",
-                           param=name, code="invalid_type")  # fmt: skip
+        raise RequestError(
+            400,
+            f"Invalid type for '{name}': expected {what}, got {type(value).__name__}.",
+            param=name,
+            code="invalid_type",
+        )
 
 
 def validate_item(item: Any, index: int) -> dict[str, Any]:
@@ -238,29 +281,48 @@ def validate_item(item: Any, index: int) -> dict[str, Any]:
         raise RequestError(400, f"Invalid '{param}': expected an object.", param=param, code="invalid_type")
     kind = item.get("type", "message")
     if not isinstance(kind, str) or kind not in ITEM_TYPES:  # a list or an object is not hashable: check first
-        raise RequestError(400, f"Invalid '{param}.type': {kind!r} is not supported offline "
-                                f"(use one of {sorted(ITEM_TYPES)}).", param=f"{param}.type",
-                           code="invalid_value")  # fmt: skip
+        raise RequestError(
+            400,
+            f"Invalid '{param}.type': {kind!r} is not supported offline (use one of {sorted(ITEM_TYPES)}).",
+            param=f"{param}.type",
+            code="invalid_value",
+        )
     if kind == "message":
         if not isinstance(item.get("role"), str) or item["role"] not in MESSAGE_ROLES:
-            raise RequestError(400, f"Invalid '{param}.role': expected one of {sorted(MESSAGE_ROLES)}.",
-                               param=f"{param}.role", code="invalid_value")  # fmt: skip
+            raise RequestError(
+                400,
+                f"Invalid '{param}.role': expected one of {sorted(MESSAGE_ROLES)}.",
+                param=f"{param}.role",
+                code="invalid_value",
+            )
         content = item.get("content")
         if not isinstance(content, str) and not (
-            isinstance(content, list) and all(isinstance(p, dict) and isinstance(p.get("text", ""), str)
-                                              for p in content)  # fmt: skip
+            isinstance(content, list)
+            and all(isinstance(p, dict) and isinstance(p.get("text", ""), str) for p in content)
         ):
-            raise RequestError(400, f"Invalid '{param}.content': expected a string or a list of content parts.",
-                               param=f"{param}.content", code="invalid_type")  # fmt: skip
+            raise RequestError(
+                400,
+                f"Invalid '{param}.content': expected a string or a list of content parts.",
+                param=f"{param}.content",
+                code="invalid_type",
+            )
     elif kind == "function_call":
         for name in ("call_id", "name", "arguments"):
             if not isinstance(item.get(name), str):
-                raise RequestError(400, f"Missing or invalid '{param}.{name}': expected a string.",
-                                   param=f"{param}.{name}", code="invalid_type")  # fmt: skip
+                raise RequestError(
+                    400,
+                    f"Missing or invalid '{param}.{name}': expected a string.",
+                    param=f"{param}.{name}",
+                    code="invalid_type",
+                )
     elif kind == "function_call_output":
         if not isinstance(item.get("call_id"), str) or not isinstance(item.get("output"), (str, list)):
-            raise RequestError(400, f"Invalid '{param}': a function_call_output needs a string call_id and output.",
-                               param=param, code="invalid_type")  # fmt: skip
+            raise RequestError(
+                400,
+                f"Invalid '{param}': a function_call_output needs a string call_id and output.",
+                param=param,
+                code="invalid_type",
+            )
     return item
 
 
@@ -269,15 +331,27 @@ def validate_tool(tool: Any, index: int) -> dict[str, Any]:
     if not isinstance(tool, dict):
         raise RequestError(400, f"Invalid '{param}': expected an object.", param=param, code="invalid_type")
     if tool.get("type") != "function":
-        raise RequestError(400, f"Unknown tool type {tool.get('type')!r} in '{param}': the offline server supports "
-                                "function tools only ({\"type\": \"function\", ...}).", param=f"{param}.type",
-                           code="invalid_value")  # fmt: skip
+        raise RequestError(
+            400,
+            f"Unknown tool type {tool.get('type')!r} in '{param}': the offline server supports "
+            'function tools only ({"type": "function", ...}).',
+            param=f"{param}.type",
+            code="invalid_value",
+        )
     if not isinstance(tool.get("name"), str) or not tool["name"]:
-        raise RequestError(400, f"Missing required parameter: '{param}.name'.", param=f"{param}.name",
-                           code="missing_required_parameter")  # fmt: skip
+        raise RequestError(
+            400,
+            f"Missing required parameter: '{param}.name'.",
+            param=f"{param}.name",
+            code="missing_required_parameter",
+        )
     if not isinstance(tool.get("parameters", {}), dict):
-        raise RequestError(400, f"Invalid '{param}.parameters': expected a JSON schema object.",
-                           param=f"{param}.parameters", code="invalid_type")  # fmt: skip
+        raise RequestError(
+            400,
+            f"Invalid '{param}.parameters': expected a JSON schema object.",
+            param=f"{param}.parameters",
+            code="invalid_type",
+        )
     return tool
 
 
@@ -289,13 +363,18 @@ def check_call_ids(items: list[dict[str, Any]]) -> None:
             open_calls[item["call_id"]] = 1
         elif item.get("type") == "function_call_output":
             if item["call_id"] not in open_calls:
-                raise RequestError(400, f"No tool call found for function call output with call_id {item['call_id']}.",
-                                   param="input", code="invalid_value")  # fmt: skip
+                raise RequestError(
+                    400,
+                    f"No tool call found for function call output with call_id {item['call_id']}.",
+                    param="input",
+                    code="invalid_value",
+                )
             open_calls[item["call_id"]] = 0
     unanswered = [call_id for call_id, waiting in open_calls.items() if waiting]
     if unanswered:
-        raise RequestError(400, f"No tool output found for function call {unanswered[0]}.", param="input",
-                           code="invalid_value")  # fmt: skip
+        raise RequestError(
+            400, f"No tool output found for function call {unanswered[0]}.", param="input", code="invalid_value"
+        )
 
 
 def read_attempt(header: str | None) -> int:
@@ -311,10 +390,13 @@ async def inject_fault(fault: str, config: ServerConfig) -> web.Response:
     if fault == "429":
         wait = config.faults.retry_after * config.latency.time_scale
         return error_response(
-            429, f"Rate limit reached for requests on the offline server (injected fault). Please try again in "
-                 f"{wait:.2f} s.", kind="requests", code="rate_limit_exceeded",
+            429,
+            f"Rate limit reached for requests on the offline server (injected fault). Please try again in "
+            f"{wait:.2f} s.",
+            kind="requests",
+            code="rate_limit_exceeded",
             headers={"Retry-After": str(max(1, round(wait))), "retry-after-ms": str(round(wait * 1000))},
-        )  # fmt: skip
+        )
     return error_response(500, "The offline server failed on purpose (fault injection).", kind="server_error")
 
 
@@ -324,28 +406,59 @@ def build_response(
     """A Response exactly in the shape of the real API (see shared/responses-api.md §2 and §4)."""
     output: list[dict[str, Any]] = [{"id": f"rs_{key}0", "type": "reasoning", "summary": []}]
     for i, call in enumerate(turn.calls, 1):
-        output.append({"id": f"fc_{key}{i}", "type": "function_call", "status": "completed",
-                       "call_id": f"call_{key}{i}", "name": call.name, "arguments": call.arguments})  # fmt: skip
+        output.append(
+            {
+                "id": f"fc_{key}{i}",
+                "type": "function_call",
+                "status": "completed",
+                "call_id": f"call_{key}{i}",
+                "name": call.name,
+                "arguments": call.arguments,
+            }
+        )
     if not turn.calls:
-        output.append({"id": f"msg_{key}", "type": "message", "status": "completed", "role": "assistant",
-                       "content": [{"type": "output_text", "text": turn.text, "annotations": []}]})  # fmt: skip
+        output.append(
+            {
+                "id": f"msg_{key}",
+                "type": "message",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": turn.text, "annotations": []}],
+            }
+        )
     input_tokens, output_tokens = max(1, input_bytes // 4), turn.output_tokens
     reasoning = body.get("reasoning") or {}
     return {
-        "id": f"resp_{key}", "object": "response", "created_at": int(time.time()), "status": "completed",
-        "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
-        "max_output_tokens": body.get("max_output_tokens"), "model": body["model"], "output": output,
-        "parallel_tool_calls": body.get("parallel_tool_calls", True), "previous_response_id": None,
+        "id": f"resp_{key}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": body["model"],
+        "output": output,
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": None,
         "reasoning": {"effort": reasoning.get("effort", "medium"), "summary": None},
-        "store": body.get("store", True), "temperature": 1.0, "text": {"format": {"type": "text"}},
-        "tool_choice": "auto", "tools": tools, "top_p": 1.0, "truncation": "disabled",
+        "store": body.get("store", True),
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": tools,
+        "top_p": 1.0,
+        "truncation": "disabled",
         "usage": {
-            "input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-            "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": input_tokens + output_tokens,
         },
-        "user": None, "metadata": body.get("metadata") or {},
-    }  # fmt: skip
+        "user": None,
+        "metadata": body.get("metadata") or {},
+    }
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -355,8 +468,12 @@ async def list_models(request: web.Request) -> web.Response:
 async def get_model(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in MODELS:
-        raise RequestError(404, f"The model '{name}' does not exist offline; try one of {list(MODELS)}.",
-                           param="model", code="model_not_found")  # fmt: skip
+        raise RequestError(
+            404,
+            f"The model '{name}' does not exist offline; try one of {list(MODELS)}.",
+            param="model",
+            code="model_not_found",
+        )
     return web.json_response(model_card(name))
 
 

@@ -64,8 +64,10 @@ def test_lesson_runs_and_renders_in_jupyterlab(lab: str, lab_browser: Any, lesso
         errors = page.locator(SCOPE + '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
         assert errors.count() == 0, errors.first.inner_text()
         source = source_of(lesson)
-        images = page.evaluate("() => [...document.querySelectorAll('[data-under-test] .jp-RenderedImage img')]"
-                               ".filter(i => i.naturalWidth > 0).length")  # fmt: skip
+        images = page.evaluate(
+            "() => [...document.querySelectorAll('[data-under-test] .jp-RenderedImage img')]"
+            ".filter(i => i.naturalWidth > 0).length"
+        )
         if any(chart in source for chart in ("timeline(", "sum_vs_longest(", "scaling(", "bars(")):
             assert images >= 1, "a matplotlib chart should render as an <img>"
         if "progress=True" in source:

@@ -25,8 +25,13 @@ OFFLINE_KEY = "offline"
 
 def client_for(server: OfflineServer, *, max_retries: int = 2, timeout: float = 60.0) -> AsyncOpenAI:
     """A client of its own for ``server``, on openai's aiohttp transport. Make it inside the loop that uses it."""
-    return AsyncOpenAI(base_url=server.base_url, api_key=OFFLINE_KEY, max_retries=max_retries, timeout=timeout,
-                       http_client=DefaultAioHttpClient())  # fmt: skip
+    return AsyncOpenAI(
+        base_url=server.base_url,
+        api_key=OFFLINE_KEY,
+        max_retries=max_retries,
+        timeout=timeout,
+        http_client=DefaultAioHttpClient(),
+    )
 
 
 def agent_for(
@@ -39,9 +44,14 @@ def agent_for(
     parallel_tool_calls: bool = False,
 ) -> Agent:
     """An Agent with its own client for ``server``. Close it with ``await close(agent)``."""
-    return Agent(name="calc", instructions="Use the tools.", tools=tuple(tools), max_turns=max_turns,
-                 parallel_tool_calls=parallel_tool_calls,
-                 client=client_for(server, max_retries=max_retries, timeout=timeout))  # fmt: skip
+    return Agent(
+        name="calc",
+        instructions="Use the tools.",
+        tools=tuple(tools),
+        max_turns=max_turns,
+        parallel_tool_calls=parallel_tool_calls,
+        client=client_for(server, max_retries=max_retries, timeout=timeout),
+    )
 
 
 def server_stats(server: OfflineServer) -> dict[str, Any]:

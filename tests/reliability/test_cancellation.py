@@ -100,9 +100,11 @@ def test_cancel_a_batch_of_200_in_flight(slow_server: OfflineServer, runner: str
         }
 
     figures = asyncio.run(main())
-    print(f"\n{runner}: cancelled {N} in flight; {figures['left_at_once']:.0f} tasks left at once, "
-          f"{figures['left']:.0f} after {figures['settle']:.3f} s; the server saw {figures['disconnects']:.0f} "
-          f"disconnects within {figures['seen_at']:.2f} s ({figures['in_flight']:.0f} still in flight); "
-          "next batch of 20: all fulfilled")  # fmt: skip
+    print(
+        f"\n{runner}: cancelled {N} in flight; {figures['left_at_once']:.0f} tasks left at once, "
+        f"{figures['left']:.0f} after {figures['settle']:.3f} s; the server saw {figures['disconnects']:.0f} "
+        f"disconnects within {figures['seen_at']:.2f} s ({figures['in_flight']:.0f} still in flight); "
+        "next batch of 20: all fulfilled"
+    )
     assert figures["left"] == 0 and figures["settle"] < 1.0
     assert figures["disconnects"] == N and figures["in_flight"] == 0

@@ -99,8 +99,14 @@ def check_outcomes(outcomes: Batch[Outcome]) -> Tally:
             assert [m["content"] for m in users] == [prompt(i)], f"conversation {i} holds another's prompt"
             assert result.output_text == f"{i} + 7 = {i + 7}.", f"conversation {i}: {result.output_text!r}"
             kinds_in_order = [m.get("type", "message") for m in result.messages]
-            assert kinds_in_order == ["message", "reasoning", "function_call", "function_call_output",
-                                      "reasoning", "message"], f"conversation {i}: {kinds_in_order}"  # fmt: skip
+            assert kinds_in_order == [
+                "message",
+                "reasoning",
+                "function_call",
+                "function_call_output",
+                "reasoning",
+                "message",
+            ], f"conversation {i}: {kinds_in_order}"
             item_ids += [m["id"] for m in result.messages if "id" in m]
             call_ids += [m["call_id"] for m in result.messages if m.get("type") == "function_call"]
             assert result.turns == TURNS
@@ -160,9 +166,11 @@ def fault_counts(server: OfflineServer) -> tuple[dict[str, int], int]:
 
 def report(runner: str, retries: str, tally: Tally, faults: dict[str, int], requests: int, wall: float) -> None:
     share = sum(faults.values()) / requests
-    print(f"\n{runner}, retries {retries}: {dict(tally.kinds)}; server: {requests} requests, faults {faults} = "
-          f"{share:.1%} of requests; cut by a timeout: {len(tally.cut)} ({len(HUNG)} hang on purpose); "
-          f"slowest good model call {tally.slowest:.2f} s; wall {wall:.1f} s")  # fmt: skip
+    print(
+        f"\n{runner}, retries {retries}: {dict(tally.kinds)}; server: {requests} requests, faults {faults} = "
+        f"{share:.1%} of requests; cut by a timeout: {len(tally.cut)} ({len(HUNG)} hang on purpose); "
+        f"slowest good model call {tally.slowest:.2f} s; wall {wall:.1f} s"
+    )
 
 
 @pytest.mark.parametrize("runner", ["run_settled", "run_bounded"])

@@ -35,30 +35,49 @@ JSON = st.recursive(
 )
 TOOL = st.fixed_dictionaries(
     {"type": st.sampled_from(["function", "web_search", ""]) | JSON},
-    optional={"name": st.sampled_from(["sum_numbers", "multiply_numbers", ""]) | JSON, "parameters": JSON,
-              "description": JSON, "strict": JSON},
-)  # fmt: skip
+    optional={
+        "name": st.sampled_from(["sum_numbers", "multiply_numbers", ""]) | JSON,
+        "parameters": JSON,
+        "description": JSON,
+        "strict": JSON,
+    },
+)
 ITEM = st.fixed_dictionaries(
     {},
     optional={
         "type": st.sampled_from(["message", "function_call", "function_call_output", "reasoning", "x"]) | JSON,
         "role": st.sampled_from(["user", "assistant", "system", "developer", "robot"]) | JSON,
-        "content": st.text(max_size=30) | st.lists(st.fixed_dictionaries({"type": st.just("input_text")},
-                                                                        optional={"text": JSON}), max_size=3) | JSON,
-        "call_id": st.sampled_from(["call_1", "call_2"]) | JSON, "output": JSON, "name": JSON, "arguments": JSON,
-        "id": JSON, "summary": JSON,
+        "content": st.text(max_size=30)
+        | st.lists(st.fixed_dictionaries({"type": st.just("input_text")}, optional={"text": JSON}), max_size=3)
+        | JSON,
+        "call_id": st.sampled_from(["call_1", "call_2"]) | JSON,
+        "output": JSON,
+        "name": JSON,
+        "arguments": JSON,
+        "id": JSON,
+        "summary": JSON,
     },
-)  # fmt: skip
+)
 PROMPTS = ["What is 2 + 2?", "", "What is 1 + 1? [mistake=bad_json]", "[loop]", "(" * 50, "[duration=1]"]
 FIELDS = {
     "model": st.sampled_from(["gpt-5-mini", "no-such-model", ""]) | JSON,
     # (no [fault=…] marker here: those 500s and hangs are on purpose)
     "input": st.sampled_from(PROMPTS) | st.text(max_size=40) | st.lists(ITEM | JSON, max_size=4) | JSON,
     "tools": st.lists(TOOL | JSON, max_size=3) | JSON,
-    "instructions": JSON, "stream": JSON, "previous_response_id": JSON, "parallel_tool_calls": JSON,
-    "max_output_tokens": JSON, "metadata": JSON, "reasoning": JSON, "store": JSON, "temperature": JSON,
-    "tool_choice": JSON, "text": JSON, "include": JSON, "user": JSON,
-}  # fmt: skip
+    "instructions": JSON,
+    "stream": JSON,
+    "previous_response_id": JSON,
+    "parallel_tool_calls": JSON,
+    "max_output_tokens": JSON,
+    "metadata": JSON,
+    "reasoning": JSON,
+    "store": JSON,
+    "temperature": JSON,
+    "tool_choice": JSON,
+    "text": JSON,
+    "include": JSON,
+    "user": JSON,
+}
 # Start from a valid request and change some fields, or build one from nothing, or send any JSON, or any bytes.
 REQUESTS = st.fixed_dictionaries(
     {k: st.just(v) | FIELDS[k] for k, v in VALID.items()}, optional={k: v for k, v in FIELDS.items() if k not in VALID}
@@ -72,18 +91,42 @@ BODIES = (
         lambda b: st.integers(0, max(0, len(b) - 1)).map(lambda cut: b[:cut])  # a truncated JSON body
     )
 )
-CONTENT_TYPES = st.sampled_from([
-    "application/json", "application/json; charset=utf-8", "application/json; charset=latin-1", "text/plain",
-    "multipart/form-data; boundary=x", "multipart/form-data", "application/x-www-form-urlencoded", "",
-    "application/octet-stream", "*/*", "application/json; charset=utf-16", ";;;", "application/json; boundary",
-])  # fmt: skip
+CONTENT_TYPES = st.sampled_from(
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json; charset=latin-1",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "multipart/form-data",
+        "application/x-www-form-urlencoded",
+        "",
+        "application/octet-stream",
+        "*/*",
+        "application/json; charset=utf-16",
+        ";;;",
+        "application/json; boundary",
+    ]
+)
 PRINTABLE = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
 HEADERS = st.dictionaries(
-    st.sampled_from(["Authorization", "X-Stainless-Retry-Count", "OpenAI-Beta", "Accept", "Accept-Encoding",
-                     "OpenAI-Organization", "Idempotency-Key", "X-Request-Id", "Connection", "Cookie"]),
+    st.sampled_from(
+        [
+            "Authorization",
+            "X-Stainless-Retry-Count",
+            "OpenAI-Beta",
+            "Accept",
+            "Accept-Encoding",
+            "OpenAI-Organization",
+            "Idempotency-Key",
+            "X-Request-Id",
+            "Connection",
+            "Cookie",
+        ]
+    ),
     PRINTABLE | st.sampled_from(["Bearer sk-abc", "-1", "99999999999999999999", "application/json", "close"]),
     max_size=4,
-)  # fmt: skip
+)
 # Compression that really decodes: the server must read these bodies like plain ones. (A body that does not
 # decode is a separate test below: today it is a 500.)
 ENCODINGS = st.sampled_from(["", "identity", "gzip", "deflate"])
@@ -212,8 +255,10 @@ def test_too_large_a_body_is_refused_before_it_is_read(server: OfflineServer) ->
     """A Content-Length of 1 GB, then only one byte of body: the 413 comes back at once, without the rest."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
         started = time.perf_counter()
-        conn.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 1000000000\r\n\r\n{")  # fmt: skip
+        conn.sendall(
+            b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000000000\r\n\r\n{"
+        )
         reply = b""
         while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
             chunk = conn.recv(65536)
@@ -239,14 +284,19 @@ def test_a_real_body_over_the_limit_is_a_413_in_openai_shape(server: OfflineServ
     async def go() -> tuple[int, str, Any]:
         async with (
             aiohttp.ClientSession() as session,
-            session.post(server.base_url + "/responses", data=chunks() if chunked else big,
-                         headers={"Content-Type": "application/json"}) as response,
-        ):  # fmt: skip
+            session.post(
+                server.base_url + "/responses",
+                data=chunks() if chunked else big,
+                headers={"Content-Type": "application/json"},
+            ) as response,
+        ):
             return response.status, response.headers.get("Content-Type", ""), await response.json(content_type=None)
 
     status, kind, answer = asyncio.run(go())
-    print(f"\n{len(big)} bytes ({'chunked' if chunked else 'Content-Length'}), limit {LIMIT}: {status} "
-          f"{answer['error']['code']}")  # fmt: skip
+    print(
+        f"\n{len(big)} bytes ({'chunked' if chunked else 'Content-Length'}), limit {LIMIT}: {status} "
+        f"{answer['error']['code']}"
+    )
     assert status == 413
     assert_openai_error(status, kind, answer)
     assert send(server, json.dumps(VALID).encode(), {})[0] == 200

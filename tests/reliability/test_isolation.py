@@ -37,8 +37,11 @@ def prompt(i: int) -> str:
 
 
 def expected_calls(i: int) -> list[tuple[str, dict[str, int]]]:
-    return [("sum_numbers", {"a": i, "b": 1000}), ("sum_numbers", {"a": i, "b": 2000}),
-            ("multiply_numbers", {"a": i + 1000, "b": i + 2000})]  # fmt: skip
+    return [
+        ("sum_numbers", {"a": i, "b": 1000}),
+        ("sum_numbers", {"a": i, "b": 2000}),
+        ("multiply_numbers", {"a": i + 1000, "b": i + 2000}),
+    ]
 
 
 def foreign_content(i: int, result: RunResult, events: list[AgentEvent]) -> list[str]:
@@ -70,7 +73,7 @@ def snapshot(agent: Agent) -> dict[str, Any]:
         "client": id(fields["client"]),
         "tools": [
             (t.name, t.description, json.dumps(t.parameters, sort_keys=True), t.function, t.strict) for t in agent.tools
-        ],  # fmt: skip
+        ],
         "tools_by_name": {name: id(t) for name, t in agent.tools_by_name.items()},
         "tool_schemas": json.dumps(agent.tool_schemas, sort_keys=True),
     }
@@ -80,8 +83,13 @@ def snapshot(agent: Agent) -> dict[str, Any]:
 @pytest.mark.parametrize("how", ["asyncio.gather(agent.run)", "run_concurrent"])
 def test_one_agent_many_concurrent_runs(server: OfflineServer, how: str, parallel_tool_calls: bool) -> None:
     async def main() -> tuple[list[RunResult], list[list[AgentEvent]], Agent, Agent, dict[str, Any]]:
-        agent = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS,
-                      parallel_tool_calls=parallel_tool_calls, client=client_for(server))  # fmt: skip
+        agent = Agent(
+            name="calc",
+            instructions="Use the tools.",
+            tools=MATH_TOOLS,
+            parallel_tool_calls=parallel_tool_calls,
+            client=client_for(server),
+        )
         before = copy.deepcopy(dataclasses.replace(agent, client=None))  # (a client holds a connection pool)
         before_snapshot = snapshot(agent)
         events: list[list[AgentEvent]] = [[] for _ in range(N)]
@@ -97,9 +105,11 @@ def test_one_agent_many_concurrent_runs(server: OfflineServer, how: str, paralle
     results, events, agent, before, before_snapshot = asyncio.run(main())
     leaks = {i: problems for i, result in enumerate(results) if (problems := foreign_content(i, result, events[i]))}
     all_call_ids = [m["call_id"] for r in results for m in r.messages if m.get("type") == "function_call"]
-    print(f"\n{how}, parallel_tool_calls={parallel_tool_calls}: {N} concurrent runs on one Agent, "
-          f"{len(all_call_ids)} tool calls; {len(leaks)} transcripts with foreign content; "
-          f"Agent unchanged: {agent == before and snapshot(agent) == before_snapshot}")  # fmt: skip
+    print(
+        f"\n{how}, parallel_tool_calls={parallel_tool_calls}: {N} concurrent runs on one Agent, "
+        f"{len(all_call_ids)} tool calls; {len(leaks)} transcripts with foreign content; "
+        f"Agent unchanged: {agent == before and snapshot(agent) == before_snapshot}"
+    )
     assert leaks == {}
     assert len(set(all_call_ids)) == 3 * N
     # The Agent is unchanged: equal to a deep copy taken before, schemas and tools included.

@@ -87,16 +87,24 @@ print("ok")
 )
 
 TIME_SCALE = 0.01
-MESSAGES = ("Event loop is closed", "Task exception was never retrieved", "Task was destroyed but it is pending",
-            "Unclosed client session", "Unclosed connector", "ResourceWarning", "Exception ignored")  # fmt: skip
+MESSAGES = (
+    "Event loop is closed",
+    "Task exception was never retrieved",
+    "Task was destroyed but it is pending",
+    "Unclosed client session",
+    "Unclosed connector",
+    "ResourceWarning",
+    "Exception ignored",
+)
 
 
 def test_many_loops_in_a_subprocess_print_nothing_to_stderr() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONASYNCIODEBUG", "PYTHONWARNINGS")}
     env["AGENTLAB_TIME_SCALE"] = str(TIME_SCALE)
     env.pop("AGENTLAB_OFFLINE_URL", None)
-    proc = subprocess.run([sys.executable, "-X", "dev", "-c", SUBPROCESS], capture_output=True, text=True,
-                          timeout=120, env=env)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", SUBPROCESS], capture_output=True, text=True, timeout=120, env=env
+    )
     counts = {message: proc.stderr.count(message) for message in MESSAGES}
     lines = len(proc.stderr.splitlines())
     print(f"\nsubprocess (-X dev), 20 asyncio.run + 20 run_sync: {counts}; {lines} stderr lines")
@@ -126,7 +134,9 @@ def test_many_loops_in_this_process_leave_no_warnings_or_logs(
     records = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.WARNING]
     texts = records + [str(w.message) for w in caught] + [repr(u.exc_value) for u in unraisable]
     counts = {message: sum(message in text for text in texts) for message in MESSAGES}
-    print(f"\nin process, 20 asyncio.run + 20 run_sync: {counts}; {len(records)} log records, "
-          f"{len(caught)} warnings, {len(unraisable)} unraisable exceptions")  # fmt: skip
+    print(
+        f"\nin process, 20 asyncio.run + 20 run_sync: {counts}; {len(records)} log records, "
+        f"{len(caught)} warnings, {len(unraisable)} unraisable exceptions"
+    )
     assert not any(counts.values()), texts
     assert texts == []

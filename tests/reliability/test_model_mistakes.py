@@ -46,21 +46,32 @@ def calls(messages: list[dict[str, object]]) -> list[tuple[object, object]]:
 @pytest.mark.parametrize(
     ("marker", "call", "error"),
     [
-        ("unknown_tool", ("calculator_9000", '{"a":1,"b":2}'),
-         "error: there is no tool named 'calculator_9000'; the tools are: sum_numbers, multiply_numbers, "
-         "subtract_numbers, divide_numbers"),
-        ("bad_json", ("sum_numbers", '{"a": 3, "b": '),
-         "error: the arguments for sum_numbers are not valid JSON (Expecting value): '{\"a\": 3, \"b\": '"),
-        ("wrong_types", ("sum_numbers", '{"a":"three","b":"four"}'),
-         'error: sum_numbers: parameter a must be number, got "three"'),
+        (
+            "unknown_tool",
+            ("calculator_9000", '{"a":1,"b":2}'),
+            "error: there is no tool named 'calculator_9000'; the tools are: sum_numbers, multiply_numbers, "
+            "subtract_numbers, divide_numbers",
+        ),
+        (
+            "bad_json",
+            ("sum_numbers", '{"a": 3, "b": '),
+            'error: the arguments for sum_numbers are not valid JSON (Expecting value): \'{"a": 3, "b": \'',
+        ),
+        (
+            "wrong_types",
+            ("sum_numbers", '{"a":"three","b":"four"}'),
+            'error: sum_numbers: parameter a must be number, got "three"',
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_mistake_goes_back_to_the_model_and_the_conversation_finishes(
     server: OfflineServer, marker: str, call: tuple[str, str], error: str
 ) -> None:
     result = run(agent_for(server), f"What is 12 + 30? [mistake={marker}]")
-    print(f"\n{marker}: {call[0]}({call[1]}) → {outputs(result.messages)[0]!r}; answer {result.output_text!r} "
-          f"after {result.turns} turns")  # fmt: skip
+    print(
+        f"\n{marker}: {call[0]}({call[1]}) → {outputs(result.messages)[0]!r}; answer {result.output_text!r} "
+        f"after {result.turns} turns"
+    )
     assert calls(result.messages) == [call, ("sum_numbers", '{"a":12,"b":30}')]
     assert outputs(result.messages) == [error, "42"]
     assert result.output_text == "12 + 30 = 42."
@@ -94,8 +105,10 @@ def test_a_tool_that_always_raises_ends_the_conversation_with_an_answer_that_say
     result = run(agent_for(server, tools=(sum_numbers, multiply_numbers)), "What is 2 + 2?")
     print(f"\na needed tool raising ValueError: answer {result.output_text!r}")
     assert outputs(result.messages) == ["error: sum_numbers raised ValueError: the adder is out of order"]
-    assert result.output_text == ("I could not finish: sum_numbers(a=2, b=2) returned error: sum_numbers raised "
-                                  "ValueError: the adder is out of order")  # fmt: skip
+    assert result.output_text == (
+        "I could not finish: sum_numbers(a=2, b=2) returned error: sum_numbers raised "
+        "ValueError: the adder is out of order"
+    )
 
 
 def test_mistakes_in_a_batch_are_fulfilled_not_rejected(server: OfflineServer) -> None:
@@ -122,8 +135,10 @@ def test_max_turns_exceeded_carries_the_partial_transcript(server: OfflineServer
     error = caught.value
     transcript = error.transcript
     kinds = [m.get("type", "message") for m in transcript]
-    print(f"\nMaxTurnsExceeded(max_turns={error.max_turns}): transcript of {len(transcript)} items, "
-          f"{kinds.count('function_call')} calls; message: {error}")  # fmt: skip
+    print(
+        f"\nMaxTurnsExceeded(max_turns={error.max_turns}): transcript of {len(transcript)} items, "
+        f"{kinds.count('function_call')} calls; message: {error}"
+    )
     assert error.max_turns == 4
     assert len(transcript) == 1 + 3 * 4
     assert transcript[0] == {"role": "user", "content": "What is 1 + 1? [loop]"}

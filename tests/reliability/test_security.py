@@ -105,8 +105,12 @@ def test_a_remote_host_without_allow_remote_is_refused(host: str, capsys: pytest
 
 
 def test_the_command_line_refuses_0000_with_exit_code_2() -> None:
-    proc = subprocess.run([sys.executable, "-m", "agentlab", "serve", "--host", "0.0.0.0", "--port", "0"],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentlab", "serve", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     print(f"\npython -m agentlab serve --host 0.0.0.0: exit {proc.returncode}, stderr {proc.stderr.strip()!r}")
     assert proc.returncode == 2
     assert "--allow-remote" in proc.stderr and proc.stdout == ""
@@ -115,9 +119,23 @@ def test_the_command_line_refuses_0000_with_exit_code_2() -> None:
 @needs_proc
 def test_allow_remote_listens_on_all_interfaces_with_a_warning() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "agentlab", "serve", "--host", "0.0.0.0", "--allow-remote", "--port", "0",
-         "--time-scale", "0.01"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "agentlab",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--allow-remote",
+            "--port",
+            "0",
+            "--time-scale",
+            "0.01",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         ready = process.stdout.readline()
@@ -149,19 +167,36 @@ def test_no_key_in_reprs_of_client_agent_results_reports_and_errors(
         )
         closed_port = socket.socket()
         closed_port.bind(("127.0.0.1", 0))
-        nowhere = AsyncOpenAI(base_url=f"http://127.0.0.1:{closed_port.getsockname()[1]}/v1", api_key=FAKE_KEY,
-                              max_retries=0, http_client=DefaultAioHttpClient())  # fmt: skip
+        nowhere = AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{closed_port.getsockname()[1]}/v1",
+            api_key=FAKE_KEY,
+            max_retries=0,
+            http_client=DefaultAioHttpClient(),
+        )
         closed_port.close()
-        good = await run_settled(Agent(name="calc", instructions="", tools=MATH_TOOLS, client=keyed),
-                                 ["What is 1 + 1?", "What is 2 + 2? [fault=500]"])  # fmt: skip
+        good = await run_settled(
+            Agent(name="calc", instructions="", tools=MATH_TOOLS, client=keyed),
+            ["What is 1 + 1?", "What is 2 + 2? [fault=500]"],
+        )
         bad = await run_settled(Agent(name="calc", instructions="", tools=MATH_TOOLS, client=nowhere), ["1 + 1"])
         for client in (real, keyed, nowhere):
             await client.close()
         errors = [o.reason for o in [*good, *bad] if isinstance(o, Rejected)]
         assert len(errors) == 2 and all(isinstance(e, BackendError) for e in errors)
-        texts = [repr(real), str(real), repr(real_agent), str(real_agent), repr(good), repr(good[0]),
-                 repr(good[0].value), str(good.report), repr(good.report), good.report._repr_html_(),  # type: ignore[union-attr]
-                 str(bad.report), json.dumps(good[0].value.messages)]  # type: ignore[union-attr]  # fmt: skip
+        texts = [
+            repr(real),
+            str(real),
+            repr(real_agent),
+            str(real_agent),
+            repr(good),
+            repr(good[0]),
+            repr(good[0].value),
+            str(good.report),
+            repr(good.report),
+            good.report._repr_html_(),  # type: ignore[union-attr]
+            str(bad.report),
+            json.dumps(good[0].value.messages),
+        ]  # type: ignore[union-attr]
         for error in errors:
             texts += [str(error), repr(error), "".join(traceback.format_exception(error))]
         return texts
@@ -174,8 +209,9 @@ def test_no_key_in_reprs_of_client_agent_results_reports_and_errors(
 
 def conversation_with_the_key(base_url: str) -> None:
     async def main() -> None:
-        async with AsyncOpenAI(base_url=base_url, api_key=FAKE_KEY, max_retries=1,
-                               http_client=DefaultAioHttpClient()) as client:  # fmt: skip
+        async with AsyncOpenAI(
+            base_url=base_url, api_key=FAKE_KEY, max_retries=1, http_client=DefaultAioHttpClient()
+        ) as client:
             assert client.auth_headers == {"Authorization": f"Bearer {FAKE_KEY}"}  # it is sent with each request
             agent = Agent(name="calc", instructions="", tools=MATH_TOOLS, client=client)
             # a retried 429 too, so that the client's retry logging runs
@@ -186,9 +222,23 @@ def conversation_with_the_key(base_url: str) -> None:
 
 
 def test_no_key_in_any_log_record_at_debug(server: OfflineServer, caplog: pytest.LogCaptureFixture) -> None:
-    names = {"", "openai", "openai._base_client", "httpx", "httpx2", "httpcore", "aiohttp", "aiohttp.client",
-             "aiohttp.server", "aiohttp.access", "aiohttp.internal", "aiohttp.web", "asyncio", "agentlab",
-             *logging.root.manager.loggerDict}  # fmt: skip
+    names = {
+        "",
+        "openai",
+        "openai._base_client",
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "aiohttp",
+        "aiohttp.client",
+        "aiohttp.server",
+        "aiohttp.access",
+        "aiohttp.internal",
+        "aiohttp.web",
+        "asyncio",
+        "agentlab",
+        *logging.root.manager.loggerDict,
+    }
     for name in sorted(names):
         caplog.set_level(logging.DEBUG, logger=name or None)
         logger = logging.getLogger(name or None)
@@ -212,8 +262,9 @@ conversation_with_the_key(sys.argv[1])
 
 def test_no_key_in_the_output_of_a_process_with_openai_log_debug(server: OfflineServer) -> None:
     env = {**os.environ, "OPENAI_LOG": "debug", "PYTHONASYNCIODEBUG": "1"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, server.base_url], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT, env=env)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, server.base_url], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env
+    )
     output = proc.stdout + proc.stderr
     print(f"\nOPENAI_LOG=debug: {len(output.splitlines())} lines of output, key found: {not no_key(output)}")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -250,8 +301,10 @@ def test_math_tools_never_evaluate_their_arguments(tool: Tool, monkeypatch: pyte
     monkeypatch.setattr(os, "popen", lambda *a, **k: ran.append(a))
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: ran.append(a))
     outputs = [asyncio.run(tool.call(payload)) for payload in PAYLOADS]
-    print(f"\n{tool.name}: {len(PAYLOADS)} injection payloads → {sum(o.startswith('error: ') for o in outputs)} "
-          f"'error: …' answers, {len(ran)} commands run; e.g. {outputs[0]!r}")  # fmt: skip
+    print(
+        f"\n{tool.name}: {len(PAYLOADS)} injection payloads → {sum(o.startswith('error: ') for o in outputs)} "
+        f"'error: …' answers, {len(ran)} commands run; e.g. {outputs[0]!r}"
+    )
     assert all(output.startswith("error: ") for output in outputs), outputs
     assert outputs[0] == f"error: {tool.name}: parameter a must be number, got {json.dumps(ATTACK)}"
     assert ran == []
@@ -285,9 +338,10 @@ def test_the_offline_server_ignores_the_authorization_header(server: OfflineServ
         headers = {} if authorization is None else {"Authorization": authorization}
         async with (
             aiohttp.ClientSession() as session,
-            session.post(server.base_url + "/responses", json={"model": "gpt-5-mini", "input": "What is 2 + 2?"},
-                         headers=headers) as response,
-        ):  # fmt: skip
+            session.post(
+                server.base_url + "/responses", json={"model": "gpt-5-mini", "input": "What is 2 + 2?"}, headers=headers
+            ) as response,
+        ):
             return response.status, await response.json(content_type=None)
 
     status, answer = asyncio.run(go())

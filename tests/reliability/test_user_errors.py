@@ -79,8 +79,9 @@ def test_a_tool_without_type_hints() -> None:
     with pytest.raises(ConfigurationError) as caught:
         tool(add)
     print(f"\ntool(add) without a hint on a: ConfigurationError: {caught.value}")
-    assert str(caught.value) == ("tool 'add': parameter 'a' has no type hint. "
-                                 "Add one so the model knows what to send, e.g. `a: float`.")  # fmt: skip
+    assert str(caught.value) == (
+        "tool 'add': parameter 'a' has no type hint. Add one so the model knows what to send, e.g. `a: float`."
+    )
     with pytest.raises(ConfigurationError, match=r"parameter 'a' has no type hint.*`a: float`"):
         Agent(name="x", instructions="", tools=[add])  # type: ignore[arg-type]
 
