@@ -27,33 +27,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from agentlab.offline.markers import Markers, parse_markers
+
 __all__ = ["Markers", "LatencyModel", "FaultPlan", "ServerConfig", "parse_markers", "config_from_env", "unit_hash"]
 
-FAULT_KINDS = ("500", "429", "hang")
-_DURATION = re.compile(r"\[\s*duration\s*=\s*(\d+(?:\.\d+)?)\s*s?\s*\]", re.IGNORECASE)
-_FAULT = re.compile(r"\[\s*fault\s*=\s*(500|429|hang)(?:\s*x\s*(\d+))?\s*\]", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class Markers:
-    duration: float | None = None
-    fault: str | None = None
-    fault_attempts: int | None = None
-
-
-def parse_markers(text: str) -> Markers:
-    """The server's markers in a prompt; missing or malformed ones are simply absent."""
-    duration = _DURATION.search(text)
-    fault = _FAULT.search(text)
-    return Markers(
-        duration=float(duration.group(1)) if duration else None,
-        fault=fault.group(1).lower() if fault else None,
-        fault_attempts=int(fault.group(2)) if fault and fault.group(2) else None,
-    )
+FAULT_KINDS = ("500", "429", "hang")  # the faults a random rate draws from
 
 
 def unit_hash(*parts: object) -> float:

@@ -39,6 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from agentlab.offline.markers import MARKER, parse_markers
+
 __all__ = ["ModelToolCall", "ModelTurn", "respond", "planned_turns", "user_text"]
 
 Op: TypeAlias = Literal["add", "sub", "mul", "div"]
@@ -80,7 +82,6 @@ NOT_MATH = (
 )
 GREETING = "Hello! I'm agentlab's offline practice model. Ask me some arithmetic, for example: What is 12 + 30?"
 
-MARKER = re.compile(r"\[\s*([a-z_]+)\s*(?:=\s*([^\]]*))?\]", re.IGNORECASE)
 HYPHENATED = re.compile(r"\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)-(?=[a-z])")
 TOKEN = re.compile(r"\d+(?:\.\d+)?|\.\d+|[a-z]+|[-+*/×÷(),]", re.IGNORECASE)
 
@@ -135,7 +136,7 @@ def user_text(items: list[dict[str, Any]]) -> str:
 
 
 def markers(text: str) -> dict[str, str]:
-    return {m.group(1).lower(): (m.group(2) or "").strip().lower() for m in MARKER.finditer(text)}
+    return parse_markers(text).flags
 
 
 def tokenize(text: str) -> list[str | float]:

@@ -1,0 +1,69 @@
+"""Control markers in a prompt: ``[duration=5]``, ``[fault=429x1]``, ``[mistake=bad_json]``, ``[loop]``.
+
+One parser for the one ``[key=value]`` syntax, used by the server (latency, faults), the scripted model
+(mistakes, loops) and the real-API proxy (which strips them before a real model sees them).
+
+| marker                                   | who reads it     | effect                                          |
+|------------------------------------------|------------------|-------------------------------------------------|
+| ``[duration=5]``                         | server, proxy    | the conversation takes 5 s (× the time scale)   |
+| ``[fault=500]``, ``429``, ``hang``, ``drop`` | server, proxy | every attempt fails that way; ``x1``: only the first |
+| ``[mistake=unknown_tool]`` (``bad_json``, ``wrong_types``) | scripted model | its first call is wrong on purpose |
+| ``[loop]``                               | scripted model   | it never stops calling tools                    |
+
+Why a hand-written pattern and not a general one: the scan must stay linear in the prompt's length, whatever a
+client sends (a prompt of ``"[a=" * 16000`` once held the server for 9 s). Keys and values are short and may not
+hold ``[`` or ``]``, so each ``[`` is looked at once, for a bounded number of characters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = ["Markers", "parse_markers", "strip_markers", "MAX_DURATION", "FAULT_KINDS", "MISTAKES"]
+
+FAULT_KINDS = ("500", "429", "hang", "drop")
+MISTAKES = ("unknown_tool", "bad_json", "wrong_types")
+KNOWN = ("duration", "fault", "mistake", "loop")
+MAX_DURATION = 3600.0  # the same cap as a hang: a marker never asks for more than an hour
+
+MARKER = re.compile(r"\[\s*([a-z_]{1,20})\s*(?:=\s*([^\[\]]{0,40}))?\]", re.IGNORECASE)
+DURATION = re.compile(r"(\d{1,12}(?:\.\d{1,12})?)\s?s?")
+FAULT = re.compile(r"(500|429|hang|drop)(?:\s?x\s?(\d{1,6}))?")
+
+
+@dataclass(frozen=True, slots=True)
+class Markers:
+    """The markers of one prompt. Malformed or unknown ones are simply absent."""
+
+    duration: float | None = None
+    fault: str | None = None
+    fault_attempts: int | None = None
+    mistake: str | None = None
+    loop: bool = False
+    flags: dict[str, str] = field(default_factory=dict, compare=False)  # every [key=value] seen, lower-cased
+
+
+def parse_markers(text: str) -> Markers:
+    """Read the markers of ``text`` in one linear pass."""
+    flags = {match.group(1).lower(): (match.group(2) or "").strip().lower() for match in MARKER.finditer(text)}
+    duration = DURATION.fullmatch(flags.get("duration", ""))
+    fault = FAULT.fullmatch(flags.get("fault", ""))
+    mistake = flags.get("mistake")
+    return Markers(
+        duration=min(float(duration.group(1)), MAX_DURATION) if duration else None,
+        fault=fault.group(1) if fault else None,
+        fault_attempts=int(fault.group(2)) if fault and fault.group(2) else None,
+        mistake=mistake if mistake in MISTAKES else None,
+        loop="loop" in flags,
+        flags=flags,
+    )
+
+
+def strip_markers(text: str) -> str:
+    """``text`` without its known control markers (unknown ``[...]`` text is left alone), for a real model."""
+
+    def drop_known(match: re.Match[str]) -> str:
+        return "" if match.group(1).lower() in KNOWN else match.group(0)
+
+    return MARKER.sub(drop_known, text).strip()
