@@ -10,3 +10,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 # Exercises hold TODO cells on purpose: tests/test_exercises.py checks them; nbval runs lessons and solutions.
 collect_ignore = ["notebooks/exercises", "benchmarks", "docs"]
+
+
+def pytest_collection_modifyitems(items: list) -> None:  # type: ignore[type-arg]
+    """nbval compares every output type; check()'s machine verdict holds raw timings, and the HTML beside it
+    says the same thing and is compared (with the timings sanitized), so nbval skips the machine copy."""
+    mime = "application/vnd.agentlab.check+json"
+    for item in items:
+        parent = getattr(item, "parent", None)
+        skip = getattr(parent, "skip_compare", None)
+        if isinstance(skip, tuple) and mime not in skip:
+            parent.skip_compare = (*skip, mime)  # type: ignore[union-attr]

@@ -13,13 +13,17 @@ test can assert on ``feedback.passed``.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import importlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Feedback", "check", "hints", "HintsView"]
+__all__ = ["CHECK_MIME", "Feedback", "check", "hints", "HintsView"]
+
+CHECK_MIME = "application/vnd.agentlab.check+json"  # {"exercise", "passed", "messages"}, beside the HTML
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Feedback:
 
     passed: bool
     messages: tuple[str, ...] = field(default=())
+    exercise: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         head = "✓ well done" if self.passed else "✗ not yet"
@@ -42,12 +47,28 @@ class Feedback:
         items = "".join(f"<li>{html.escape(m)}</li>" for m in self.messages)
         return f"<div style='border-left:4px solid {colour};padding-left:8px'><b>{head}</b><ul>{items}</ul></div>"
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The verdict for machines, beside the HTML: the grader reads this instead of parsing HTML."""
+        verdict = {"exercise": self.exercise, "passed": self.passed, "messages": list(self.messages)}
+        return {CHECK_MIME: verdict}
+
 
 def check(exercise: str, /, **answers: Any) -> Feedback:
     """Check an exercise (``"01"`` … ``"06"``) and return the feedback (a notebook displays it)."""
     module = load(exercise)
     feedback: Feedback = module.check(**answers)
+    feedback = dataclasses.replace(feedback, exercise=feedback.exercise or exercise.strip().zfill(2))
+    if os.environ.get("NBGRADER_EXECUTION") and not feedback.passed:
+        fail_for_nbgrader(feedback)
     return feedback
+
+
+def fail_for_nbgrader(feedback: Feedback) -> None:
+    """nbgrader awards a test cell's points when the cell does not raise: show the feedback, then raise."""
+    from IPython.display import display
+
+    display(feedback)  # type: ignore[no-untyped-call]
+    raise AssertionError(f"exercise {feedback.exercise}: {feedback}")
 
 
 @dataclass(frozen=True)
