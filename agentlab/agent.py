@@ -12,22 +12,23 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 import openai
 from openai import AsyncOpenAI
 from openai.types.responses import Response, ResponseFunctionToolCall
 
 from agentlab.client import DEFAULT_MODEL, default_client
-from agentlab.errors import BackendError, ConfigurationError, MaxTurnsExceeded
+from agentlab.errors import ConfigurationError, MaxTurnsExceeded, translate_error
 from agentlab.results import AgentEvent, RunResult, Span, Usage
 from agentlab.tools import Tool, tool
 
-__all__ = ["Agent", "InputItem", "Prompt", "EventHandler"]
+__all__ = ["Agent", "InputItem", "Prompt", "EventHandler", "ReasoningEffort"]
 
 InputItem: TypeAlias = dict[str, Any]
 Prompt: TypeAlias = str | list[InputItem]
 EventHandler: TypeAlias = Callable[[AgentEvent], None]
+ReasoningEffort: TypeAlias = Literal["minimal", "low", "medium", "high"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Agent:
     model: str = DEFAULT_MODEL
     max_turns: int = 10
     parallel_tool_calls: bool = False
+    reasoning_effort: ReasoningEffort | None = None  # None: the server's default; else sent as reasoning.effort
     client: AsyncOpenAI | None = field(default=None, repr=False, compare=False)
     # Worked out once from `tools`, in __post_init__, so that no turn rebuilds them.
     tool_schemas: tuple[dict[str, Any], ...] = field(init=False, repr=False, compare=False)
@@ -48,6 +50,11 @@ class Agent:
     def __post_init__(self) -> None:
         if not isinstance(self.max_turns, int) or self.max_turns < 1:
             raise ConfigurationError(f"max_turns must be a whole number of at least 1, got {self.max_turns!r}")
+        if self.reasoning_effort is not None and self.reasoning_effort not in get_args(ReasoningEffort):
+            raise ConfigurationError(
+                f"reasoning_effort={self.reasoning_effort!r} is not known: use None (the server's default) "
+                f"or one of {list(get_args(ReasoningEffort))}"
+            )
         if isinstance(self.tools, Tool) or callable(self.tools) or isinstance(self.tools, (str, bytes)):
             name = getattr(self.tools, "name", None) or getattr(self.tools, "__name__", "...")
             raise ConfigurationError(f"tools must be a list of tools, got a single one: write tools=[{name}]")
@@ -107,30 +114,22 @@ class Agent:
         raise MaxTurnsExceeded(self.max_turns, messages)
 
     async def create_response(self, client: AsyncOpenAI, messages: list[InputItem]) -> Response:
-        """One model call. Server errors (after the client's own retries) become ``BackendError``."""
+        """One model call. Its failures (after the client's own retries) become ``BackendError`` (errors.py)."""
+        # `input` and `tools` are already plain JSON in the wire shape, so they go in `extra_body`: passed as
+        # typed parameters, the client would walk every item of the growing transcript against its TypedDicts
+        # on every turn, which cost ~75% of our CPU per call (see the README).
+        body: dict[str, Any] = {"input": messages, "tools": self.tool_schemas}
+        if self.reasoning_effort is not None:
+            body["reasoning"] = {"effort": self.reasoning_effort}
         try:
             return await client.responses.create(
                 model=self.model,
                 instructions=self.instructions,
                 parallel_tool_calls=self.parallel_tool_calls,
-                # `input` and `tools` are already plain JSON in the wire shape, so they go in `extra_body`:
-                # passed as typed parameters, the client would walk every item of the growing transcript
-                # against its TypedDicts on every turn, which cost ~75% of our CPU per call (see the README).
-                extra_body={"input": messages, "tools": self.tool_schemas},
+                extra_body=body,
             )
-        except openai.APIStatusError as exc:
-            raise BackendError(explain_status_error(exc, client.max_retries), status_code=exc.status_code) from exc
-        except openai.APITimeoutError as exc:
-            raise BackendError(
-                f"the model server did not answer in time (client timeout {client.timeout}, "
-                f"{client.max_retries} retries); raise the client's timeout, or use run_bounded(timeout=...) "
-                "to cut slow conversations."
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise BackendError(
-                f"could not reach the model server at {client.base_url} ({exc.__class__.__name__}: {exc}); "
-                "is it running? For the offline server, let agentlab start it (do not pass base_url by hand)."
-            ) from exc
+        except (openai.APIStatusError, openai.APIConnectionError) as exc:
+            raise translate_error(exc, client) from exc
 
     async def run_call(
         self, call: ResponseFunctionToolCall, spans: list[Span], on_event: EventHandler | None
@@ -188,32 +187,15 @@ def describe_turn(n_calls: int) -> str:
 
 
 def describe_arguments(arguments: str) -> str:
-    """``'{"a":3,"b":4}'`` → ``"a=3, b=4"``, for logs; anything else is shown as it came."""
+    """``'{"a":3,"b":4}'`` → ``"a=3, b=4"``, for logs; anything else is shown as it came.
+
+    A log line must never change how a conversation ends, so nothing here may raise: a 5000-digit integer
+    (ValueError), JSON nested too deeply (RecursionError) or any other surprise is shown as it came.
+    """
     try:
         decoded = json.loads(arguments)
-    except json.JSONDecodeError:
+    except Exception:
         return arguments
     if isinstance(decoded, dict):
         return ", ".join(f"{key}={json.dumps(value)}" for key, value in decoded.items())
     return arguments
-
-
-def explain_status_error(exc: openai.APIStatusError, retries: int) -> str:
-    """A message that says what the server answered and what to do about it."""
-    status = exc.status_code
-    after = f"after the client's {retries} retries" if retries else "(the client does not retry: max_retries=0)"
-    body = exc.body
-    detail = str(body.get("message", exc.message)) if isinstance(body, dict) else exc.message
-    if status == 429:
-        return (
-            f"the model server rate-limited this conversation (429) {after}: {detail} "
-            "Send fewer at once with run_bounded(max_concurrency=...)."
-        )
-    if status >= 500:
-        return (
-            f"the model server failed ({status}) {after}: {detail} "
-            "Try again later; run_settled keeps the other conversations' results."
-        )
-    if status == 401:
-        return f"the model server refused the API key (401): {detail}. Check OPENAI_API_KEY."
-    return f"the model server rejected the request ({status}): {detail}"

@@ -1,11 +1,17 @@
 """The errors that agentlab raises: one small tree under ``AgentLabError``.
 
 Catch ``AgentLabError`` to catch them all. Each message says what went wrong and what to do.
+``translate_error`` at the bottom is the one place where the openai client's exceptions become ours.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import openai
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 
 class AgentLabError(Exception):
@@ -50,3 +56,73 @@ class BackendError(AgentLabError):
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+# -- The one place where the openai client's exceptions become ours ---------------------------------------
+#
+# Like httpx's table from httpcore's exceptions to its own, every failure of a model call is translated here,
+# so that each message says what the server answered and what to do. Keys are exact statuses, or a class of
+# them (400 for any other 4xx, 500 for any 5xx). {after} says how many retries the client already made.
+
+STATUS_ADVICE: dict[int, str] = {
+    401: "the model server refused the API key (401): {detail}. Check OPENAI_API_KEY.",
+    404: "the model server has no such model or endpoint (404): {detail}. Check the model name and base_url.",
+    413: "the model server refused a request that is too large (413): {detail}. Send a shorter conversation.",
+    429: (
+        "the model server rate-limited this conversation (429) {after}: {detail} "
+        "Send fewer at once with run_bounded(max_concurrency=...)."
+    ),
+    400: "the model server rejected the request ({status}): {detail}",
+    500: (
+        "the model server failed ({status}) {after}: {detail} "
+        "Try again later; run_settled keeps the other conversations' results."
+    ),
+}
+
+REFUSED = (
+    "nothing is listening at {base_url} (connection refused); is the model server running? "
+    "For the offline server, let agentlab start it (do not pass base_url by hand)."
+)
+UNREACHABLE = (
+    "could not reach the model server at {base_url} ({kind}: {error}); is it running? "
+    "For the offline server, let agentlab start it (do not pass base_url by hand)."
+)
+TIMED_OUT = (
+    "the model server did not answer in time (client timeout {timeout}, {retries} retries); raise the "
+    "client's timeout, or use run_bounded(timeout=...) to cut slow conversations."
+)
+
+
+def translate_error(exc: openai.APIError, client: AsyncOpenAI) -> BackendError:
+    """The ``BackendError`` for one failed model call: a status, a refused connection, or a time-out."""
+    if isinstance(exc, openai.APIStatusError):
+        return BackendError(explain_status(exc, client.max_retries), status_code=exc.status_code)
+    # Checked before the time-out: with nothing listening, the transport reports a *connect time-out* whose
+    # cause is a ConnectionRefusedError, at once. Refused means "not running"; only a real wait is "slow".
+    if caused_by(exc, ConnectionRefusedError):
+        return BackendError(REFUSED.format(base_url=client.base_url))
+    if isinstance(exc, openai.APITimeoutError):
+        return BackendError(TIMED_OUT.format(timeout=client.timeout, retries=client.max_retries))
+    return BackendError(UNREACHABLE.format(base_url=client.base_url, kind=type(exc).__name__, error=exc))
+
+
+def explain_status(exc: openai.APIStatusError, retries: int) -> str:
+    """The advice of ``STATUS_ADVICE`` for this status, filled in with what the server said."""
+    status = exc.status_code
+    template = STATUS_ADVICE.get(status) or STATUS_ADVICE[500 if status >= 500 else 400]
+    after = f"after the client's {retries} retries" if retries else "(the client does not retry: max_retries=0)"
+    body = exc.body
+    detail = str(body.get("message", exc.message)) if isinstance(body, dict) else exc.message
+    return template.format(status=status, after=after, detail=detail)
+
+
+def caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is anywhere in the chain of causes of ``exc`` (each link at most once)."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, kind):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False

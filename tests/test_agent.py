@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 
+import httpx
+import openai
 import pytest
+from openai import AsyncOpenAI, DefaultAioHttpClient
+from openai.types.responses import ResponseFunctionToolCall
 
-from agentlab import Agent, ConfigurationError, RunResult, tool
+from agentlab import Agent, BackendError, ConfigurationError, RunResult, default_client, tool
 from agentlab.agent import check_prompts, describe_arguments, start_transcript
+from agentlab.errors import translate_error
 from agentlab.results import AgentEvent
 from agentlab.tools.math import MATH_TOOLS
 
@@ -135,6 +141,96 @@ def test_plain_functions_become_tools_and_agent_stays_frozen() -> None:
     assert {agent: 1}[agent] == 1
 
 
-def test_describe_arguments() -> None:
+def test_describe_arguments_never_raises() -> None:
     assert describe_arguments('{"a":3,"b":4}') == "a=3, b=4"
     assert describe_arguments("not json") == "not json"
+    # what json.loads refuses with other errors than JSONDecodeError: shown as it came, never raised
+    huge = '{"a": ' + "9" * 5000 + "}"  # ValueError: exceeds the limit for int string conversion
+    deep = "[" * 100_000 + "]" * 100_000  # RecursionError
+    assert describe_arguments(huge) == huge and describe_arguments(deep) == deep
+
+
+def test_logging_does_not_change_outcomes() -> None:
+    """A 5000-digit argument is the model's mistake: with log=True as without, it goes back to the model."""
+    huge = "9" * 5000
+
+    @tool
+    def echo(a: int) -> int:
+        """Return a."""
+        return a
+
+    async def one(log: bool) -> list[str]:
+        agent = Agent(name="e", instructions="", tools=(echo,))
+        call = ResponseFunctionToolCall(type="function_call", call_id="c1", name="echo", arguments=f'{{"a": {huge}}}')
+        handler = (lambda event: None) if log else None
+        item = await agent.run_call(call, [], handler)
+        return [item["output"][:40]]
+
+    assert asyncio.run(one(log=True)) == asyncio.run(one(log=False))
+    assert asyncio.run(one(log=True))[0].startswith("error: ")
+
+
+@pytest.mark.parametrize("effort", ["minimal", "low", "medium", "high"])
+def test_reasoning_effort_is_sent_as_reasoning_effort(effort: str) -> None:
+    async def main() -> str | None:
+        agent = make_agent(reasoning_effort=effort)
+        response = await agent.create_response(default_client(), [{"role": "user", "content": "What is 1 + 1?"}])
+        return response.reasoning.effort if response.reasoning else None
+
+    assert asyncio.run(main()) == effort
+
+
+def test_reasoning_effort_is_checked_and_left_out_when_unset() -> None:
+    with pytest.raises(ConfigurationError, match=r"reasoning_effort='extreme' is not known.*'minimal'"):
+        make_agent(reasoning_effort="extreme")
+    assert make_agent().reasoning_effort is None
+
+
+def test_refused_is_told_apart_from_slow() -> None:
+    """Nothing listening is "refused" at once; a server that accepts but never answers is "did not answer"."""
+    closed_port = free_port()  # bound and closed again: nothing listens there
+
+    async def error_from(base_url: str, timeout: float) -> str:
+        client = AsyncOpenAI(
+            base_url=base_url, api_key="k", max_retries=0, timeout=timeout, http_client=DefaultAioHttpClient()
+        )
+        agent = make_agent(client=client)
+        with pytest.raises(BackendError) as caught:
+            await agent.run("What is 1 + 1?")
+        await client.close()
+        return str(caught.value)
+
+    refused = asyncio.run(error_from(f"http://127.0.0.1:{closed_port}/v1", timeout=30))
+    assert "connection refused" in refused and "is the model server running" in refused
+    assert "did not answer in time" not in refused
+    with socket.socket() as silent:  # listens, but never accepts or answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        slow = asyncio.run(error_from(f"http://127.0.0.1:{silent.getsockname()[1]}/v1", timeout=0.3))
+    assert "did not answer in time" in slow and "refused" not in slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    ("status", "advice"),
+    [
+        (401, "Check OPENAI_API_KEY"),
+        (404, "Check the model name"),
+        (413, "Send a shorter conversation"),
+        (429, "run_bounded(max_concurrency=...)"),
+        (422, "rejected the request (422)"),
+        (503, "failed (503) after the client's 2 retries"),
+    ],
+)
+def test_each_status_has_its_advice(status: int, advice: str) -> None:
+    request = httpx.Request("POST", "http://127.0.0.1/v1/responses")
+    response = httpx.Response(status, request=request, json={"message": "no"})
+    error = openai.APIStatusError("no", response=response, body={"message": "no"})
+    translated = translate_error(error, AsyncOpenAI(base_url="http://127.0.0.1/v1", api_key="k", max_retries=2))
+    assert advice in str(translated) and translated.status_code == status

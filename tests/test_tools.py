@@ -9,7 +9,7 @@ from typing import Literal
 
 import pytest
 
-from agentlab import ConfigurationError, Tool, tool
+from agentlab import Agent, ConfigurationError, Fulfilled, Outcome, Tool, run_settled, tool
 from agentlab.tools import format_value
 from agentlab.tools.math import MATH_TOOLS, divide_numbers, multiply_numbers, subtract_numbers, sum_numbers
 
@@ -160,3 +160,64 @@ def test_a_return_value_that_cannot_be_text_is_an_error() -> None:
         return {"value": object()}
 
     assert asyncio.run(odd.call('{"a": 1}')).startswith("error: odd returned a value that cannot be sent as text")
+
+
+@tool
+def sync_cancels(a: float, b: float) -> float:
+    """Raise CancelledError from a worker thread."""
+    raise asyncio.CancelledError("from the tool")
+
+
+@tool
+async def async_cancels(a: float, b: float) -> float:
+    """Raise CancelledError on the loop, without anyone cancelling the task."""
+    raise asyncio.CancelledError("from the tool")
+
+
+@tool
+async def exits_generator(a: float, b: float) -> float:
+    """Raise GeneratorExit."""
+    raise GeneratorExit("from the tool")
+
+
+@pytest.mark.parametrize("rogue", [sync_cancels, async_cancels, exits_generator])
+def test_a_tool_that_raises_cancelled_or_generator_exit_is_a_failing_tool(rogue: Tool) -> None:
+    """It comes back to the model as error text, and run_settled keeps the other results."""
+    assert call(rogue, '{"a": 1, "b": 2}').startswith(f"error: {rogue.name} raised ")
+
+    # the rogue stands in for sum_numbers, so that the scripted model calls it for "+"
+    adder = tool(rogue.function, name="sum_numbers", description="Add two numbers.")
+    agent = Agent(name="r", instructions="", tools=(adder, multiply_numbers))
+    outcomes = asyncio.run(run_settled(agent, ["What is 4 * 5?", "What is 2 + 3?", "What is 6 * 7?"]))
+    assert [o.status for o in outcomes] == ["fulfilled"] * 3
+    assert [numbers(o) for o in outcomes] == [[20.0], [], [42.0]]
+    assert isinstance(outcomes[1], Fulfilled)
+    errors = [m["output"] for m in outcomes[1].value.messages if m.get("type") == "function_call_output"]
+    assert errors and errors[0].startswith("error: sum_numbers raised ")
+
+
+def numbers(outcome: Outcome) -> list[float]:
+    """The numbers of the tool outputs of a conversation (an error text has none)."""
+    assert isinstance(outcome, Fulfilled)
+    outputs = [m["output"] for m in outcome.value.messages if m.get("type") == "function_call_output"]
+    return [float(o) for o in outputs if not o.startswith("error")]
+
+
+def test_a_real_cancellation_still_cancels_a_tool() -> None:
+    started = asyncio.Event()
+
+    @tool
+    async def waits(a: int) -> int:
+        """Wait for ever."""
+        started.set()
+        await asyncio.sleep(3600)
+        return a
+
+    async def main() -> None:
+        task = asyncio.create_task(waits.call('{"a": 1}'))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())

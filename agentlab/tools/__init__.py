@@ -97,6 +97,10 @@ class Tool:
                 value = await asyncio.to_thread(self.function, **kwargs)
         except Exception as exc:  # the tool's own failure goes back to the model, not up the stack
             return f"error: {self.name} raised {type(exc).__name__}: {exc}"
+        except (asyncio.CancelledError, GeneratorExit) as exc:
+            if being_cancelled():  # the conversation itself is being cancelled: let the cancel through
+                raise
+            return f"error: {self.name} raised {type(exc).__name__}: {exc}"
         try:
             return format_value(value)
         except (TypeError, ValueError) as exc:  # e.g. a dict holding an object json cannot write
@@ -127,6 +131,16 @@ class Tool:
     def _signature(self) -> str:
         props = self.parameters["properties"]
         return "(" + ", ".join(f"{k}: {v.get('type', 'any')}" for k, v in props.items()) + ")"
+
+
+def being_cancelled() -> bool:
+    """Whether the running task was asked to stop (``task.cancel()``, a runner's timeout, Ctrl-C).
+
+    A tool that raises ``CancelledError`` or ``GeneratorExit`` on its own is just a failing tool, and its
+    error goes back to the model; only a real cancellation of this task may end the conversation.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def format_value(value: Any) -> str:
