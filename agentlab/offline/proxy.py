@@ -1,0 +1,240 @@
+"""Proxy mode of the offline server: the real Responses API behind it, the lesson markers still working.
+
+With ``AGENTLAB_BACKEND=openai`` the client talks to this local proxy, and the proxy talks to the real API
+(``OPENAI_BASE_URL``, else ``https://api.openai.com/v1``). ``python -m agentlab serve --upstream URL`` runs it as a
+process. For each ``POST /v1/responses`` it:
+
+1. refuses a request that went round in a circle (``OPENAI_BASE_URL`` pointing at the proxy itself): each proxy
+   adds its id to the ``x-agentlab-proxy`` header, and a request that comes back carrying it gets a 508;
+2. reads the markers of the last user message, as the offline server does, and applies them itself:
+   ``[fault=500|429|hang]`` (and ``xN``) answer at once, in the offline server's shapes, without calling the
+   real API; ``[duration=X]`` holds the conversation's final answer until X s (× ``AGENTLAB_TIME_SCALE``) have
+   passed since the conversation's first request arrived, which is what it means offline (the whole
+   conversation takes X s). It never shortens real latency: it only ever waits longer;
+3. removes every control marker from every input text and the instructions, so a real model never sees one;
+4. forwards the request with the learner's key, which arrives in the incoming ``Authorization`` header and
+   leaves only in the outgoing one. The proxy never stores it, logs it or puts it in an answer;
+5. answers upstream's status, body and headers (``x-ratelimit-*``, ``retry-after``, ``x-request-id``,
+   ``openai-processing-ms``, …) unchanged. Two exceptions that say what to do: a 401 names the upstream URL and
+   ``OPENAI_API_KEY``, and an upstream that cannot be reached is a 502 naming both.
+
+``[mistake=…]`` and ``[loop]`` need the scripted model: in proxy mode they are a 400 that says so (no lesson,
+exercise or the demo uses them; they belong to the offline server's own tests). Every other path under ``/v1``
+(``/v1/models``, files, batches) is forwarded as it is; a ``text/event-stream`` answer is streamed through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from agentlab.offline.latency import ServerConfig
+from agentlab.offline.markers import parse_markers
+from agentlab.offline.proxy_markers import ConversationClock, last_user_text, without_markers
+from agentlab.offline.server import (
+    CONFIG,
+    STATS,
+    RequestError,
+    Stats,
+    error_response,
+    errors_as_json,
+    get_stats,
+    inject_fault,
+    parse_body,
+    read_attempt,
+    read_body,
+)
+
+__all__ = ["create_proxy_app", "DEFAULT_UPSTREAM", "PROXY_HEADER"]
+
+DEFAULT_UPSTREAM = "https://api.openai.com/v1"  # the openai client's own default
+PROXY_HEADER = "x-agentlab-proxy"
+HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "expect"}
+NOT_FORWARDED = HOP_BY_HOP | {"content-length", "accept-encoding", PROXY_HEADER}
+NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
+ANY_MARKER = re.compile(rb"\[\s*(?:duration|fault|mistake|loop)\s*[=\]]|\\u", re.IGNORECASE)
+UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=900, sock_connect=10)  # the client's own timeout cuts sooner
+
+
+@dataclass(slots=True)
+class Upstream:
+    """Where the proxy forwards to, and the one HTTP session it does it with."""
+
+    url: str
+    proxy_id: str = field(default_factory=lambda: secrets.token_hex(6))
+    session: aiohttp.ClientSession | None = None
+    clock: ConversationClock = field(default_factory=lambda: ConversationClock())
+
+
+UPSTREAM = web.AppKey("upstream", Upstream)
+
+
+def create_proxy_app(config: ServerConfig, upstream: str) -> web.Application:
+    """The proxy: the offline server's error shapes and stats, the real API behind it."""
+    app = web.Application(middlewares=[errors_as_json], client_max_size=config.max_body_bytes)
+    app[CONFIG], app[STATS], app[UPSTREAM] = config, Stats(), Upstream(upstream.rstrip("/"))
+    app.cleanup_ctx.append(open_session)
+    app.router.add_post("/v1/responses", proxy_response)
+    app.router.add_get("/offline/stats", get_stats)
+    app.router.add_route("*", "/v1/{tail:.*}", forward_as_is)
+    return app
+
+
+async def open_session(app: web.Application) -> AsyncIterator[None]:
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+    async with aiohttp.ClientSession(connector=connector, timeout=UPSTREAM_TIMEOUT, auto_decompress=True) as session:
+        app[UPSTREAM].session = session
+        yield
+        app[UPSTREAM].session = None
+
+
+async def proxy_response(request: web.Request) -> web.StreamResponse:
+    """POST /v1/responses, read top to bottom."""
+    arrived = time.monotonic()
+    stats, upstream = request.app[STATS], request.app[UPSTREAM]
+    stats.requests += 1
+    stats.in_flight += 1
+    stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
+    try:
+        raw = await read_body(request)
+        if looped := came_back(request, upstream):
+            response: web.StreamResponse = looped
+        elif not ANY_MARKER.search(raw):  # the usual case: nothing to read or remove, forward the bytes as they are
+            response = await forward(request, upstream, raw)
+        else:
+            response = await apply_markers(request, raw, arrived)
+        stats.statuses[response.status] += 1
+        return response
+    except RequestError as exc:
+        stats.statuses[exc.status] += 1
+        raise
+    finally:
+        stats.in_flight -= 1
+
+
+async def apply_markers(request: web.Request, raw: bytes, arrived: float) -> web.StreamResponse:
+    """Answer the faults, forward the rest without its markers, and hold a final answer for its duration."""
+    config, stats, upstream = request.app[CONFIG], request.app[STATS], request.app[UPSTREAM]
+    body = parse_body(raw)
+    markers = parse_markers(last_user_text(body.get("input")))
+    if markers.mistake or markers.loop:
+        raise RequestError(
+            400,
+            "[mistake=...] and [loop] need the scripted model of the offline server; in proxy mode "
+            "(AGENTLAB_BACKEND=openai) a real model answers. Remove the marker, or unset AGENTLAB_BACKEND.",
+            code="offline_only_marker",
+        )
+    key = hashlib.blake2b(raw, digest_size=8).hexdigest()
+    fault = config.faults.choose(key, read_attempt(request.headers.get("x-stainless-retry-count")), markers)
+    if fault:
+        stats.faults[fault] += 1
+        return await inject_fault(fault, config)
+    deadline = None
+    if markers.duration is not None:
+        _, started = upstream.clock.start_of(body.get("input"), body.get("instructions"), arrived)
+        deadline = started + markers.duration * config.latency.time_scale
+    return await forward(request, upstream, json.dumps(without_markers(body)).encode(), deadline)
+
+
+def came_back(request: web.Request, upstream: Upstream) -> web.Response | None:
+    """A 508 for a request that this proxy forwarded before; the openai client does not retry it."""
+    if upstream.proxy_id not in request.headers.get(PROXY_HEADER, "").split(","):
+        return None
+    return error_response(
+        508,
+        f"The agentlab proxy forwards to {upstream.url}, and that is the proxy itself: the request came back to "
+        "it. Point OPENAI_BASE_URL (or serve --upstream) at the real API, or unset OPENAI_BASE_URL for "
+        f"{DEFAULT_UPSTREAM}.",
+        code="proxy_loop",
+        headers={"x-should-retry": "false"},
+    )
+
+
+async def forward_as_is(request: web.Request) -> web.StreamResponse:
+    """Any other path under /v1 (models, files, batches): forwarded with its method, query and body."""
+    upstream = request.app[UPSTREAM]
+    if looped := came_back(request, upstream):
+        return looped
+    return await forward(request, upstream, await read_body(request) if request.can_read_body else None)
+
+
+async def forward(
+    request: web.Request, upstream: Upstream, payload: bytes | None, deadline: float | None = None
+) -> web.StreamResponse:
+    """Send the request upstream; answer its status, headers and body, waiting for ``deadline`` if it is final."""
+    assert upstream.session is not None, "the proxy's session opens with the app"
+    url = upstream.url + request.path_qs.removeprefix("/v1")
+    headers = {name: value for name, value in request.headers.items() if name.lower() not in NOT_FORWARDED}
+    headers[PROXY_HEADER] = ",".join(filter(None, [request.headers.get(PROXY_HEADER), upstream.proxy_id]))
+    try:
+        async with upstream.session.request(request.method, url, data=payload, headers=headers) as answer:
+            if answer.content_type == "text/event-stream":
+                return await stream_through(request, answer, deadline)
+            data = await answer.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return unreachable(upstream.url, exc)
+    data = scrub(data, request.headers.get("Authorization", ""))
+    if answer.status == 401:
+        return refused_key(upstream.url, data)
+    if deadline is not None and answer.status == 200 and b'"function_call"' not in data:
+        await asyncio.sleep(deadline - time.monotonic())  # a final answer: the conversation lasts its duration
+    return web.Response(status=answer.status, body=data, headers=returned_headers(answer))
+
+
+def returned_headers(answer: aiohttp.ClientResponse) -> dict[str, str]:
+    return {name: value for name, value in answer.headers.items() if name.lower() not in NOT_RETURNED}
+
+
+async def stream_through(
+    request: web.Request, answer: aiohttp.ClientResponse, deadline: float | None
+) -> web.StreamResponse:
+    """Server-Sent Events, passed on as they come; a final answer's ``response.completed`` waits for ``deadline``."""
+    response = web.StreamResponse(status=answer.status, headers=returned_headers(answer))
+    await response.prepare(request)
+    calls_seen = False
+    async for chunk in answer.content.iter_any():
+        calls_seen = calls_seen or b'"function_call"' in chunk
+        if deadline is not None and not calls_seen and b"response.completed" in chunk:
+            await asyncio.sleep(deadline - time.monotonic())
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def scrub(data: bytes, authorization: str) -> bytes:
+    """Upstream's answer without the key in it, should upstream ever echo it (the real API masks it)."""
+    key = authorization.removeprefix("Bearer ").strip().encode()
+    return data.replace(key, b"sk-...redacted") if len(key) >= 8 and key in data else data
+
+
+def refused_key(url: str, data: bytes) -> web.Response:
+    try:
+        code = json.loads(data)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        code = "invalid_api_key"
+    return error_response(
+        401,
+        f"The API at {url} refused the key in OPENAI_API_KEY (401 {code}). Check that OPENAI_API_KEY holds a "
+        "valid key for that API, and that OPENAI_BASE_URL (if set) is the API you mean.",
+        code=str(code),
+    )
+
+
+def unreachable(url: str, exc: BaseException) -> web.Response:
+    reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+    return error_response(
+        502,
+        f"The agentlab proxy could not reach the API at {url} ({reason}). Check OPENAI_BASE_URL (unset it for "
+        f"{DEFAULT_UPSTREAM}), your network, and that OPENAI_API_KEY is set for that API.",
+        kind="server_error",
+        code="upstream_unreachable",
+    )

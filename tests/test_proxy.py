@@ -1,0 +1,309 @@
+"""Proxy mode: the markers work in front of a real API, which never sees one, and gets the key only in Authorization.
+
+"The real API" here is a stand-in: the offline server, recording every request it receives (test_proxy_support).
+Everything is real: the openai client, the proxy's aiohttp app, the stand-in's aiohttp app, on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+from aiohttp import web
+from openai import AsyncOpenAI
+from test_proxy_support import FAKE_KEY, Received, Served, get_json, proxy_to, serving, stand_in, sync
+
+from agentlab import Agent, BackendError
+from agentlab.offline.latency import config_from_env
+from agentlab.offline.markers import KNOWN, MARKER
+from agentlab.offline.proxy import create_proxy_app
+from agentlab.tools.math import MATH_TOOLS
+
+SCALE = 0.05  # conftest.py sets AGENTLAB_TIME_SCALE=0.05 for this process, so the proxy scales by it too
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Served]:
+    with stand_in(SCALE) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def proxy(upstream: Served) -> Iterator[Served]:
+    with proxy_to(upstream.base_url) as served:
+        yield served
+
+
+def client_of(proxy: Served, *, retries: int = 2, timeout: float = 8.0) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=proxy.base_url, api_key=FAKE_KEY, max_retries=retries, timeout=timeout)
+
+
+def agent_of(proxy: Served, **options: Any) -> Agent:
+    return Agent(name="calculator", instructions="Use the tools.", tools=MATH_TOOLS, client=client_of(proxy, **options))
+
+
+def markers_in(received: list[Received]) -> list[str]:
+    """Every known control marker in what the upstream received: in a body, or in a header."""
+    texts = [r.body.decode("utf-8", "replace") for r in received] + [str(r.headers) for r in received]
+    return [m.group(0) for text in texts for m in MARKER.finditer(text) if m.group(1).lower() in KNOWN]
+
+
+def assert_key_only_in_authorization(received: list[Received]) -> None:
+    assert received, "the upstream received nothing: the test would prove nothing"
+    for r in received:
+        assert r.headers.get("Authorization") == f"Bearer {FAKE_KEY}", r.path
+        others = {k: v for k, v in r.headers.items() if k.lower() != "authorization"}
+        assert FAKE_KEY not in json.dumps(others) and FAKE_KEY.encode() not in r.body
+
+
+@sync
+async def test_markers_are_removed_from_every_input_text_and_the_instructions(upstream: Served, proxy: Served) -> None:
+    before = len(upstream.received)
+    client = client_of(proxy)
+    answer = await client.responses.create(
+        model="gpt-5-mini",
+        instructions="Be brief. [duration=1]",
+        input=[
+            {"role": "developer", "content": "Use numbers. [fault=500x0]"},
+            {"role": "user", "content": [{"type": "input_text", "text": "What is 2 + 3? [duration=1] [mystery=7]"}]},
+        ],
+    )
+    await client.close()
+    assert answer.output_text == "2 + 3 = 5."  # the stand-in is the scripted model: it still reads the question
+    sent = upstream.received[before:]
+    assert len(sent) == 1 and markers_in(sent) == []
+    body = json.loads(sent[0].body)
+    assert body["instructions"] == "Be brief."
+    assert body["input"][1]["content"][0]["text"] == "What is 2 + 3?  [mystery=7]"  # unknown brackets stay
+    assert_key_only_in_authorization(sent)
+
+
+@sync
+async def test_a_request_without_markers_is_forwarded_byte_for_byte(upstream: Served, proxy: Served) -> None:
+    before = len(upstream.received)
+    raw = json.dumps({"model": "gpt-5-mini", "input": [{"role": "user", "content": "What is 4 * 5?"}]}).encode()
+    async with aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bearer {FAKE_KEY}", "Content-Type": "application/json"}
+        async with session.post(proxy.base_url + "/responses", data=raw, headers=headers) as answer:
+            assert answer.status == 200
+            assert "4 * 5 = 20" in (await answer.json())["output"][-1]["content"][0]["text"]
+    assert [r.body for r in upstream.received[before:]] == [raw]
+
+
+@sync
+async def test_duration_holds_the_final_answer_for_the_whole_conversation(upstream: Served, proxy: Served) -> None:
+    agent = agent_of(proxy)
+    quick, held = await asyncio.gather(agent.run("What is 12 + 30?"), agent.run("What is 12 + 30? [duration=10]"))
+    await agent.client.close()  # type: ignore[union-attr]
+    assert held.turns == quick.turns == 2  # one tool call, then the answer
+    assert held.output_text == quick.output_text
+    # as offline, [duration=10] is the whole conversation (0.5 s), not each of its two turns (which makes 1 s)
+    assert 10 * SCALE <= held.duration < 1.6 * 10 * SCALE
+
+
+@sync
+async def test_duration_never_shortens_real_latency(proxy: Served) -> None:
+    client = client_of(proxy)
+    start = time.perf_counter()
+    await client.responses.create(model="gpt-5-mini", input="What is 1 + 1? [duration=0]")
+    assert time.perf_counter() - start >= 0.35 * SCALE * 0.7  # the stand-in's own time, less its jitter
+    await client.close()
+
+
+@pytest.mark.parametrize(("prompt", "status"), [("[fault=500]", 500), ("[fault=429]", 429)])
+@sync
+async def test_a_fault_is_answered_without_calling_upstream(
+    upstream: Served, proxy: Served, prompt: str, status: int
+) -> None:
+    before, client = len(upstream.received), client_of(proxy, retries=1)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client.responses.create(model="gpt-5-mini", input=f"What is 1 + 1? {prompt}")
+    await client.close()
+    assert caught.value.status_code == status and "fault" in caught.value.message.lower()
+    assert len(upstream.received) == before  # both attempts answered by the proxy itself
+    if status == 429:
+        assert caught.value.response.headers["retry-after-ms"] == str(round(1.0 * SCALE * 1000))
+    faults = (await get_json(proxy.url + "/offline/stats"))["faults"]
+    assert isinstance(faults, dict) and faults[prompt[7:10]] >= 2
+
+
+@sync
+async def test_429x1_fails_the_first_attempt_only_and_the_client_retry_reaches_upstream(
+    upstream: Served, proxy: Served
+) -> None:
+    before, client = len(upstream.received), client_of(proxy)
+    raw = await client.responses.with_raw_response.create(model="gpt-5-mini", input="What is 6 * 7? [fault=429x1]")
+    await client.close()
+    assert raw.retries_taken == 1 and raw.parse().output_text == "6 * 7 = 42."
+    assert len(upstream.received) == before + 1
+
+
+@sync
+async def test_a_hang_lasts_until_the_client_gives_up(proxy: Served) -> None:
+    agent = agent_of(proxy, retries=0, timeout=0.3)
+    start = time.perf_counter()
+    with pytest.raises(BackendError, match="did not answer in time"):
+        await agent.run("What is 3 + 4? [fault=hang]")
+    assert 0.3 <= time.perf_counter() - start < 3
+    await agent.client.close()  # type: ignore[union-attr]
+
+
+@sync
+async def test_scripted_model_markers_are_a_clear_400_in_proxy_mode(upstream: Served, proxy: Served) -> None:
+    before, agent = len(upstream.received), agent_of(proxy)
+    for marker in ("[mistake=bad_json]", "[loop]"):
+        with pytest.raises(BackendError, match=r"need the scripted model.*unset AGENTLAB_BACKEND") as caught:
+            await agent.run(f"What is 1 + 1? {marker}")
+        assert caught.value.status_code == 400
+    assert len(upstream.received) == before
+    await agent.client.close()  # type: ignore[union-attr]
+
+
+@sync
+async def test_models_are_forwarded(upstream: Served, proxy: Served) -> None:
+    client = client_of(proxy)
+    names = [m.id for m in (await client.models.list()).data]
+    one = await client.models.retrieve("gpt-5-mini")
+    with pytest.raises(openai.NotFoundError, match="does not exist offline"):  # upstream's own 404, unchanged
+        await client.models.retrieve("gpt-0")
+    await client.close()
+    assert "gpt-5-mini" in names and one.id == "gpt-5-mini"
+    assert {r.path for r in upstream.received} >= {"/v1/models", "/v1/models/gpt-5-mini", "/v1/models/gpt-0"}
+
+
+# -- An upstream with the real API's headers, errors and streams ------------------------------------------
+
+API_HEADERS = {
+    "x-ratelimit-limit-requests": "500",
+    "x-ratelimit-remaining-requests": "499",
+    "x-ratelimit-reset-requests": "120ms",
+    "x-ratelimit-limit-tokens": "200000",
+    "x-ratelimit-remaining-tokens": "199000",
+    "x-request-id": "req_test123",
+    "openai-processing-ms": "321",
+    "retry-after": "2",
+    "retry-after-ms": "1500",
+}
+
+
+async def limited(request: web.Request) -> web.Response:
+    """A 429 as the real API sends it, with its headers."""
+    body = {
+        "error": {"message": "Rate limit reached", "type": "requests", "param": None, "code": "rate_limit_exceeded"}
+    }
+    return web.json_response(body, status=429, headers={**API_HEADERS, "x-should-retry": "false"})
+
+
+async def refused(request: web.Request) -> web.Response:
+    """A 401 that echoes (part of) the key, as a careless server might."""
+    key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    body = {"error": {"message": f"Incorrect API key provided: {key}.", "type": "invalid_request_error",
+                      "param": None, "code": "invalid_api_key"}}  # fmt: skip
+    return web.json_response(body, status=401)
+
+
+async def streamed(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "x-request-id": "req_stream"})
+    await response.prepare(request)
+    for n in range(3):
+        await response.write(f'event: response.output_text.delta\ndata: {{"n": {n}}}\n\n'.encode())
+        await asyncio.sleep(0.05)
+    await response.write(b'event: response.completed\ndata: {"type": "response.completed"}\n\n')
+    return response
+
+
+@pytest.fixture(scope="module")
+def api_like() -> Iterator[Served]:
+    app = web.Application()
+    app.router.add_post("/limited/v1/responses", limited)
+    app.router.add_post("/refused/v1/responses", refused)
+    app.router.add_post("/streamed/v1/responses", streamed)
+    with serving(app) as served:
+        yield served
+
+
+@sync
+async def test_upstream_status_body_and_client_headers_come_back_unchanged(api_like: Served) -> None:
+    with proxy_to(api_like.url + "/limited/v1") as proxy:
+        client = client_of(proxy)
+        with pytest.raises(openai.RateLimitError) as caught:
+            await client.responses.create(model="gpt-5-mini", input="Hi")
+        await client.close()
+    headers = caught.value.response.headers
+    assert {name: headers.get(name) for name in API_HEADERS} == API_HEADERS
+    assert caught.value.body == {"message": "Rate limit reached", "type": "requests", "param": None,
+                                 "code": "rate_limit_exceeded"}  # fmt: skip
+
+
+@sync
+async def test_a_401_names_the_upstream_and_the_variable_never_the_key(
+    api_like: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with proxy_to(api_like.url + "/refused/v1") as proxy:
+        agent = agent_of(proxy)
+        with pytest.raises(BackendError) as caught:
+            await agent.run("What is 1 + 1?")
+        await agent.client.close()  # type: ignore[union-attr]
+    message = str(caught.value)
+    assert caught.value.status_code == 401
+    assert api_like.url + "/refused/v1" in message and "OPENAI_API_KEY" in message
+    assert FAKE_KEY not in message + repr(caught.value) + caplog.text + repr(agent)
+
+
+@sync
+async def test_an_unreachable_upstream_is_a_clear_error_within_the_client_timeout() -> None:
+    with serving(web.Application()) as closed:
+        dead = closed.base_url  # a port that was just listening and is now closed
+    with proxy_to(dead) as proxy:
+        agent = agent_of(proxy, timeout=5.0)
+        start = time.perf_counter()
+        with pytest.raises(BackendError) as caught:
+            await agent.run("What is 1 + 1?")
+        await agent.client.close()  # type: ignore[union-attr]
+    assert time.perf_counter() - start < 3 * 5.0
+    assert dead in str(caught.value) and "OPENAI_API_KEY" in str(caught.value)
+    assert FAKE_KEY not in str(caught.value)
+
+
+@sync
+async def test_a_proxy_pointed_at_itself_says_so_at_once() -> None:
+    with serving(web.Application()) as probe:
+        port = probe.url.rsplit(":", 1)[1]
+    # A proxy whose upstream is its own address: bind it to the port we just learnt, then point it there.
+    looped_app = create_proxy_app(config_from_env(), f"http://127.0.0.1:{port}/v1")
+    runner = web.AppRunner(looped_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", int(port)).start()
+    try:
+        client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=FAKE_KEY, timeout=5.0)
+        start = time.perf_counter()
+        with pytest.raises(openai.APIStatusError, match="OPENAI_BASE_URL") as caught:
+            await client.responses.create(model="gpt-5-mini", input="Hi")
+        await client.close()
+    finally:
+        await runner.cleanup()
+    assert caught.value.status_code == 508 and time.perf_counter() - start < 2  # not retried, not a loop
+
+
+@sync
+async def test_event_streams_pass_through_as_they_come(api_like: Served) -> None:
+    with proxy_to(api_like.url + "/streamed/v1") as proxy:
+        async with aiohttp.ClientSession() as session:
+            body = {"model": "gpt-5-mini", "input": "Hi", "stream": True}
+            async with session.post(proxy.base_url + "/responses", json=body) as answer:
+                assert answer.headers["Content-Type"].startswith("text/event-stream")
+                assert answer.headers["x-request-id"] == "req_stream"
+                arrivals = []
+                async for chunk in answer.content.iter_any():
+                    arrivals.append((time.perf_counter(), chunk))
+    text = b"".join(chunk for _, chunk in arrivals).decode()
+    assert text.count("response.output_text.delta") == 3 and text.rstrip().endswith('"response.completed"}')
+    assert arrivals[-1][0] - arrivals[0][0] >= 0.1  # streamed, not buffered until the end

@@ -1,0 +1,123 @@
+"""What the proxy tests stand on: any aiohttp app served in a thread, and a stand-in for the real API.
+
+The stand-in is the offline server itself (markers switched off where the server supports it: to it they are
+plain text, as to a real model), with one more middleware that records every request it receives, so that a
+test can say exactly what reached "the real API": which headers, which body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import functools
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from agentlab.offline import LatencyModel, ServerConfig, create_app
+from agentlab.offline.latency import config_from_env
+from agentlab.offline.proxy import create_proxy_app
+
+
+def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test body with ``asyncio.run`` (the project has no async pytest plugin, on purpose)."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+FAKE_KEY = "sk-test-H7proxyFAKEkey0123456789abcdef"  # recognisable: a test scans for it everywhere
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Served:
+    url: str
+    received: list[Received] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+
+@contextmanager
+def serving(app: web.Application, received: list[Received] | None = None) -> Iterator[Served]:
+    """Serve ``app`` on 127.0.0.1 in a daemon thread with its own loop, as ``offline.start`` does."""
+    loop = asyncio.new_event_loop()
+    bound: concurrent.futures.Future[int] = concurrent.futures.Future()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
+        await site.start()
+        bound.set_result(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        await stop.wait()
+        await runner.cleanup()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
+    thread.start()
+    try:
+        yield Served(f"http://127.0.0.1:{bound.result(timeout=15)}", received if received is not None else [])
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def recorder(received: list[Received]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def record(request: web.Request, handler: Callable[..., Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        body = await request.read()  # cached: the handler reads the same bytes again
+        received.append(Received(request.method, request.path, dict(request.headers), body))
+        return await handler(request)
+
+    return record
+
+
+def stand_in_config(time_scale: float = 0.05) -> ServerConfig:
+    """The offline server's settings with its markers off (when this version of the server can switch them off)."""
+    config = ServerConfig(LatencyModel(time_scale=time_scale))
+    if "markers" in {f.name for f in dataclasses.fields(ServerConfig)}:
+        config = dataclasses.replace(config, markers=False)  # type: ignore[call-arg]
+    return config
+
+
+@contextmanager
+def stand_in(time_scale: float = 0.05) -> Iterator[Served]:
+    """A stand-in for the real API that records every request it receives."""
+    received: list[Received] = []
+    app = create_app(stand_in_config(time_scale))
+    app.middlewares.append(recorder(received))
+    with serving(app, received) as served:
+        yield served
+
+
+@contextmanager
+def proxy_to(upstream: str) -> Iterator[Served]:
+    """The proxy, in a thread of this process, forwarding to ``upstream``."""
+    with serving(create_proxy_app(config_from_env(), upstream)) as served:
+        yield served
+
+
+async def get_json(url: str) -> dict[str, object]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        result: dict[str, object] = await response.json()
+        return result
