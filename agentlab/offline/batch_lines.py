@@ -20,7 +20,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-__all__ = ["InputLine", "LineAnswer", "parse_input", "answer_line", "result_line", "skipped_line", "MAX_ERRORS"]
+from aiohttp import web
+
+from agentlab.offline.files import api_error
+
+__all__ = [
+    "InputLine",
+    "LineAnswer",
+    "parse_input",
+    "answer_line",
+    "result_line",
+    "skipped_line",
+    "check_choice",
+    "check_metadata",
+    "read_json",
+    "MAX_ERRORS",
+]
 
 # How a line is answered: (body, key) → (HTTP status, JSON body), the same as POST /v1/responses would.
 LineAnswer: TypeAlias = Callable[[dict[str, Any], str], tuple[int, dict[str, Any]]]
@@ -128,3 +143,39 @@ def skipped_line(line: InputLine, code: str) -> dict[str, Any]:
     }
     error = {"code": code, "message": messages[code]}
     return {"id": f"batch_req_{secrets.token_hex(12)}", "custom_id": line.custom_id, "response": None, "error": error}
+
+
+# -- Checks of the POST /v1/batches request itself ----------------------------------------------------------
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError):
+        raise api_error(400, "The request body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise api_error(400, "The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def check_choice(body: dict[str, Any], name: str, allowed: tuple[str, ...]) -> None:
+    if body.get(name) is None:
+        raise api_error(400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+    if body[name] not in allowed:
+        message = f"Invalid value for '{name}': {body[name]!r}; the offline server supports {list(allowed)}."
+        raise api_error(400, message, param=name, code="invalid_value")
+
+
+def check_metadata(metadata: Any) -> dict[str, str] | None:
+    if metadata is None:
+        return None
+    if (
+        not isinstance(metadata, dict)
+        or len(metadata) > 16
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
+        )
+    ):
+        message = "Invalid 'metadata': at most 16 pairs of strings (keys up to 64 characters, values up to 512)."
+        raise api_error(400, message, param="metadata", code="invalid_value")
+    return dict(metadata)

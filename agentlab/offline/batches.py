@@ -25,7 +25,17 @@ from typing import Any
 
 from aiohttp import web
 
-from agentlab.offline.batch_lines import InputLine, LineAnswer, answer_line, parse_input, result_line, skipped_line
+from agentlab.offline.batch_lines import (
+    InputLine,
+    LineAnswer,
+    answer_line,
+    check_choice,
+    check_metadata,
+    parse_input,
+    read_json,
+    result_line,
+    skipped_line,
+)
 from agentlab.offline.files import FILES, FileStore, answers_errors, api_error
 
 __all__ = ["BatchSettings", "BatchJob", "BatchStats", "add_batch_routes"]
@@ -149,39 +159,6 @@ async def create_batch(request: web.Request) -> web.Response:
     batches.tasks.add(task)
     task.add_done_callback(batches.tasks.discard)
     return web.json_response(job.as_json(batches.settings))
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, RecursionError):
-        raise api_error(400, "The request body is not valid JSON.", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise api_error(400, "The request body must be a JSON object.", code="invalid_json")
-    return body
-
-
-def check_choice(body: dict[str, Any], name: str, allowed: tuple[str, ...]) -> None:
-    if body.get(name) is None:
-        raise api_error(400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
-    if body[name] not in allowed:
-        message = f"Invalid value for '{name}': {body[name]!r}; the offline server supports {list(allowed)}."
-        raise api_error(400, message, param=name, code="invalid_value")
-
-
-def check_metadata(metadata: Any) -> dict[str, str] | None:
-    if metadata is None:
-        return None
-    if (
-        not isinstance(metadata, dict)
-        or len(metadata) > 16
-        or not all(
-            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
-        )
-    ):
-        message = "Invalid 'metadata': at most 16 pairs of strings (keys up to 64 characters, values up to 512)."
-        raise api_error(400, message, param="metadata", code="invalid_value")
-    return dict(metadata)
 
 
 async def run_batch(job: BatchJob, data: bytes, batches: Batches, files: FileStore) -> None:
