@@ -21,6 +21,7 @@ from openai.types.responses import Response, ResponseFunctionToolCall
 from agentlab.client import DEFAULT_MODEL, default_client
 from agentlab.errors import ConfigurationError, MaxTurnsExceeded, translate_error
 from agentlab.results import AgentEvent, RunResult, Span, Usage
+from agentlab.streaming import stream_response
 from agentlab.tools import Tool, tool
 
 __all__ = ["Agent", "InputItem", "Prompt", "EventHandler", "ReasoningEffort"]
@@ -42,6 +43,7 @@ class Agent:
     max_turns: int = 10
     parallel_tool_calls: bool = False
     reasoning_effort: ReasoningEffort | None = None  # None: the server's default; else sent as reasoning.effort
+    stream: bool = False  # True: each answer comes as Server-Sent Events, its text reaching on_event as it comes
     client: AsyncOpenAI | None = field(default=None, repr=False, compare=False)
     # Worked out once from `tools`, in __post_init__, so that no turn rebuilds them.
     tool_schemas: tuple[dict[str, Any], ...] = field(init=False, repr=False, compare=False)
@@ -79,7 +81,7 @@ class Agent:
             if on_event:
                 on_event(AgentEvent("model_start", self.model, f"turn {turn}", time.perf_counter()))
             t0 = time.perf_counter()
-            response = await self.create_response(client, messages)
+            response = await self.create_response(client, messages, on_event)
             spans.append(Span("model", self.model, t0, time.perf_counter()))
             if response.usage:
                 usage += Usage(response.usage.input_tokens, response.usage.output_tokens)
@@ -113,7 +115,9 @@ class Agent:
         # 5. The model never stopped asking for tools.
         raise MaxTurnsExceeded(self.max_turns, messages)
 
-    async def create_response(self, client: AsyncOpenAI, messages: list[InputItem]) -> Response:
+    async def create_response(
+        self, client: AsyncOpenAI, messages: list[InputItem], on_event: EventHandler | None = None
+    ) -> Response:
         """One model call. Its failures (after the client's own retries) become ``BackendError`` (errors.py)."""
         # `input` and `tools` are already plain JSON in the wire shape, so they go in `extra_body`: passed as
         # typed parameters, the client would walk every item of the growing transcript against its TypedDicts
@@ -121,13 +125,13 @@ class Agent:
         body: dict[str, Any] = {"input": messages, "tools": self.tool_schemas}
         if self.reasoning_effort is not None:
             body["reasoning"] = {"effort": self.reasoning_effort}
+        request: dict[str, Any] = {"model": self.model, "instructions": self.instructions, "extra_body": body}
+        request["parallel_tool_calls"] = self.parallel_tool_calls
         try:
-            return await client.responses.create(
-                model=self.model,
-                instructions=self.instructions,
-                parallel_tool_calls=self.parallel_tool_calls,
-                extra_body=body,
-            )
+            if self.stream:  # the same Response, read from its stream of events (agentlab/streaming.py)
+                return await stream_response(client, request, on_event)
+            response: Response = await client.responses.create(**request)
+            return response
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise translate_error(exc, client) from exc
 

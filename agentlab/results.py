@@ -13,7 +13,7 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar
 T = TypeVar("T")
 
 SpanKind: TypeAlias = Literal["model", "tool"]
-EventKind: TypeAlias = Literal["model_start", "model_end", "tool_start", "tool_end"]
+EventKind: TypeAlias = Literal["model_start", "model_end", "tool_start", "tool_end", "text_delta"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,7 @@ class AgentEvent:
     - ``model_end``: ``detail`` says what came back (``"2 tool calls"`` or ``"answer"``).
     - ``tool_start``: ``name`` is the tool, ``detail`` its arguments (``"a=3, b=4"``).
     - ``tool_end``: ``name`` is the tool, ``detail`` what it returned (``"7"`` or ``"error: …"``).
+    - ``text_delta``: (``Agent(stream=True)`` only) ``name`` is the model, ``detail`` the next piece of its text.
     """
 
     kind: EventKind
