@@ -1,0 +1,54 @@
+"""``python -m agentlab grade SUBMISSIONS --out REPORT``: the whole class, graded into one report.
+
+The grader starts one offline server and points every kernel at it. Kernels run at ``--time-scale`` (default
+0.05, the scale the exercise checks are tested at): the checks judge from the results' own time stamps, with
+slack that scales with the durations, so a "3 s" conversation may take 0.15 s and the verdict is the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from agentlab.classroom.discover import Submission, discover
+from agentlab.classroom.execute import Grade, Options, grade_all
+from agentlab.classroom.reference import Reference, load_reference, reference_notebooks
+from agentlab.classroom.report import write_report
+from agentlab.errors import AgentLabError
+from agentlab.offline import config_from_env, start
+
+
+def grade_command(args: argparse.Namespace) -> int:
+    """Exit 0 once the report is written, whatever the learners scored; 2 when the grader cannot run."""
+    try:
+        check_numbers(args)
+        wanted = [e.strip().zfill(2) for e in args.exercises.split(",") if e.strip()] or None
+        submissions = discover(args.submissions, wanted)
+        grades = grade_class(submissions, args.out, args.jobs, args.timeout, args.time_scale)
+    except (AgentLabError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_report(grades, args.out)
+    passed = sum(g.status == "passed" for g in grades)
+    print(f"{passed}/{len(grades)} passed; wrote {args.out / 'grades.csv'} and {args.out / 'report.html'}")
+    return 0
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    if args.jobs < 1 or args.timeout <= 0 or args.time_scale <= 0:
+        raise AgentLabError("--jobs must be at least 1, and --timeout and --time-scale greater than 0")
+
+
+def grade_class(submissions: list[Submission], out: Path, jobs: int, timeout: float, time_scale: float) -> list[Grade]:
+    """Grade every submission against one shared offline server, with a progress bar."""
+    references = {e: load_reference(e, p) for e, p in reference_notebooks().items()}
+    references.update({s.exercise: Reference(s.exercise) for s in submissions if s.exercise not in references})
+    config = config_from_env({**os.environ, "AGENTLAB_TIME_SCALE": str(time_scale)})
+    with start(config) as server, tqdm(total=len(submissions), desc="grading", unit="notebook") as bar:
+        options = Options(timeout, time_scale, server.base_url, out / "executed")
+        return asyncio.run(grade_all(submissions, references, options, jobs, lambda _: bar.update()))

@@ -1,0 +1,141 @@
+"""The class's report: ``grades.csv`` for a spreadsheet, ``report.html`` for the teacher's eyes.
+
+The HTML has a row per learner and a column per exercise, each cell coloured by status with its feedback, and a
+class summary: the pass rate per exercise and its most common feedback, as a chart (a PNG inside the page, so
+the file travels alone) and as a table.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import re
+from collections import Counter
+from pathlib import Path
+
+from agentlab.classroom.execute import Grade
+
+COLUMNS = ("learner", "exercise", "status", "seconds", "feedback")
+COLOURS = {"passed": "#c8e6c9", "failed": "#ffcdd2", "error": "#ffe0b2", "timeout": "#fff9c4", "missing": "#eeeeee"}
+SEPARATOR = " | "
+
+
+def write_report(grades: list[Grade], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(grades, out / "grades.csv")
+    (out / "report.html").write_text(render_html(grades), encoding="utf-8")
+
+
+def write_csv(grades: list[Grade], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(COLUMNS)
+        for g in grades:
+            seconds = "" if g.seconds is None else f"{g.seconds:.2f}"
+            writer.writerow((g.learner, g.exercise, g.status, seconds, SEPARATOR.join(g.feedback)))
+
+
+def pass_rates(grades: list[Grade]) -> dict[str, float]:
+    """The share of learners who passed, per exercise."""
+    rates = {}
+    for exercise in sorted({g.exercise for g in grades}):
+        rows = [g for g in grades if g.exercise == exercise]
+        rates[exercise] = sum(g.status == "passed" for g in rows) / len(rows)
+    return rates
+
+
+def common_feedback(grades: list[Grade]) -> dict[str, tuple[str, int]]:
+    """The most common first feedback of the learners who did not pass, per exercise (numbers blurred)."""
+    common = {}
+    for exercise in sorted({g.exercise for g in grades}):
+        keys = Counter(
+            blur(g.feedback[0]) for g in grades if g.exercise == exercise and g.status != "passed" and g.feedback
+        )
+        if keys:
+            common[exercise] = keys.most_common(1)[0]
+    return common
+
+
+def blur(message: str) -> str:
+    """The same mistake with other timings is the same feedback: ``1.23 s`` becomes ``N s``."""
+    return re.sub(r"\d+(\.\d+)?", "N", message)
+
+
+def render_html(grades: list[Grade]) -> str:
+    learners = sorted({g.learner for g in grades})
+    exercises = sorted({g.exercise for g in grades})
+    cells = {(g.learner, g.exercise): g for g in grades}
+    head = "".join(f"<th>{html.escape(e)}</th>" for e in exercises)
+    rows = "".join(
+        f"<tr><th>{html.escape(learner)}</th>{''.join(render_cell(cells.get((learner, e))) for e in exercises)}</tr>"
+        for learner in learners
+    )
+    return PAGE.format(
+        n=len(learners),
+        chart=chart_png(grades),
+        summary=render_summary(grades),
+        table=f"<table class='grades'><tr><th>learner</th>{head}</tr>{rows}</table>",
+    )
+
+
+def render_cell(grade: Grade | None) -> str:
+    if grade is None:
+        return "<td></td>"
+    feedback = "<br>".join(html.escape(m) for m in grade.feedback)
+    seconds = "" if grade.seconds is None else f" · {grade.seconds:.1f} s"
+    return (
+        f"<td style='background:{COLOURS[grade.status]}' title='{html.escape(SEPARATOR.join(grade.feedback))}'>"
+        f"<b>{grade.status}</b>{seconds}<div class='feedback'>{feedback}</div></td>"
+    )
+
+
+def render_summary(grades: list[Grade]) -> str:
+    common = common_feedback(grades)
+    rows = "".join(
+        f"<tr><th>{e}</th><td>{rate:.0%}</td><td>{html.escape(common.get(e, ('-', 0))[0])}"
+        f"{f' ({common[e][1]}×)' if e in common else ''}</td></tr>"
+        for e, rate in pass_rates(grades).items()
+    )
+    return (
+        f"<table class='summary'><tr><th>exercise</th><th>passed</th><th>most common feedback</th></tr>{rows}</table>"
+    )
+
+
+def chart_png(grades: list[Grade]) -> str:
+    """Pass rate per exercise, and how many learners got each exercise's most common feedback, as base64 PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rates, common = pass_rates(grades), common_feedback(grades)
+    figure = Figure(figsize=(11, 3.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    left, right = figure.subplots(1, 2, width_ratios=(1, 2))
+    left.bar(list(rates), [100 * r for r in rates.values()], color="#1b7f3b")
+    left.set(ylim=(0, 100), ylabel="passed (%)", xlabel="exercise", title="pass rate per exercise")
+    labels = [f"{e}: {text[:70]}" for e, (text, _) in common.items()] or ["everyone passed"]
+    right.barh(labels, [n for _, n in common.values()] or [0], color="#b3261e")
+    right.invert_yaxis()
+    right.set(xlabel="learners", title="most common feedback per exercise (not passed)")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>agentlab grades</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #bbb; padding: 4px 8px; vertical-align: top; text-align: left; }}
+.feedback {{ font-size: 0.8em; max-width: 28em; }}
+</style></head><body>
+<h1>Grades: {n} learners</h1>
+<h2>Class summary</h2>
+<img alt="pass rate and most common feedback per exercise" src="data:image/png;base64,{chart}">
+{summary}
+<h2>Per learner</h2>
+{table}
+</body></html>
+"""
