@@ -1,0 +1,299 @@
+"""A rate-limit budget: spend the provider's requests and tokens per minute without a single 429.
+
+Past a few dozen conversations, the limit a batch meets first is the provider's: requests per minute (RPM)
+and tokens per minute (TPM). A ``Budget`` is shared by every model call that goes through it (the runners,
+several batches at once, one process):
+
+1. **Reserve** before each call: one request and the call's estimated tokens (its input, counted by the same
+   rule the server uses, plus a guess of its output). If the budget does not hold them yet, the call waits
+   its turn (first come, first served) until the minute has refilled enough.
+2. **Settle** after the answer, against ``usage``: what the estimate held beyond what was used goes back.
+3. **Listen to the server**: the ``x-ratelimit-*`` headers of each answer say the server's limit and what
+   it has left. The budget takes its limits from them when none were given, learns the length of the minute
+   (the offline server's is ``60 s × AGENTLAB_TIME_SCALE``), and brings its level down to what the server has
+   left, less what is still in flight and a small margin. A budget that starts full would otherwise run
+   ahead of a server whose minute is already partly spent. The first call goes alone, to hear the server.
+4. **If a 429 comes anyway**, nothing is sent until ``Retry-After`` has passed, and the call is tried again
+   *through the budget*. That is why calls under a budget use ``client.with_options(max_retries=0)``: the
+   openai client's own retries would resend at once, outside the budget, and a short ``retry-after-ms``
+   makes such retries snowball into a storm of 429s.
+
+Why not aiolimiter or pyrate-limiter? Both take weights, but neither can give back part of a weight once
+taken (aiolimiter's level and pyrate-limiter's window of items have no public way to return tokens), and
+neither can be lowered to what the server reports. Reserve-and-settle needs both, so the bucket here is
+our own: ``agentlab.limits.Bucket``, a few lines, tested on its own with a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import openai
+from openai import AsyncOpenAI
+from openai.types.responses import Response
+
+from agentlab.errors import AgentLabError
+from agentlab.limits import (
+    Bucket,
+    RateHeaders,
+    check_count,
+    check_fraction,
+    check_positive,
+    estimate_input_tokens,
+    offline_minute,
+    parse_rate_headers,
+    retry_after,
+    should_retry,
+)
+
+__all__ = ["Budget", "BudgetStats", "RequestTooLarge", "Reservation"]
+
+
+class RequestTooLarge(AgentLabError, ValueError):
+    """One call needs more tokens than the whole minute holds: it could never be sent, so it fails at once."""
+
+
+@dataclass(slots=True)
+class Reservation:
+    """What one call holds from the budget until it is settled."""
+
+    tokens: int
+    input_tokens: int
+
+
+@dataclass(slots=True)
+class BudgetStats:
+    """Counters for lessons and benchmarks. ``log`` holds ``(time, tokens, status)`` per answer."""
+
+    calls: int = 0
+    retries: int = 0
+    rate_limited: int = 0  # answers with status 429
+    waited: float = 0.0  # seconds that calls spent waiting for the budget, summed
+    tokens: int = 0
+    log: deque[tuple[float, int, int]] | None = None
+
+
+class Budget:
+    """Requests and tokens per minute, shared by the calls of one process. Both numbers are optional.
+
+    ``minute`` is the length of the provider's minute in seconds: 60 for the real API; by default the
+    offline server's (``60 × AGENTLAB_TIME_SCALE``), then learned from the headers. ``margin`` is the share
+    of each limit kept unspent. A budget belongs to one event loop at a time.
+    """
+
+    def __init__(
+        self,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        *,
+        minute: float | None = None,
+        margin: float = 0.02,
+        max_retries: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.requests_per_minute = check_positive("requests_per_minute", requests_per_minute)
+        self.tokens_per_minute = check_positive("tokens_per_minute", tokens_per_minute)
+        self.margin = check_fraction("margin", margin)
+        self.max_retries = check_count("max_retries", max_retries)
+        self.learn_minute = minute is None
+        self.minute = check_positive("minute", minute) or offline_minute()
+        self.clock = clock
+        now = clock()
+        self.requests = Bucket.full(self.requests_per_minute, self.minute, now)
+        self.tokens = Bucket.full(self.tokens_per_minute, self.minute, now)
+        self.paused_until = 0.0
+        self.heard_server = self.heard_minute = False
+        self.in_flight = 0
+        self.in_flight_tokens = 0
+        self.input_ratio = 1.1  # server's input tokens per estimated token, learned from usage
+        self.outputs: deque[int] = deque(maxlen=64)  # recent output sizes: the next output's guess
+        self.stats = BudgetStats(log=deque(maxlen=100_000))
+        self.quiet_clients: WeakKeyDictionary[AsyncOpenAI, AsyncOpenAI] = WeakKeyDictionary()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.lock, self.changed = asyncio.Lock(), asyncio.Event()  # made again for each event loop
+
+    def __repr__(self) -> str:
+        rpm, tpm = (bucket.capacity if bucket else None for bucket in (self.requests, self.tokens))
+        return f"Budget(requests_per_minute={rpm}, tokens_per_minute={tpm}, minute={self.minute:g} s)"
+
+    # -- 1. Reserve ------------------------------------------------------------------------------------------
+
+    async def reserve(self, input_tokens: int) -> Reservation:
+        """Wait until the budget holds one request and the estimate, then take them."""
+        lock, changed = self.primitives()
+        started = self.clock()
+        async with lock:  # one waiter at the head, the others queue behind it in order
+            while True:
+                estimate = self.estimate(input_tokens)
+                wait = self.seconds_until_fits(estimate)
+                if wait <= 0:
+                    break
+                changed.clear()  # an answer that gives tokens back wakes the head early
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(None if math.isinf(wait) else wait):
+                        await changed.wait()
+            now = self.clock()
+            for bucket, amount in ((self.requests, 1), (self.tokens, estimate)):
+                if bucket is not None:
+                    bucket.take(amount, now)
+            self.in_flight += 1
+            self.in_flight_tokens += estimate
+        self.stats.waited += now - started
+        return Reservation(estimate, input_tokens)
+
+    def estimate(self, input_tokens: int) -> int:
+        """Input tokens (scaled by what the server has counted so far) plus the largest recent output."""
+        scaled_input = math.ceil(round(input_tokens * self.input_ratio, 6))
+        estimate = scaled_input + max(self.outputs, default=256)
+        if self.tokens is not None:
+            if scaled_input > self.tokens.capacity:
+                raise RequestTooLarge(
+                    f"this call's input alone is about {scaled_input} tokens, more "
+                    f"than the whole budget of {self.tokens.capacity:g} tokens per minute, so it could never be "
+                    "sent: shorten the conversation (fewer turns or smaller tool outputs) or raise tokens_per_minute"
+                )
+            estimate = min(estimate, math.floor(self.tokens.capacity))
+        return estimate
+
+    def seconds_until_fits(self, estimate: int) -> float:
+        """0 when the call may go now; otherwise how long to wait (math.inf: until an answer comes)."""
+        now = self.clock()
+        if not self.heard_server and self.in_flight:
+            return math.inf  # the first call goes alone: its headers tell how much the server has left
+        wait = self.paused_until - now
+        for bucket, amount in ((self.requests, 1), (self.tokens, estimate)):
+            if bucket is not None:
+                bucket.refill(now)
+                wait = max(wait, bucket.seconds_until(amount + self.margin * bucket.capacity, cap=True))
+        return wait
+
+    # -- 2. Settle, and 3. listen to the server --------------------------------------------------------------
+
+    def settle(self, reservation: Reservation, used: int | None, headers: Mapping[str, str], status: int) -> None:
+        """The answer has come: give back what the estimate held beyond ``used``; hear the headers."""
+        now = self.clock()
+        self.in_flight -= 1
+        self.in_flight_tokens -= reservation.tokens
+        used = reservation.tokens if used is None else used
+        if self.tokens is not None:
+            self.tokens.give_back(reservation.tokens - used, now)
+        if status == 429 and self.requests is not None:
+            self.requests.give_back(1, now)  # a refused request took nothing from the server
+        if status:  # an answer came (not a lost connection): hear what its headers say
+            self.hear(parse_rate_headers(headers), now)
+            self.heard_server = True
+        self.stats.calls += 1
+        self.stats.tokens += used
+        self.stats.rate_limited += status == 429
+        if self.stats.log is not None:
+            self.stats.log.append((now, used, status))
+        self.wake()
+
+    def hear(self, server: RateHeaders, now: float) -> None:
+        """Take limits and the minute from the headers, and come down to what the server has left."""
+        if self.learn_minute and server.minute is not None:
+            self.minute = min(server.minute, self.minute if self.heard_minute else math.inf)
+            self.heard_minute = True  # each reading can only be a little long: the shortest is the closest
+        self.requests = self.adopt(self.requests, self.requests_per_minute, server.limit_requests, now)
+        self.tokens = self.adopt(self.tokens, self.tokens_per_minute, server.limit_tokens, now)
+        for bucket, remaining, in_flight in (
+            (self.requests, server.remaining_requests, self.in_flight),
+            (self.tokens, server.remaining_tokens, self.in_flight_tokens),
+        ):
+            if bucket is not None and remaining is not None:
+                bucket.lower_to(remaining - in_flight, now)
+
+    def adopt(self, bucket: Bucket | None, configured: float | None, limit: int | None, now: float) -> Bucket | None:
+        """The server's limit (or the configured one, if lower), over the minute as learned so far."""
+        if limit is not None:
+            capacity = min(float(limit), configured or math.inf)
+            bucket = bucket or Bucket(capacity, self.minute, capacity, now)
+            bucket.refill(now)
+            bucket.capacity, bucket.level = capacity, min(bucket.level, capacity)
+        if bucket is not None:
+            bucket.refill(now)  # the time so far refills at the old pace
+            bucket.minute = self.minute
+        return bucket
+
+    def learn_usage(self, reservation: Reservation, input_tokens: int, output_tokens: int) -> None:
+        """Keep the estimate honest: the server's count of the input, and the size of recent outputs."""
+        if reservation.input_tokens > 0:
+            ratio = input_tokens / reservation.input_tokens
+            self.input_ratio = max(ratio, 0.9 * self.input_ratio + 0.1 * ratio)
+        self.outputs.append(output_tokens)
+
+    def refused(self, reservation: Reservation, exc: openai.APIStatusError) -> float:
+        """A 4xx/5xx answer: settle it, and return how long to wait before trying again."""
+        headers = exc.response.headers
+        self.settle(reservation, 0 if exc.status_code == 429 else reservation.input_tokens, headers, exc.status_code)
+        wait = retry_after(headers)
+        if exc.status_code == 429:
+            self.paused_until = max(self.paused_until, self.clock() + (wait if wait is not None else 1.0))
+        return wait if wait is not None else 0.0
+
+    def wake(self) -> None:
+        self.changed.set()
+
+    def primitives(self) -> tuple[asyncio.Lock, asyncio.Event]:
+        """The lock and the event of the running loop (made again if the budget moved to another loop)."""
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:
+            self.loop, self.lock, self.changed = loop, asyncio.Lock(), asyncio.Event()
+        return self.lock, self.changed
+
+    # -- The whole call: reserve, send, settle; retry through the budget -------------------------------------
+
+    async def create_response(self, client: AsyncOpenAI, **request: Any) -> Response:
+        """``client.responses.create(**request)`` through the budget, with its retries."""
+        quiet = self.quiet_clients.get(client)
+        if quiet is None:
+            quiet = self.quiet_clients[client] = client.with_options(max_retries=0)
+        input_tokens = estimate_input_tokens(request)
+        return await self.call(lambda: quiet.responses.with_raw_response.create(**request), input_tokens)
+
+    async def call(self, send: Callable[[], Awaitable[Any]], input_tokens: int) -> Response:
+        """Send through the budget until an answer comes, or the retries are spent (then the error is raised)."""
+        for attempt in range(self.max_retries + 1):
+            reservation = await self.reserve(input_tokens)
+            try:
+                raw = await send()
+            except openai.APIStatusError as exc:
+                wait = self.refused(reservation, exc)
+                if not should_retry(exc) or attempt == self.max_retries:
+                    raise
+                await self.back_off(attempt, wait, exc.status_code)
+                continue
+            except openai.APIConnectionError:
+                self.settle(reservation, reservation.input_tokens, {}, 0)
+                if attempt == self.max_retries:
+                    raise
+                await self.back_off(attempt, None, 0)
+                continue
+            except BaseException:  # cancelled (a timeout): the tokens may have been spent; keep them
+                self.settle(reservation, reservation.input_tokens, {}, 0)
+                raise
+            response: Response = raw.parse()
+            usage = response.usage
+            if usage is not None:
+                self.learn_usage(reservation, usage.input_tokens, usage.output_tokens)
+            self.settle(reservation, usage.total_tokens if usage else None, raw.headers, 200)
+            return response
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def back_off(self, attempt: int, wait: float | None, status: int) -> None:
+        """A 429 waits in the budget (paused until Retry-After); other errors back off as the client would."""
+        self.stats.retries += 1
+        if status == 429:
+            return
+        if wait is None or not 0 < wait <= 120:
+            wait = min(0.5 * 2.0**attempt, 8.0) * (1 - 0.25 * random.random())
+        await asyncio.sleep(wait)

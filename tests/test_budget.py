@@ -1,0 +1,157 @@
+"""The Budget's bookkeeping with a clock that the test moves: reserve, settle, and what the headers say."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from agentlab.budget import Budget, RequestTooLarge
+from agentlab.errors import ConfigurationError
+
+
+def in_a_loop(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """Run an async test in a fresh event loop."""
+
+    @functools.wraps(test)
+    def run() -> None:
+        asyncio.run(test())
+
+    return run
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def headers(remaining_tokens: int, limit_tokens: int = 1000, reset: str = "1s") -> dict[str, str]:
+    return {
+        "x-ratelimit-limit-tokens": str(limit_tokens),
+        "x-ratelimit-remaining-tokens": str(remaining_tokens),
+        "x-ratelimit-reset-tokens": reset,
+    }
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"requests_per_minute": 0}, "requests_per_minute"),
+        ({"requests_per_minute": -60}, "requests_per_minute"),
+        ({"tokens_per_minute": "90000"}, "tokens_per_minute"),
+        ({"tokens_per_minute": float("nan")}, "tokens_per_minute"),
+        ({"tokens_per_minute": True}, "tokens_per_minute"),
+        ({"minute": 0}, "minute"),
+        ({"margin": 0.9}, "margin"),
+        ({"max_retries": -1}, "max_retries"),
+    ],
+)
+def test_bad_numbers_are_a_configuration_error_naming_the_argument(arguments: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"^{named} must be"):
+        Budget(**arguments)  # type: ignore[arg-type]
+
+
+@in_a_loop
+async def test_a_call_larger_than_the_whole_minute_fails_at_once() -> None:
+    budget = Budget(tokens_per_minute=100, minute=60)
+    with pytest.raises(RequestTooLarge, match="more than the whole budget of 100 tokens per minute"):
+        await asyncio.wait_for(budget.reserve(input_tokens=500), timeout=1)
+
+
+@in_a_loop
+async def test_settling_gives_back_what_the_estimate_held_beyond_usage() -> None:
+    clock = FakeClock()
+    budget = Budget(requests_per_minute=10, tokens_per_minute=1000, minute=60, margin=0, clock=clock)
+    reservation = await budget.reserve(input_tokens=100)
+    assert reservation.tokens == 110 + 256  # the input with 10% headroom, and a first guess of the output
+    assert budget.tokens is not None and budget.tokens.level == 1000 - 366
+    budget.settle(reservation, used=150, headers={}, status=200)
+    assert budget.tokens.level == 850
+    assert budget.requests is not None and budget.requests.level == 9
+
+
+@in_a_loop
+async def test_the_first_call_goes_alone_until_the_server_has_answered() -> None:
+    clock = FakeClock()
+    budget = Budget(requests_per_minute=100, tokens_per_minute=100_000, minute=60, clock=clock)
+    first = await budget.reserve(input_tokens=10)
+    second = asyncio.create_task(budget.reserve(input_tokens=10))
+    await asyncio.sleep(0.02)
+    assert not second.done()
+    budget.settle(first, used=12, headers={}, status=200)
+    assert (await asyncio.wait_for(second, timeout=1)).tokens > 0
+
+
+@in_a_loop
+async def test_the_servers_remaining_brings_the_level_down_less_what_is_in_flight() -> None:
+    clock = FakeClock()
+    budget = Budget(tokens_per_minute=1000, minute=60, margin=0, clock=clock)
+    first = await budget.reserve(input_tokens=10)
+    budget.settle(first, used=20, headers=headers(remaining_tokens=980), status=200)
+    in_flight = await budget.reserve(input_tokens=10)
+    done = await budget.reserve(input_tokens=10)
+    budget.settle(done, used=20, headers=headers(remaining_tokens=300), status=200)  # others spent the minute
+    assert budget.tokens is not None and budget.tokens.level == 300 - in_flight.tokens
+
+
+@in_a_loop
+async def test_limits_left_out_are_learned_from_the_headers() -> None:
+    clock = FakeClock()
+    budget = Budget(clock=clock)
+    assert budget.tokens is None and budget.requests is None
+    first = await budget.reserve(input_tokens=10)
+    budget.settle(first, used=20, headers=headers(remaining_tokens=900, limit_tokens=5000), status=200)
+    assert budget.tokens is not None and budget.tokens.capacity == 5000 and budget.tokens.level == 900
+    assert budget.requests is None  # the server sent no request headers: no request limit
+
+
+@in_a_loop
+async def test_a_configured_limit_lower_than_the_servers_is_kept() -> None:
+    budget = Budget(tokens_per_minute=800, minute=60, clock=FakeClock())
+    first = await budget.reserve(input_tokens=10)
+    budget.settle(first, used=20, headers=headers(remaining_tokens=4000, limit_tokens=5000), status=200)
+    assert budget.tokens is not None and budget.tokens.capacity == 800
+
+
+@in_a_loop
+async def test_malformed_headers_are_ignored_and_the_configured_numbers_used() -> None:
+    budget = Budget(tokens_per_minute=1000, minute=60, margin=0, clock=FakeClock())
+    first = await budget.reserve(input_tokens=10)
+    bad = {"x-ratelimit-limit-tokens": "many", "x-ratelimit-remaining-tokens": "-", "x-ratelimit-reset-tokens": "x"}
+    budget.settle(first, used=20, headers=bad, status=200)
+    assert budget.tokens is not None and budget.tokens.capacity == 1000 and budget.tokens.level == 980
+
+
+@in_a_loop
+async def test_no_numbers_and_no_headers_means_no_limit() -> None:
+    budget = Budget(clock=FakeClock())
+    first = await budget.reserve(input_tokens=10)
+    budget.settle(first, used=20, headers={}, status=200)
+    reservations = await asyncio.wait_for(asyncio.gather(*(budget.reserve(10) for _ in range(1000))), timeout=2)
+    assert len(reservations) == 1000
+
+
+@in_a_loop
+async def test_the_minute_is_learned_from_the_headers() -> None:
+    budget = Budget(tokens_per_minute=90_000, clock=FakeClock())  # the env says 3 s (time scale 0.05)
+    first = await budget.reserve(input_tokens=10)
+    budget.settle(first, used=20, headers=headers(45_000, 90_000, reset="500ms"), status=200)
+    assert budget.minute == pytest.approx(1.0, rel=0.01)  # half the bucket refills in 0.5 s
+
+
+@in_a_loop
+async def test_waiting_for_the_minute_to_refill_takes_as_long_as_it_should() -> None:
+    budget = Budget(requests_per_minute=20, minute=1.0, margin=0)  # one request every 50 ms, real clock
+    first = await budget.reserve(input_tokens=1)
+    budget.settle(first, used=2, headers={}, status=200)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(29):  # 19 left in the bucket, then 10 more at 50 ms each
+        budget.settle(await budget.reserve(input_tokens=1), used=2, headers={}, status=200)
+    assert 0.4 <= loop.time() - started < 2.0
