@@ -2,13 +2,12 @@
 
 - ``demo``: five math conversations, serially and then concurrently, with the timing table and a timeline PNG.
 - ``serve``: the offline Responses API server in its own process.
-- ``bench``: the benchmark of ``benchmarks/run.py`` (agentlab against a raw openai loop and the Agents SDK).
+- ``bench``: the benchmark of ``agentlab/bench`` (import time, agentlab against a raw loop and the Agents SDK, …).
 """
 
 from __future__ import annotations
 
 import argparse
-import runpy
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="serial vs concurrent vs settled on 5 math conversations")
     demo.add_argument("--out", type=Path, default=Path("agentlab-demo-timeline.png"), help="where to write the PNG")
     add_serve_arguments(commands.add_parser("serve", help="run the offline Responses API server"))
-    commands.add_parser("bench", help="run benchmarks/run.py (extra arguments go to it)", add_help=False)
+    commands.add_parser("bench", help="run the benchmark (agentlab bench --help for its options)", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "serve":
         return serve_command(args)
@@ -35,16 +34,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bench_command(argv: list[str]) -> int:
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
-    if not script.exists():
-        print(f"error: {script} not found: the benchmark runs from a checkout of the repository", file=sys.stderr)
-        return 2
-    sys.argv = [str(script), *argv]
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    return 0
+    from agentlab.bench.cli import main as bench_main  # the top layer: loaded only for this command
+
+    return bench_main(argv)
 
 
 if __name__ == "__main__":

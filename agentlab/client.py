@@ -21,12 +21,14 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from openai import AsyncOpenAI, DefaultAioHttpClient
 
 from agentlab.errors import ConfigurationError
-from agentlab.offline import OfflineServer, start
+
+if TYPE_CHECKING:  # the offline server is a leaf that the client starts on first use, never at import
+    from agentlab.offline import OfflineServer
 
 __all__ = ["DEFAULT_MODEL", "default_client", "make_client", "offline_server", "run_sync", "selected_backend"]
 
@@ -55,6 +57,8 @@ def offline_server() -> OfflineServer:
     global _server
     with _server_lock:
         if _server is None:
+            from agentlab.offline import start  # aiohttp's server loads here, the first time it is needed
+
             _server = start()
         return _server
 

@@ -25,11 +25,15 @@ LABELS = {
 
 def table(report: dict) -> str:  # type: ignore[type-arg]
     m = report["machine"]
+    # `agentlab bench` writes {"machine", "sections": {name: result}}; older files held the runners' result alone
+    sections = report.get("sections", {"runners": report})
+    runners = sections["runners"]
     lines = [
         f"Measured on {m['date']}: {m['cores']} cores, Python {m['python']}, openai {m['openai']}, "
-        f"aiohttp {m['aiohttp']}; server in its own process, 2 model turns of {report['turn_seconds']} s per "
-        "conversation. Made by `python -m agentlab bench` then `python benchmarks/readme_table.py`. RSS is the growth "
-        "of peak memory over the warm-up, divided by N: below N=1000 the batch stays under the warm-up's peak."
+        f"aiohttp {m['aiohttp']}; server in its own process, 2 model turns of {runners['turn_seconds']} s per "
+        "conversation. Made by `agentlab bench --out benchmarks` then `python benchmarks/readme_table.py`. "
+        "RSS is the growth of peak memory over the warm-up, divided by N: "
+        "below N=1000 the batch stays under the warm-up's peak."
         + (
             f" Host speed: `sum(range(10**6))` took {m['calibration_ms']:.1f} ms (lower is faster)."
             if "calibration_ms" in m
@@ -40,7 +44,7 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
         "| RSS per conversation (KB) |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for r in report["results"]:
+    for r in runners["results"]:
         cells = [
             str(r["n"]),
             LABELS[r["contender"]],
@@ -53,12 +57,13 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"Offline server alone: {report['server_requests_per_second']:,.0f} requests/s.",
+        f"Offline server alone: {runners['server_requests_per_second']:,.0f} requests/s."
+        + "".join(f" {line}" for line in sections.get("import", {}).get("lines", [])),
         "",
         "| target | measured | target | result |",
         "|---|---:|---:|---|",
     ]
-    for t in report["targets"]:
+    for t in [t for section in sections.values() for t in section["targets"]]:
         lines.append(f"| {t['figure']} | {t['value']:.2f} | {t['target']} | {'PASS' if t['pass'] else 'MISS'} |")
     return "\n".join(lines)
 

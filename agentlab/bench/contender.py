@@ -1,6 +1,6 @@
 """Run ONE contender of the benchmark in this process and print its figures as one JSON line.
 
-    python benchmarks/contender.py NAME N BASE_URL
+    python -m agentlab.bench.contender NAME N BASE_URL
 
 Each contender runs in a fresh process so that its CPU time and memory are its own. Imports, clients and a
 one-conversation warm-up happen before the clock starts; the clock times the batch alone.
@@ -15,10 +15,7 @@ import resource
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 Timed = tuple[float, float, str]  # start, end, answer of one conversation
 Batch = Callable[[list[str]], Awaitable[list[Timed]]]
@@ -58,7 +55,7 @@ async def make_contender(name: str, base_url: str) -> tuple[Batch, Callable[[], 
         return agentlab_batch, agentlab_close
 
     if name in ("raw_httpx", "raw_aiohttp"):
-        from raw_loop import raw_conversation
+        from agentlab.bench.raw_loop import raw_conversation
 
         http_client = DefaultAioHttpClient() if name == "raw_aiohttp" else None
         raw_client = AsyncOpenAI(base_url=base_url, api_key="offline", http_client=http_client)

@@ -1,36 +1,30 @@
-"""The benchmark: agentlab against a raw openai loop and the OpenAI Agents SDK, on the same offline server.
+"""Section "runners": agentlab against a raw openai loop and the OpenAI Agents SDK, on the same offline server.
 
-    python -m agentlab bench                 # N in 1, 10, 100, 1000 (a few minutes)
-    python -m agentlab bench --quick         # N in 1, 10, 100 (under a minute)
-    python -m agentlab bench --n 10 --out /tmp/bench
+    agentlab bench --section runners           # N in 1, 10, 100, 1000 (a few minutes)
+    agentlab bench --quick --section runners   # N in 1, 10, 100 (under a minute)
+    agentlab bench --section runners --n 10
 
 The offline server runs in its own process (2 model turns per conversation, 0.2 s each, no jitter). Each
-(contender, N) runs in a fresh client process, so CPU time and memory are its own. Figures go to
-results.json, a chart to results.png, and `python benchmarks/readme_table.py` puts the table in the README.
+(contender, N) runs in a fresh client process (``python -m agentlab.bench.contender``), so CPU time and memory
+are its own. ``figures`` draws the wall times at the largest N; ``python benchmarks/readme_table.py`` puts the
+table in the README.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import datetime
 import importlib.util
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
-import timeit
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from agentlab.charts import bars, save_png
 from agentlab.offline import start_process
 
-HERE = Path(__file__).resolve().parent
 CONTENDERS = ["agentlab_default", "agentlab_same_client", "raw_httpx", "raw_aiohttp", "agents_sdk", "agentlab_serial"]
 LABELS = {
     "agentlab_default": "(1) agentlab, default client",
@@ -45,7 +39,7 @@ TURN_SECONDS = 0.2
 
 def run_contender(name: str, n: int, base_url: str) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, str(HERE / "contender.py"), name, str(n), base_url],
+        [sys.executable, "-m", "agentlab.bench.contender", name, str(n), base_url],
         capture_output=True,
         text=True,
         timeout=900,
@@ -118,6 +112,7 @@ def targets(results: list[dict[str, Any]], rps: float, big: int) -> list[tuple[s
 
 
 def describe(r: dict[str, Any]) -> str:
+    """One table line for one (contender, N)."""
     return (
         f"N={r['n']:>5}  {LABELS[r['contender']]:<36} wall {r['wall']:7.2f} s  longest {r['longest']:5.2f} s  "
         f"eff {r['efficiency']:4.0%}  CPU {r['cpu_ms_per_call']:5.2f} ms/call  "
@@ -125,43 +120,35 @@ def describe(r: dict[str, Any]) -> str:
     )
 
 
-def machine() -> dict[str, Any]:
-    import aiohttp as aio
-    import openai
-
+def run(quick: bool, sizes: list[int] | None = None) -> dict[str, Any]:
+    """Every contender at every N, the server's own throughput, and the targets."""
+    sizes = sizes or ([1, 10, 100] if quick else [1, 10, 100, 1000])
+    lines: list[str] = []
+    contenders = list(CONTENDERS)
+    if importlib.util.find_spec("agents") is None:
+        lines.append("skipping the Agents SDK contender: `agents` is not installed (pip install 'agentlab[bench]')")
+        contenders.remove("agents_sdk")
+        print(lines[-1], flush=True)
+    results = run_contenders(contenders, sizes, lines)
+    fast = start_process(time_scale=1.0, base_latency=0.0, per_token=0.0, jitter=0.0)
+    try:
+        rps = asyncio.run(server_throughput(fast.base_url))
+    finally:
+        fast.stop()
+    lines.append(f"offline server alone: {rps:,.0f} requests/s")
+    checks = targets(results, rps, max(sizes))
     return {
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "openai": openai.__version__,
-        "aiohttp": aio.__version__,
-        "date": datetime.date.today().isoformat(),
-        "calibration_ms": calibration_ms(),
+        "turn_seconds": TURN_SECONDS,
+        "sizes": sizes,
+        "results": results,
+        "server_requests_per_second": rps,
+        "lines": lines,
+        "targets": [{"figure": name, "value": v, "target": f"{op} {t:g}", "pass": p} for name, v, op, t, p in checks],
     }
 
 
-def calibration_ms() -> float:
-    """How fast this host runs plain Python right now: the best of 5 runs of sum(range(10**6)), in ms.
-
-    Shared machines change speed from hour to hour. The ratios between contenders measured side by side hold;
-    absolute figures (CPU per call, wall against the latency floor) move with the host. Compare runs with this.
-    """
-    return min(timeit.repeat("sum(range(10**6))", number=1, repeat=5)) * 1000
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="N in 1, 10, 100 only")
-    parser.add_argument("--n", type=int, nargs="+", help="the batch sizes to run")
-    parser.add_argument("--out", type=Path, default=HERE, help="folder for results.json and results.png")
-    args = parser.parse_args(argv)
-    sizes = args.n or ([1, 10, 100] if args.quick else [1, 10, 100, 1000])
-    contenders = list(CONTENDERS)
-    if importlib.util.find_spec("agents") is None:
-        print("skipping the Agents SDK contender: `agents` is not installed (pip install -e '.[bench]')")
-        contenders.remove("agents_sdk")
-    args.out.mkdir(parents=True, exist_ok=True)
-
+def run_contenders(contenders: list[str], sizes: list[int], lines: list[str]) -> list[dict[str, Any]]:
+    """Each (contender, N) in a fresh process, against one offline server in another."""
     results: list[dict[str, Any]] = []
     server = start_process(time_scale=1.0, seed=0, base_latency=TURN_SECONDS, per_token=0.0, jitter=0.0)
     try:
@@ -169,42 +156,25 @@ def main(argv: list[str] | None = None) -> int:
             for name in contenders:
                 if name == "agentlab_serial" and n > 10:
                     continue
-                result = run_contender(name, n, server.base_url)
-                results.append(result)
-                print(describe(result), flush=True)
+                results.append(run_contender(name, n, server.base_url))
+                lines.append(describe(results[-1]))
+                print(lines[-1], flush=True)  # as it goes: a full run takes minutes
     finally:
         server.stop()
-    fast = start_process(time_scale=1.0, base_latency=0.0, per_token=0.0, jitter=0.0)
-    try:
-        rps = asyncio.run(server_throughput(fast.base_url))
-    finally:
-        fast.stop()
-    print(f"offline server alone: {rps:,.0f} requests/s")
+    return results
 
-    big = max(sizes)
-    checks = targets(results, rps, big)
-    print("\ntargets:")
-    for name, value, op, limit, passed in checks:
-        print(f"  {'PASS' if passed else 'MISS'}  {name}: {value:.2f} (target {op} {limit:g})")
-    report = {
-        "machine": machine(),
-        "turn_seconds": TURN_SECONDS,
-        "sizes": sizes,
-        "results": results,
-        "server_requests_per_second": rps,
-        "targets": [{"figure": name, "value": v, "target": f"{op} {t:g}", "pass": p} for name, v, op, t, p in checks],
-    }
-    (args.out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
-    at_big = [r for r in results if r["n"] == big]
+
+def figures(result: dict[str, Any], out: Path) -> list[Path]:
+    """A bar chart of the wall times at the largest N, as ``results.png``."""
+    from agentlab.charts import bars, save_png  # matplotlib: only when a chart is drawn
+
+    big = max(result["sizes"])
+    at_big = [r for r in result["results"] if r["n"] == big]
     figure = bars(
         [LABELS[r["contender"]].replace(", ", "\n") for r in at_big],
         [r["wall"] for r in at_big],
         title=f"Wall time for N={big} conversations (2 model turns of {TURN_SECONDS} s each)",
     )
-    save_png(figure, args.out / "results.png")
-    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'results.png'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    path = out / "results.png"
+    save_png(figure, path)
+    return [path]
