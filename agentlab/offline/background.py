@@ -73,9 +73,8 @@ async def serve(config: ServerConfig, host: str, port: int, ready: asyncio.Futur
         except OSError as exc:  # e.g. the port is taken: the caller gets the error through `ready`
             ready.set_exception(exc)
             return
-        server = site._server
-        sockets = getattr(server, "sockets", None) or ()
-        ready.set_result(sockets[0].getsockname()[1] if sockets else port)
+        addresses = runner.addresses  # (host, port, ...) of each listening socket
+        ready.set_result(int(addresses[0][1]) if addresses else port)
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -204,6 +203,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-latency", type=float, default=None, help="seconds per model turn before scaling")
     parser.add_argument("--per-token", type=float, default=None, help="seconds per output token before scaling")
     parser.add_argument("--jitter", type=float, default=None, help="relative jitter of the latency (0..1)")
+    parser.add_argument(
+        "--no-markers",
+        dest="markers",
+        action="store_false",
+        help="treat [duration=…], [fault=…], [mistake=…] and [loop] as plain text, as a real model would",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -222,6 +227,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             kinds=args.fault_kinds,
             seed=faults.seed if args.seed is None else args.seed,
         ),
+        markers=getattr(args, "markers", True),
     )
 
 

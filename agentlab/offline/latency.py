@@ -82,6 +82,7 @@ class ServerConfig:
     latency: LatencyModel = field(default_factory=LatencyModel)
     faults: FaultPlan = field(default_factory=FaultPlan)
     max_body_bytes: int = 4 * 1024 * 1024
+    markers: bool = True  # False: prompt markers are plain text (no durations, faults, mistakes or loops)
 
 
 def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:

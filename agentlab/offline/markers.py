@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["Markers", "parse_markers", "strip_markers", "MAX_DURATION", "FAULT_KINDS", "MISTAKES"]
+__all__ = ["Markers", "parse_markers", "strip_markers", "blank_markers", "MAX_DURATION", "FAULT_KINDS", "MISTAKES"]
 
 FAULT_KINDS = ("500", "429", "hang", "drop")
 MISTAKES = ("unknown_tool", "bad_json", "wrong_types")
@@ -67,3 +67,8 @@ def strip_markers(text: str) -> str:
         return "" if match.group(1).lower() in KNOWN else match.group(0)
 
     return MARKER.sub(drop_known, text).strip()
+
+
+def blank_markers(text: str) -> str:
+    """``text`` with every ``[key=value]``, known or not, replaced by a space: the arithmetic never reads them."""
+    return MARKER.sub(" ", text)

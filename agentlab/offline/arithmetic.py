@@ -1,0 +1,245 @@
+"""Arithmetic for the scripted model: prompt text → expression trees → numbers → words.
+
+It reads what ``lexer.py`` makes of the text (numbers, + - * / and words), parentheses, and verb phrases
+such as "Add 3, 4 and 5, then multiply by 2", "the product of 6 and 7", "subtract 3 from 10". Several
+questions in one prompt ("What is 3 + 4, and 5 + 6?") become several trees. It never uses ``eval``.
+
+``OPERATIONS`` is the one table of the four operations: how each is written, named and ranked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+from agentlab.offline.lexer import Tokens, tokenize
+
+__all__ = ["Op", "Operation", "OPERATIONS", "Num", "Node", "Expr", "ParseError", "parse_prompt", "operations"]
+__all__ += ["evaluate", "render", "render_answer", "format_number"]
+
+Op: TypeAlias = Literal["add", "sub", "mul", "div"]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    symbol: str  # how an answer writes it: "+"
+    verb: str  # how the model names it to a person: "add"
+    precedence: int  # 2 binds tighter than 1
+    prompt_verbs: tuple[str, ...]  # the words that ask for it in a prompt: "Sum 1.5 and 2.25"
+    keywords: str  # the whole words (a regex) that name it in a tool's name or description
+
+
+OPERATIONS: dict[Op, Operation] = {
+    "add": Operation(
+        "+", "add", 1, ("add", "sum", "total"), r"add(?:s|ed|ing|ition)?|sum(?:s|med|ming)?|plus|total(?:s)?"
+    ),
+    "sub": Operation("-", "subtract", 1, ("subtract", "difference"), r"subtract(?:s|ed|ing|ion)?|minus|difference|sub"),
+    "mul": Operation(
+        "*", "multiply", 2, ("multiply", "product"), r"multipl(?:y|ies|ied|ying|ication)|times|product|mul"
+    ),
+    "div": Operation(
+        "/", "divide", 2, ("divide", "quotient"), r"divid(?:e|es|ed|ing)|division|quotient|div|ratio|over"
+    ),
+}
+VERBS: dict[str, Op] = {verb: op for op, operation in OPERATIONS.items() for verb in operation.prompt_verbs}
+SEPARATORS = {",", "and", "by", "from", "to", "with"}
+
+
+@dataclass(frozen=True, slots=True)
+class Num:
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    op: Op
+    args: tuple[Expr, ...]
+
+
+Expr: TypeAlias = Num | Node
+
+
+class ParseError(Exception):
+    """The prompt holds no calculation the model can read."""
+
+
+# -- Tokens → expression trees ------------------------------------------------------------------------------------
+
+
+def parse_prompt(text: str) -> list[Expr]:
+    """All the calculations a prompt asks for. ParseError when it holds none."""
+    tokens = tokenize(text)
+    if not has_number(tokens):
+        raise ParseError("no numbers")
+    # "multiply 3 by 4 and add 2": 'and' followed by a verb means 'then'
+    tokens = [
+        "then" if t == "and" and i + 1 < len(tokens) and tokens[i + 1] in VERBS else t for i, t in enumerate(tokens)
+    ]
+    clauses = split(tokens, {"then"})
+    exprs = parse_clause(clauses[0], None)
+    for clause in clauses[1:]:
+        if len(exprs) != 1:
+            raise ParseError("'then' after several results")
+        exprs = parse_clause(clause, exprs[0])
+    return exprs
+
+
+def parse_clause(tokens: Tokens, previous: Expr | None) -> list[Expr]:
+    verb_at = next((i for i, t in enumerate(tokens) if isinstance(t, str) and t in VERBS), None)
+    if verb_at is None:  # infix: "12 + 30", "3 + 4, and 5 + 6"
+        exprs = [parse_infix(part) for part in split(tokens, {",", "and"}) if has_number(part)]
+        if previous is not None:
+            raise ParseError("a 'then' clause needs a verb")
+        if not exprs:
+            raise ParseError("no expression")
+        return exprs
+    op = VERBS[str(tokens[verb_at])]
+    operands = [parse_infix(part) for part in split(tokens[verb_at + 1 :], SEPARATORS) if has_number(part)]
+    if "from" in tokens and op == "sub" and len(operands) == 2:  # "subtract 3 from 10" is 10 - 3
+        operands.reverse()
+    if previous is not None:
+        operands.insert(0, previous)
+    if len(operands) < 2:
+        raise ParseError(f"{op} needs two numbers")
+    if op in ("sub", "div"):
+        return [fold(op, operands)]
+    return [Node(op, tuple(operands))]
+
+
+def fold(op: Op, operands: list[Expr]) -> Expr:
+    result = operands[0]
+    for operand in operands[1:]:
+        result = Node(op, (result, operand))
+    return result
+
+
+def split(tokens: Tokens, separators: set[str]) -> list[Tokens]:
+    """Split at separator words that are outside parentheses."""
+    parts: list[Tokens] = [[]]
+    depth = 0
+    for token in tokens:
+        depth += (token == "(") - (token == ")")
+        if depth == 0 and isinstance(token, str) and token in separators:
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    return parts
+
+
+def has_number(tokens: Tokens) -> bool:
+    return any(isinstance(t, float) for t in tokens)
+
+
+def parse_infix(tokens: Tokens) -> Expr:
+    """Recursive descent over + - * / and parentheses; filler words are skipped."""
+    symbols = [t for t in tokens if isinstance(t, float) or t in "+-*/()"]
+    expr, rest = parse_sum(symbols)
+    if rest:
+        raise ParseError(f"unexpected {rest[0]!r}")
+    return expr
+
+
+SUM_OPS: dict[str, Op] = {"+": "add", "-": "sub"}
+PRODUCT_OPS: dict[str, Op] = {"*": "mul", "/": "div"}
+
+
+def parse_sum(tokens: Tokens) -> tuple[Expr, Tokens]:
+    return parse_chain(tokens, SUM_OPS, parse_product)
+
+
+def parse_product(tokens: Tokens) -> tuple[Expr, Tokens]:
+    return parse_chain(tokens, PRODUCT_OPS, parse_unary)
+
+
+def parse_chain(
+    tokens: Tokens, ops: dict[str, Op], parse_operand: Callable[[Tokens], tuple[Expr, Tokens]]
+) -> tuple[Expr, Tokens]:
+    """A left-associative chain of operands joined by the operators in ``ops``: 1 - 2 - 3 is (1 - 2) - 3."""
+    left, tokens = parse_operand(tokens)
+    while tokens and isinstance(tokens[0], str) and tokens[0] in ops:
+        op = ops[tokens[0]]
+        right, tokens = parse_operand(tokens[1:])
+        left = Node(op, (left, right))
+    return left, tokens
+
+
+def parse_unary(tokens: Tokens) -> tuple[Expr, Tokens]:
+    if not tokens:
+        raise ParseError("expression ends too early")
+    head, rest = tokens[0], tokens[1:]
+    if head in ("-", "+"):
+        inner, rest = parse_unary(rest)
+        if head == "+":
+            return inner, rest
+        return (Num(-inner.value), rest) if isinstance(inner, Num) else (Node("sub", (Num(0.0), inner)), rest)
+    if isinstance(head, float):
+        return Num(head), rest
+    if head == "(":
+        inner, rest = parse_sum(rest)
+        if not rest or rest[0] != ")":
+            raise ParseError("missing )")
+        return inner, rest[1:]
+    raise ParseError(f"unexpected {head!r}")
+
+
+def operations(expr: Expr) -> set[Op]:
+    """The operations an expression needs."""
+    return set() if isinstance(expr, Num) else {expr.op}.union(*(operations(a) for a in expr.args))
+
+
+# -- Trees → numbers → words --------------------------------------------------------------------------------------
+
+
+def evaluate(expr: Expr) -> float:
+    """Work an expression out directly (only when no tools are offered)."""
+    if isinstance(expr, Num):
+        return expr.value
+    values = [evaluate(a) for a in expr.args]
+    result = values[0]
+    for v in values[1:]:
+        if expr.op == "add":
+            result += v
+        elif expr.op == "sub":
+            result -= v
+        elif expr.op == "mul":
+            result *= v
+        else:
+            result = result / v if v != 0 else math.nan
+    return result
+
+
+def render_answer(exprs: list[Expr], results: list[float]) -> str:
+    """``"(7 + 8) * (2 + 3) = 75."``; several results are joined with "and"."""
+    parts = [
+        format_number(r) if isinstance(e, Num) else f"{render(e)} = {format_number(r)}"
+        for e, r in zip(exprs, results, strict=True)
+    ]
+    return " and ".join(parts) + "."
+
+
+def render(expr: Expr) -> str:
+    """Write an expression back with only the parentheses it needs: (7 + 8) * (2 + 3)."""
+    if isinstance(expr, Num):
+        return format_number(expr.value)
+    rank = OPERATIONS[expr.op].precedence
+    parts = []
+    for position, arg in enumerate(expr.args):
+        text = render(arg)
+        if isinstance(arg, Node):
+            lower = OPERATIONS[arg.op].precedence < rank
+            same_on_right = position > 0 and OPERATIONS[arg.op].precedence == rank and expr.op in ("sub", "div")
+            text = f"({text})" if lower or same_on_right else text
+        elif arg.value < 0 and position > 0:
+            text = f"({text})"
+        parts.append(text)
+    return f" {OPERATIONS[expr.op].symbol} ".join(parts)
+
+
+def format_number(value: float) -> str:
+    if math.isnan(value):
+        return "undefined (division by zero)"
+    if value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return f"{value:.10g}"
