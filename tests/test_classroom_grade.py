@@ -1,0 +1,147 @@
+"""`python -m agentlab grade`: a real class of edited exercise notebooks, graded end to end.
+
+The class (tests/classroom_class.py) is made from the real exercise 01: the solution's answer, a wrong answer,
+and every bad case the issue names. The grader runs as a teacher runs it, in its own process, at a small time
+scale with two notebooks at once, and every row of grades.csv is asserted.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from classroom_class import EXERCISE, LEARNERS, RIGHT, make_class, with_answer
+
+TIMEOUT = 15  # seconds of cell time per notebook: dave's endless loop is stopped after this
+pytestmark = pytest.mark.timeout(600)
+
+
+def grade(submissions: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AGENTLAB_TIME_SCALE": "0.05"}
+    command = [sys.executable, "-m", "agentlab", "grade", str(submissions), "--out", str(out), *extra]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=500, check=False)
+
+
+def digests(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def graded(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path, subprocess.CompletedProcess[str], dict[str, str]]:
+    root = make_class(tmp_path_factory.mktemp("class"))
+    before = digests(root)
+    out = tmp_path_factory.mktemp("report")
+    done = grade(root, out, "--jobs", "2", "--timeout", str(TIMEOUT), "--exercises", "01")
+    return root, out, done, before
+
+
+@pytest.fixture(scope="module")
+def rows(graded: tuple[Path, Path, subprocess.CompletedProcess[str], dict[str, str]]) -> dict[str, dict[str, str]]:
+    _, out, done, _ = graded
+    assert done.returncode == 0, done.stderr[-3000:]
+    with (out / "grades.csv").open(encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        assert reader.fieldnames == ["learner", "exercise", "status", "seconds", "feedback"]
+        return {row["learner"]: row for row in reader}
+
+
+EXPECTED = {  # learner: (status, a pattern the feedback must match)
+    "alice": ("passed", r"\d"),
+    "bob": ("failed", r"100(\.0+)? s"),
+    "carol": ("error", r"cell 3 \(`raise RuntimeError\(\"I give up\"\)`\) raised RuntimeError: I give up"),
+    "dave": ("timeout", rf"cell 3 \(`import time`\) did not finish within {TIMEOUT} s"),
+    "erin": ("error", r"the kernel died while running cell 3 \(`import os`\)"),
+    "frank": ("error", r"^the answer cell \([^)]+\) was deleted from the notebook \| .*NameError"),
+    "grace": ("error", r"^the answer cell \([^)]+\) is empty \| .*NameError"),
+    "heidi": ("error", r"^not a notebook: the file is not valid JSON"),
+    "ivan": ("error", r"^not a notebook: the JSON is not a Jupyter notebook"),
+    "judy": ("missing", r"^not handed in"),
+    "mallory": ("failed", r"`results`"),
+}
+
+
+def test_the_class_covers_every_case() -> None:
+    assert [name for name, _, _ in LEARNERS] == list(EXPECTED)
+
+
+@pytest.mark.parametrize("learner", list(EXPECTED))
+def test_every_row_of_grades_csv(rows: dict[str, dict[str, str]], learner: str) -> None:
+    row = rows[learner]
+    status, pattern = EXPECTED[learner]
+    assert (row["exercise"], row["status"]) == ("01", status), row
+    assert re.search(pattern, row["feedback"]), row["feedback"]
+    ran = status not in ("missing",) and learner not in ("heidi", "ivan")
+    assert (float(row["seconds"]) > 0) if ran else row["seconds"] == "", row
+
+
+def test_one_row_per_learner_and_nothing_else(rows: dict[str, dict[str, str]]) -> None:
+    assert sorted(rows) == sorted(EXPECTED)
+
+
+def test_a_forged_verdict_and_a_redefined_check_are_ignored(rows: dict[str, dict[str, str]]) -> None:
+    assert "forged" not in rows["mallory"]["feedback"]
+
+
+def test_the_learners_files_are_never_modified(
+    graded: tuple[Path, Path, subprocess.CompletedProcess[str], dict[str, str]],
+) -> None:
+    root, _, _, before = graded
+    assert digests(root) == before
+
+
+def test_the_executed_copies_hold_the_graders_cell(
+    graded: tuple[Path, Path, subprocess.CompletedProcess[str], dict[str, str]], rows: dict[str, dict[str, str]]
+) -> None:
+    _, out, _, _ = graded
+    executed = sorted(p.parent.name for p in (out / "executed").glob("*/*.ipynb"))
+    assert executed == ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory"]
+    text = (out / "executed" / "alice" / EXERCISE.name).read_text(encoding="utf-8")
+    assert "agentlab.classroom.kernel" in text and "application/vnd.agentlab.check+json" in text
+
+
+def test_the_report_page_has_the_table_the_chart_and_the_summary(
+    graded: tuple[Path, Path, subprocess.CompletedProcess[str], dict[str, str]], rows: dict[str, dict[str, str]]
+) -> None:
+    _, out, done, _ = graded
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count("<img") == 1 and "data:image/png;base64,iVBOR" in page
+    assert all(f"<th>{name}</th>" in page for name in EXPECTED)
+    assert "<th>01</th><td>9%</td>" in page  # 1 of 11 passed
+    assert "1/11 passed" in done.stdout
+
+
+def test_nbgrader_layout_is_found(tmp_path: Path) -> None:
+    folder = tmp_path / "submitted" / "zoe" / "ps1"
+    folder.mkdir(parents=True)
+    (folder / EXERCISE.name).write_text(with_answer(RIGHT)(), encoding="utf-8")
+    (tmp_path / "submitted" / "yann").mkdir()
+    done = grade(tmp_path, tmp_path / "report", "--jobs", "2", "--timeout", str(TIMEOUT))
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (tmp_path / "report" / "grades.csv").read_text(encoding="utf-8").splitlines()
+    assert [line.split(",")[:3] for line in lines[1:]] == [["yann", "01", "missing"], ["zoe", "01", "passed"]]
+
+
+@pytest.mark.parametrize("case", ["no such folder", "no learners", "no exercises", "bad number"])
+def test_the_grader_fails_clearly_only_when_it_cannot_run(tmp_path: Path, case: str) -> None:
+    extra: list[str] = []
+    if case == "no learners":
+        (tmp_path / "class").mkdir()
+    elif case == "no exercises":
+        (tmp_path / "class" / "zoe").mkdir(parents=True)
+        (tmp_path / "class" / "zoe" / "notes.txt").write_text("hello")
+    elif case == "bad number":
+        (tmp_path / "class" / "zoe").mkdir(parents=True)
+        extra = ["--timeout", "0"]
+    done = grade(tmp_path / "class", tmp_path / "report", *extra)
+    assert done.returncode == 2 and done.stderr.startswith("error: "), done.stderr
+    assert not (tmp_path / "report" / "grades.csv").exists()
