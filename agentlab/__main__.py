@@ -3,6 +3,8 @@
 - ``demo``: five math conversations, serially and then concurrently, with the timing table and a timeline PNG.
 - ``serve``: the offline Responses API server in its own process.
 - ``bench``: the benchmark of ``agentlab/bench`` (import time, agentlab against a raw loop and the Agents SDK, …).
+- ``grade SUBMISSIONS --out REPORT``: a class's exercise notebooks, graded into one report.
+- ``handout --out DIR``: the lessons and exercises for learners (``--with-solutions`` for teachers).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from agentlab.classroom.cli import add_classroom_commands
 from agentlab.offline.background import add_serve_arguments, serve_command
 
 
@@ -21,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", type=Path, default=Path("agentlab-demo-timeline.png"), help="where to write the PNG")
     add_serve_arguments(commands.add_parser("serve", help="run the offline Responses API server"))
     commands.add_parser("bench", help="run the benchmark (agentlab bench --help for its options)", add_help=False)
+    add_classroom_commands(commands)
     args, rest = parser.parse_known_args(argv)
     if args.command == "serve":
         return serve_command(args)
@@ -28,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         return bench_command(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command in ("grade", "handout"):
+        return int(args.run(args))
     from agentlab.demo import run_demo  # imported late: matplotlib is slow to import
 
     return run_demo(args.out)
