@@ -2,7 +2,9 @@
 
 - By default every run talks to the **offline server**: a local HTTP server that speaks the Responses API
   with a scripted math model. It starts the first time it is needed, once per process. No key, no network.
-- ``AGENTLAB_BACKEND=openai`` together with ``OPENAI_API_KEY`` switches to the real OpenAI API.
+- ``AGENTLAB_BACKEND=openai`` together with ``OPENAI_API_KEY`` switches to the real OpenAI API, through a local
+  proxy (``offline/proxy.py``, started once per process) that keeps the lesson markers working and removes
+  them before the real model sees them. It forwards to ``OPENAI_BASE_URL`` when set, else the official API.
 - ``AGENTLAB_OFFLINE_URL=http://127.0.0.1:8765/v1`` uses an offline server you started yourself
   (``python -m agentlab serve``) instead of one in this process; the benchmark does this.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 import threading
 import weakref
@@ -37,9 +40,12 @@ Backend = Literal["offline", "openai"]
 
 DEFAULT_MODEL = os.environ.get("AGENTLAB_MODEL", "gpt-5-mini")
 OFFLINE_API_KEY = "offline"  # the offline server ignores keys; the openai client insists on one
+OPENAI_TIMEOUT = 120.0  # seconds per attempt: the openai client's own default
+OFFLINE_TIMEOUT = 8.0  # seconds per attempt: 3 attempts of a hung request take about 25 s
 
 _server: OfflineServer | None = None
 _server_lock = threading.Lock()
+_proxies: dict[str, OfflineServer] = {}  # proxy mode: one local proxy per upstream URL
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = weakref.WeakKeyDictionary()
 _closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = weakref.WeakKeyDictionary()
 
@@ -53,7 +59,12 @@ def selected_backend() -> Backend:
 
 
 def offline_server() -> OfflineServer:
-    """The process's offline server, started on first use (its settings come from ``AGENTLAB_*`` variables)."""
+    """The process's offline server, started on first use (its settings come from ``AGENTLAB_*`` variables).
+
+    With ``AGENTLAB_BACKEND=openai`` it is the proxy in front of the real API (same ``/offline/stats``).
+    """
+    if selected_backend() == "openai":
+        return proxy_server()
     global _server
     with _server_lock:
         if _server is None:
@@ -63,9 +74,32 @@ def offline_server() -> OfflineServer:
         return _server
 
 
-def make_client(*, backend: Backend | None = None, max_retries: int = 2, timeout: float = 120.0) -> AsyncOpenAI:
-    """A new ``AsyncOpenAI`` client for the chosen backend. You own it: ``await client.close()`` when done."""
+def upstream_url() -> str:
+    """Where proxy mode forwards to: ``OPENAI_BASE_URL`` (as the openai client reads it), else the official API."""
+    return os.environ.get("OPENAI_BASE_URL", "").strip().rstrip("/") or "https://api.openai.com/v1"
+
+
+def proxy_server() -> OfflineServer:
+    """The process's proxy in front of the real API (one per upstream URL), started on first use."""
+    upstream = upstream_url()
+    with _server_lock:
+        if upstream not in _proxies:
+            from agentlab.offline import config_from_env, start
+
+            _proxies[upstream] = start(dataclasses.replace(config_from_env(), upstream=upstream))
+        return _proxies[upstream]
+
+
+def make_client(*, backend: Backend | None = None, max_retries: int = 2, timeout: float | None = None) -> AsyncOpenAI:
+    """A new ``AsyncOpenAI`` client for the chosen backend. You own it: ``await client.close()`` when done.
+
+    ``timeout`` is per attempt. By default the real API gets 120 s, and the offline server 8 s: none of its
+    answers takes longer, so a request that hangs (``[fault=hang]``, no ``run_bounded(timeout=...)``) fails
+    after 3 attempts in about 25 s instead of 6 minutes.
+    """
     backend = backend or selected_backend()
+    if timeout is None:
+        timeout = OPENAI_TIMEOUT if backend == "openai" else OFFLINE_TIMEOUT
     if backend == "openai":
         key = os.environ.get("OPENAI_API_KEY", "").strip()
         if not key:
@@ -73,7 +107,10 @@ def make_client(*, backend: Backend | None = None, max_retries: int = 2, timeout
                 "AGENTLAB_BACKEND=openai needs an API key: set OPENAI_API_KEY in the environment "
                 "(never in a notebook cell), or unset AGENTLAB_BACKEND to use the offline server."
             )
-        return AsyncOpenAI(api_key=key, max_retries=max_retries, timeout=timeout, http_client=DefaultAioHttpClient())
+        base_url = proxy_server().base_url  # the key travels to it in Authorization, and on only to upstream
+        return AsyncOpenAI(
+            api_key=key, base_url=base_url, max_retries=max_retries, timeout=timeout, http_client=DefaultAioHttpClient()
+        )
     return AsyncOpenAI(
         base_url=os.environ.get("AGENTLAB_OFFLINE_URL") or offline_server().base_url,
         api_key=OFFLINE_API_KEY,

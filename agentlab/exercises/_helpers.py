@@ -1,11 +1,17 @@
-"""Small pieces shared by the exercise checks."""
+"""Small pieces shared by the exercise checks.
+
+Every verdict is read from the answers' own time stamps (``started_at``/``ended_at`` of the results, the
+spans of their tool calls), with a slack that is a share of the conversations' durations, never a fixed
+number of seconds: a check says the same at full speed and at ``AGENTLAB_TIME_SCALE=0.05``.
+"""
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from typing import Any
 
-from agentlab.results import RunResult
+from agentlab.results import Fulfilled, Rejected, RunResult
 
 
 def missing(**answers: Any) -> list[str]:
@@ -18,7 +24,10 @@ def fill_in(names: list[str]) -> str:
 
 
 def not_awaited(results: Any) -> bool:
-    return isinstance(results, list) and any(inspect.iscoroutine(r) or inspect.isawaitable(r) for r in results)
+    """A list of coroutines or tasks, or a single one (``gather(...)`` without ``await`` is a Future)."""
+    if inspect.isawaitable(results):
+        return True
+    return isinstance(results, (list, tuple)) and any(inspect.isawaitable(r) for r in results)
 
 
 def run_results(results: Any) -> list[RunResult] | None:
@@ -47,3 +56,60 @@ def order_problem(runs: list[RunResult], prompts: Any, order_hint: str) -> str |
     if [first_user_text(r.messages) for r in runs] != prompts:
         return f"the results are not in the order of the prompts: {order_hint}"
     return None
+
+
+def wall_time(runs: list[RunResult]) -> float:
+    """From the first start to the last end, read from the results themselves."""
+    return max(r.ended_at for r in runs) - min(r.started_at for r in runs)
+
+
+def first_overlap(runs: list[RunResult]) -> tuple[int, int] | None:
+    """Two conversations (indices) of which the later one started before the earlier one ended, or None.
+
+    The slack is 1% of the shorter conversation: awaited one after another, the next one starts strictly after.
+    """
+    order = sorted(range(len(runs)), key=lambda i: runs[i].started_at)
+    for before, after in zip(order, order[1:], strict=False):
+        slack = 0.01 * min(runs[before].duration, runs[after].duration)
+        if runs[after].started_at < runs[before].ended_at - slack:
+            return before, after
+    return None
+
+
+def peak(intervals: Iterable[tuple[float, float]]) -> int:
+    """The most intervals running at one moment (one that ends as another starts does not count twice)."""
+    events = sorted((t, step) for start, end in intervals for t, step in ((start, 1), (end, -1)))
+    running = highest = 0
+    for _, step in events:
+        running += step
+        highest = max(highest, running)
+    return highest
+
+
+def covered_time(spans: list[tuple[float, float]]) -> float:
+    """How long at least one of the spans was running."""
+    covered, current_start, current_end = 0.0, None, 0.0
+    for start, end in sorted(spans):
+        if current_start is None or start > current_end:
+            if current_start is not None:
+                covered += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    return covered + (current_end - current_start if current_start is not None else 0.0)
+
+
+def settle(outcome: Any) -> tuple[str, Any]:
+    """``("fulfilled", RunResult)``, ``("rejected", exception)``, or ``("other", value)``.
+
+    Accepts what ``run_settled``/``run_bounded`` return and what ``gather(..., return_exceptions=True)`` does.
+    """
+    if isinstance(outcome, Fulfilled) and isinstance(outcome.value, RunResult):
+        return "fulfilled", outcome.value
+    if isinstance(outcome, RunResult):
+        return "fulfilled", outcome
+    if isinstance(outcome, Rejected):
+        return "rejected", outcome.reason
+    if isinstance(outcome, BaseException):
+        return "rejected", outcome
+    return "other", outcome

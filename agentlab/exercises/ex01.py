@@ -1,11 +1,21 @@
-"""Exercise 01: a serial batch, measured: the total is the sum of the durations."""
+"""Exercise 01: a serial batch, measured: the total is the sum of the durations, and nothing overlaps."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import describe, fill_in, missing, not_awaited, order_problem, run_results
+from agentlab.exercises._helpers import (
+    describe,
+    fill_in,
+    first_overlap,
+    missing,
+    not_awaited,
+    order_problem,
+    run_results,
+    wall_time,
+)
+from agentlab.results import RunResult
 
 HINTS = [
     "Start the clock with `start = time.perf_counter()` just before the loop, and take "
@@ -18,7 +28,7 @@ HINTS = [
 
 
 def check(results: Any = ..., total: Any = ..., prompts: Any = None, **_: Any) -> Feedback:
-    """Compare the learner's measured ``total`` with the sum of the durations read from their results."""
+    """The results ran one after another (their own time stamps), and ``total`` measured the whole loop."""
     if names := missing(results=results, total=total):
         return Feedback(False, (fill_in(names),))
     if not_awaited(results):
@@ -48,31 +58,50 @@ def check(results: Any = ..., total: Any = ..., prompts: Any = None, **_: Any) -
                 f"it is {describe(total)}.",
             ),
         )
+    if problem := overlap_problem(runs):
+        return Feedback(False, (problem,))
+    return judge_total(runs, float(total))
+
+
+def overlap_problem(runs: list[RunResult]) -> str | None:
+    pair = first_overlap(runs)
+    if pair is None:
+        return None
+    before, after = pair
+    origin = min(r.started_at for r in runs)
+    return (
+        f"your conversations overlapped: conversation {after} started at {runs[after].started_at - origin:.2f} s, "
+        f"before conversation {before} ended at {runs[before].ended_at - origin:.2f} s. This exercise is the serial "
+        "baseline: `await agent.run(prompt)` inside the loop, one conversation after another (no gather, no tasks)."
+    )
+
+
+def judge_total(runs: list[RunResult], total: float) -> Feedback:
     durations = [r.duration for r in runs]
-    summed = sum(durations)
+    summed, wall = sum(durations), wall_time(runs)
     parts = " + ".join(f"{d:.2f} s" for d in durations)
-    if total < 0.9 * summed:
+    if total < 0.95 * wall:
         return Feedback(
             False,
             (
-                f"your total is {total:.2f} s, but the conversations add up to {summed:.2f} s ({parts}): they "
-                "overlapped, or the clock started late. This exercise runs them one after another, and times the "
-                "whole loop.",
+                f"your total is {total:.2f} s, but from the start of the first conversation to the end of the last "
+                f"took {wall:.2f} s ({parts}): the clock started late or stopped early. Start it just before the "
+                "loop (not inside it), and stop it just after.",
             ),
         )
-    if total > 1.5 * summed + 0.5:
+    if total > 1.5 * wall:
         return Feedback(
             False,
             (
-                f"your total ({total:.2f} s) is much more than the conversations took ({summed:.2f} s): start the clock "
-                "just before the loop and stop it just after.",
+                f"your total ({total:.2f} s) is much more than the conversations took ({wall:.2f} s): start the clock "
+                "just before the loop and stop it just after (a total is `time.perf_counter() - start`).",
             ),
         )
     return Feedback(
         True,
         (
             f"your total is {total:.2f} s, about the sum of the durations ({parts} = {summed:.2f} s): good.",
-            "That is the serial baseline: awaited one after another, the total is the sum. Lesson 02 makes it the "
-            "longest one instead.",
+            "Each conversation started after the one before had ended: that is the serial baseline. Lesson 02 makes "
+            "the total the longest one instead.",
         ),
     )

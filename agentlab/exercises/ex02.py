@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import describe, fill_in, missing, not_awaited, order_problem, run_results
+from agentlab.exercises._helpers import describe, fill_in, missing, not_awaited, order_problem, run_results, wall_time
 
 HINTS = [
     "`await` inside the loop waits for each conversation before the next one starts. Start them all first, "
@@ -25,8 +25,8 @@ def check(prompts: Any = ..., results: Any = ..., **_: Any) -> Feedback:
         return Feedback(
             False,
             (
-                "`results` holds coroutines or tasks, not results: `results = await asyncio.gather(*tasks)` waits "
-                "for them and gives the results.",
+                "`results` holds coroutines or tasks (or a gather that was never awaited), not results: "
+                "`results = await asyncio.gather(*tasks)` waits for them and gives the results.",
             ),
         )
     runs = run_results(results)
@@ -47,7 +47,7 @@ def check(prompts: Any = ..., results: Any = ..., **_: Any) -> Feedback:
         return Feedback(False, (problem,))
     durations = [r.duration for r in runs]
     summed, longest = sum(durations), max(durations)
-    wall = max(r.ended_at for r in runs) - min(r.started_at for r in runs)
+    wall = wall_time(runs)
     if len(runs) > 1 and wall >= 0.8 * summed:
         return Feedback(
             False,
@@ -56,7 +56,7 @@ def check(prompts: Any = ..., results: Any = ..., **_: Any) -> Feedback:
                 "loop? Create all the tasks first, then gather them.",
             ),
         )
-    if wall > 1.25 * longest + 0.05:
+    if wall > 1.25 * longest:
         return Feedback(
             False,
             (

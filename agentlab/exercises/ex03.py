@@ -1,13 +1,11 @@
-"""Exercise 03: settle every outcome, keep them in order, and list the failures."""
+"""Exercise 03: settle every outcome, keep them in order, list the failures, and close the client you made."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import describe, fill_in, first_user_text, missing, not_awaited
-from agentlab.results import Fulfilled, Rejected, RunResult
+from agentlab.exercises._helpers import describe, fill_in, first_user_text, missing, not_awaited, settle
 
 HINTS = [
     "Plain `asyncio.gather` raises at the first failure and loses every other result. You want one outcome per "
@@ -15,15 +13,18 @@ HINTS = [
     "`outcomes = await run_settled(agent, prompts)` gives one `Fulfilled` or `Rejected` per prompt, in order; "
     "each has a `.status` of 'fulfilled' or 'rejected'.",
     "`enumerate(outcomes)` gives (index, outcome) pairs: keep the index when the status is 'rejected', "
-    "with a list comprehension.",
+    "with a list comprehension. Then `await agent.client.close()`: you made that client.",
 ]
 
 
-def check(prompts: Any = ..., outcomes: Any = ..., failed: Any = ..., **_: Any) -> Feedback:
-    """N outcomes for N prompts, in input order, and ``failed`` = the indices of the prompts with a fault marker."""
+def check(prompts: Any = ..., outcomes: Any = ..., failed: Any = ..., client: Any = None, **_: Any) -> Feedback:
+    """N outcomes for N prompts, in input order, ``failed`` = the indices of the prompts with a fault marker.
+
+    ``client``, when given, must be closed: the exercise made it, so the exercise closes it.
+    """
     if names := missing(prompts=prompts, outcomes=outcomes, failed=failed):
         return Feedback(False, (fill_in(names),))
-    if inspect.isawaitable(outcomes) or not_awaited(outcomes):
+    if not_awaited(outcomes):
         return Feedback(
             False,
             (
@@ -49,62 +50,77 @@ def check(prompts: Any = ..., outcomes: Any = ..., failed: Any = ..., **_: Any) 
                 "(run_settled, or gather with return_exceptions=True).",
             ),
         )
+    expected = [i for i, p in enumerate(prompts) if "[fault=" in p]
+    problem = outcome_problem(prompts, list(outcomes), expected) or failed_problem(failed, expected, len(prompts))
+    if problem is None and client is not None and not is_closed(client):
+        problem = (
+            "every outcome is right, but the client is still open: you made it with make_client(...), so close it "
+            "with `await agent.client.close()` when the batch is done (lesson 03)."
+        )
+    if problem:
+        return Feedback(False, (problem,))
+    kept = len(prompts) - len(expected)
+    closed = " The client you made is closed." if client is not None else ""
+    return Feedback(
+        True,
+        (
+            f"{len(outcomes)} outcomes for {len(prompts)} prompts, in input order; failed: {expected}.",
+            f"Nothing was lost: the other {kept} answers are all there.{closed}",
+        ),
+    )
+
+
+def outcome_problem(prompts: list[str], outcomes: list[Any], expected: list[int]) -> str | None:
     statuses: list[str] = []
     for index, (prompt, outcome) in enumerate(zip(prompts, outcomes, strict=True)):
-        value = outcome.value if isinstance(outcome, Fulfilled) else outcome
-        if isinstance(outcome, Rejected) or isinstance(outcome, BaseException):
-            statuses.append("rejected")
-        elif isinstance(value, RunResult):
-            if first_user_text(value.messages) != prompt:
-                return Feedback(
-                    False,
-                    (
-                        f"outcome {index} answers another prompt: keep the outcomes in the order of "
-                        "the prompts (do not sort them by finishing time).",
-                    ),
-                )
-            statuses.append("fulfilled")
-        else:
-            return Feedback(
-                False,
-                (
-                    f"outcome {index} is {describe(outcome)}: expected a Fulfilled or Rejected (from run_settled), or a "
-                    "RunResult or an exception (from gather with return_exceptions=True).",
-                ),
+        status, value = settle(outcome)
+        if status == "other":
+            return (
+                f"outcome {index} is {describe(outcome)}: expected a Fulfilled or Rejected (from run_settled), or a "
+                "RunResult or an exception (from gather with return_exceptions=True)."
             )
-    expected = [i for i, p in enumerate(prompts) if "[fault=" in p]
+        if status == "fulfilled" and first_user_text(value.messages) != prompt:
+            return (
+                f"outcome {index} answers another prompt: keep the outcomes in the order of "
+                "the prompts (do not sort them by finishing time)."
+            )
+        statuses.append(status)
     actual = [i for i, s in enumerate(statuses) if s == "rejected"]
     if actual != expected:
-        return Feedback(
-            False,
-            (
-                f"the outcomes say that {actual} failed, but the prompts with a fault marker are "
-                f"{expected}: run the exercise's prompts unchanged.",
-            ),
+        return (
+            f"the outcomes say that {actual} failed, but the prompts with a fault marker are "
+            f"{expected}: run the exercise's prompts unchanged."
         )
+    return None
+
+
+def failed_problem(failed: Any, expected: list[int], n: int) -> str | None:
     if not isinstance(failed, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in failed):
         hint = (
             " (the prompts themselves, not their indices?)"
             if isinstance(failed, (list, tuple)) and any(isinstance(i, str) for i in failed)
             else ""
         )
-        return Feedback(
-            False,
-            (f"`failed` should be a list of indices (whole numbers such as 0 or 3); it is {describe(failed)}{hint}.",),
+        return f"`failed` should be a list of indices (whole numbers such as 0 or 3); it is {describe(failed)}{hint}."
+    mine = sorted(failed)
+    if mine == expected:
+        return None
+    if mine == [i + 1 for i in expected]:
+        return (
+            f"your `failed` is {list(failed)}, one more than each failed index {expected}: indices start at 0 "
+            "(`enumerate(outcomes)`, not `enumerate(outcomes, 1)`)."
         )
-    if sorted(failed) != expected:
-        return Feedback(
-            False,
-            (
-                f"your `failed` is {list(failed)}, but the failed prompts are at indices {expected}: go through "
-                "`enumerate(outcomes)` and keep the index of each outcome whose status is 'rejected'.",
-            ),
+    if mine == [i for i in range(n) if i not in expected]:
+        return (
+            f"your `failed` is {list(failed)}: those are the conversations that succeeded. Keep the indices whose "
+            "status is 'rejected'."
         )
-    kept = len(prompts) - len(expected)
-    return Feedback(
-        True,
-        (
-            f"{len(outcomes)} outcomes for {len(prompts)} prompts, in input order; failed: {expected}.",
-            f"Nothing was lost: the other {kept} answers are all there.",
-        ),
+    return (
+        f"your `failed` is {list(failed)}, but the failed prompts are at indices {expected}: go through "
+        "`enumerate(outcomes)` and keep the index of each outcome whose status is 'rejected'."
     )
+
+
+def is_closed(client: Any) -> bool:
+    closed = getattr(client, "is_closed", None)
+    return bool(closed()) if callable(closed) else True

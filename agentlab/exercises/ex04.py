@@ -1,4 +1,4 @@
-"""Exercise 04: speedup and efficiency by hand."""
+"""Exercise 04: speedup and efficiency by hand, from a batch whose efficiency is well under 100%."""
 
 from __future__ import annotations
 
@@ -13,29 +13,60 @@ HINTS = [
     "speedup = sum of the durations / wall time.",
     "efficiency = the largest duration / wall time (a number between 0 and 1).",
 ]
+TOLERANCE = 0.01  # relative: rounding to 2 decimals passes; the ideal figures (N, 100%) are 20% or more away
 
 
 def check(report: Any = ..., speedup: Any = ..., efficiency: Any = ..., **_: Any) -> Feedback:
     if names := missing(speedup=speedup, efficiency=efficiency):
         return Feedback(False, (fill_in(names),))
-    if not isinstance(report, BatchReport):
+    if not isinstance(report, BatchReport) or report.wall_time <= 0 or not report.conversations:
         return Feedback(False, ("pass the batch's `report` to check(...) as well.",))
     messages, passed = [], True
-    for name, mine, truth in (("speedup", speedup, report.speedup), ("efficiency", efficiency, report.efficiency)):
-        if not isinstance(mine, (int, float)):
+    for name, mine in (("speedup", speedup), ("efficiency", efficiency)):
+        if isinstance(mine, bool) or not isinstance(mine, (int, float)):
             return Feedback(False, (f"`{name}` should be a number.",))
-        if abs(mine - truth) <= 0.01 * truth:
-            messages.append(f"{name} {show(name, mine)} ✓ (the report says {show(name, truth)})")
-        else:
-            passed = False
-            hint = "sum of durations / wall" if name == "speedup" else "longest duration / wall"
-            messages.append(f"{name}: you have {show(name, mine)}, the report has {show(name, truth)}: {name} = {hint}")
+        verdict = judge(name, float(mine), report)
+        passed = passed and verdict is None
+        truth = report.speedup if name == "speedup" else report.efficiency
+        messages.append(verdict or f"{name} {show(name, mine)} ✓ (the report says {show(name, truth)})")
     if passed:
-        messages.append(
-            "A speedup near the number of conversations and an efficiency near 100% mean "
-            "the batch took about as long as its longest conversation."
-        )
+        messages.append(meaning(report))
     return Feedback(passed, tuple(messages))
+
+
+def judge(name: str, mine: float, report: BatchReport) -> str | None:
+    """None when ``mine`` is the report's figure; otherwise a message that names the likely mistake."""
+    truth = report.speedup if name == "speedup" else report.efficiency
+    if abs(mine - truth) <= TOLERANCE * truth:
+        return None
+    durations = [c.duration for c in report.conversations]
+    wall, n = report.wall_time, report.n
+    known = {
+        "speedup": [
+            (wall / sum(durations), "that is wall / sum, upside down"),
+            (float(n), "that is the number of conversations, the best case, not this batch"),
+            (sum(c.end for c in report.conversations) / wall, "that adds up end times, not durations"),
+        ],
+        "efficiency": [
+            (1.0, "100% is the ideal, not this batch: measure it"),
+            (100 * truth, "write it as a share between 0 and 1, not a percentage"),
+            (min(durations) / wall, "that is the shortest conversation, use the longest"),
+            (sum(durations) / n / wall, "that is the average duration, use the longest"),
+            (wall / max(durations), "that is wall / longest, upside down"),
+        ],
+    }[name]
+    why = next((reason for value, reason in known if abs(mine - value) <= TOLERANCE * abs(value)), None)
+    hint = "sum of durations / wall" if name == "speedup" else "longest duration / wall"
+    detail = f" ({why})" if why else ""
+    return f"{name}: you have {show(name, mine)}{detail}; the report has {show(name, truth)}: {name} = {hint}"
+
+
+def meaning(report: BatchReport) -> str:
+    return (
+        f"A speedup of {report.speedup:.2f}x means that on average {report.speedup:.1f} of the {report.n} "
+        f"conversations ran at once; an efficiency of {report.efficiency:.0%} means that the batch took "
+        f"{1 / report.efficiency:.2f}x as long as its longest conversation (100% would be the best case)."
+    )
 
 
 def show(name: str, value: float) -> str:

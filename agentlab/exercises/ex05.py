@@ -1,17 +1,17 @@
-"""Exercise 05: a bounded batch with a timeout."""
+"""Exercise 05: a bounded batch with a timeout: at most k at once, the hung prompt cut, the rest kept in order."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from agentlab.errors import ConversationTimeout
+from agentlab.errors import BackendError
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fill_in, first_user_text, missing
-from agentlab.results import Fulfilled, Rejected
+from agentlab.exercises._helpers import fill_in, first_user_text, missing, not_awaited, peak, settle
+from agentlab.results import RunResult
 
 HINTS = [
     "`run_bounded(agent, prompts, max_concurrency=..., timeout=...)` runs at most k at once and keeps every outcome.",
-    "The hung prompt needs a deadline: `timeout=2` seconds per conversation.",
+    "The hung prompt needs a deadline: `timeout=2` seconds per conversation, longer than a healthy one (1 s).",
     "`outcomes = await run_bounded(agent, prompts, max_concurrency=4, timeout=2)`.",
 ]
 
@@ -19,48 +19,78 @@ HINTS = [
 def check(prompts: Any = ..., outcomes: Any = ..., max_concurrency: int = 4, **_: Any) -> Feedback:
     if names := missing(outcomes=outcomes):
         return Feedback(False, (fill_in(names),))
-    if not isinstance(prompts, list) or not isinstance(outcomes, list) or len(outcomes) != len(prompts):
+    if not_awaited(outcomes):
+        return Feedback(False, ("`outcomes` was never awaited: write `outcomes = await run_bounded(...)`.",))
+    if not isinstance(prompts, list) or not isinstance(outcomes, (list, tuple)) or len(outcomes) != len(prompts):
         return Feedback(False, ("keep one outcome per prompt, in order: run_bounded returns exactly that.",))
+    settled = [settle(o) for o in outcomes]
     hung = [i for i, p in enumerate(prompts) if "[fault=hang]" in str(p)]
-    timeouts = [
-        i for i, o in enumerate(outcomes) if isinstance(o, Rejected) and isinstance(o.reason, ConversationTimeout)
-    ]
-    if timeouts != hung:
-        return Feedback(
-            False,
-            (f"the prompts that hang are {hung}, but the timed-out outcomes are {timeouts}: did you pass timeout=?",),
-        )
-    for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, Fulfilled) and first_user_text(outcome.value.messages) != prompts[index]:
-            return Feedback(
-                False,
-                (
-                    f"outcome {index} answers another prompt: keep the outcomes in the order of "
-                    "`prompts`, as run_bounded returns them (do not sort them).",
-                ),
-            )
-    fulfilled = [o.value for o in outcomes if isinstance(o, Fulfilled)]
-    if len(fulfilled) != len(prompts) - len(hung):
-        return Feedback(False, ("some conversations that should have finished did not: look at their reasons.",))
-    events = sorted(
-        [(r.started_at, 1) for r in fulfilled] + [(r.ended_at, -1) for r in fulfilled], key=lambda e: (e[0], e[1])
+    problem = (
+        order_problem(prompts, settled)
+        or timeout_problem(settled, hung)
+        or bound_problem([v for s, v in settled if s == "fulfilled"], max_concurrency)
     )
-    running = peak = 0
-    for _, step in events:
-        running += step
-        peak = max(peak, running)
-    if peak > max_concurrency:
-        return Feedback(
-            False,
-            (
-                f"up to {peak} conversations ran at the same time; the limit is {max_concurrency}: "
-                "pass max_concurrency=.",
-            ),
-        )
+    if problem:
+        return Feedback(False, (problem,))
+    done = [v for s, v in settled if s == "fulfilled"]
     return Feedback(
         True,
         (
-            f"{len(outcomes)} outcomes in order; the hung prompt {hung} timed out; at most {peak} ran "
-            f"at once (limit {max_concurrency}).",
+            f"{len(outcomes)} outcomes in order; the hung prompt {hung} timed out; at most "
+            f"{peak((r.started_at, r.ended_at) for r in done)} ran at once (limit {max_concurrency}).",
         ),
     )
+
+
+def order_problem(prompts: list[Any], settled: list[tuple[str, Any]]) -> str | None:
+    for index, (status, value) in enumerate(settled):
+        if status == "other":
+            return f"outcome {index} is neither a result nor a failure: keep what run_bounded returns, unchanged."
+        if status == "fulfilled" and first_user_text(value.messages) != prompts[index]:
+            return (
+                f"outcome {index} answers another prompt: keep the outcomes in the order of "
+                "`prompts`, as run_bounded returns them (do not sort them)."
+            )
+    return None
+
+
+def timeout_problem(settled: list[tuple[str, Any]], hung: list[int]) -> str | None:
+    """Which deadline went wrong: none (the client gave up), too short (healthy ones cut), or other failures."""
+    cut = [i for i, (s, v) in enumerate(settled) if s == "rejected" and isinstance(v, TimeoutError)]
+    gave_up = [i for i, (s, v) in enumerate(settled) if s == "rejected" and isinstance(v, BackendError)]
+    healthy_cut = [i for i in cut if i not in hung]
+    if healthy_cut:
+        seconds = getattr(settled[healthy_cut[0]][1], "timeout", None)
+        yours = f" ({seconds:g} s)" if isinstance(seconds, (int, float)) else ""
+        return (
+            f"your timeout{yours} also cut {len(healthy_cut)} healthy conversation(s), {healthy_cut}: it is shorter "
+            "than a healthy conversation takes (1 s here). Give each one more time than that, say timeout=2."
+        )
+    if any(i in gave_up for i in hung):
+        return (
+            f"the hung prompt {hung} was not cut by a deadline of yours: it failed only when the client gave up "
+            "waiting (after its own time-out and retries, about 25 s). Pass timeout=2 to run_bounded, so that a "
+            "hung conversation becomes Rejected(ConversationTimeout) after 2 s."
+        )
+    missed = [i for i in hung if i not in cut]
+    if missed:
+        return f"the prompt that hangs, {missed}, should end as a timeout: pass timeout= to run_bounded."
+    others = [i for i, (s, _) in enumerate(settled) if s == "rejected" and i not in hung]
+    if others:
+        return f"conversations {others} failed, though they should have finished: look at their reasons."
+    return None
+
+
+def bound_problem(done: list[RunResult], max_concurrency: Any) -> str | None:
+    highest = peak((r.started_at, r.ended_at) for r in done)
+    if highest > max_concurrency:
+        return (
+            f"up to {highest} conversations ran at the same time; the limit is {max_concurrency}: "
+            f"pass max_concurrency={max_concurrency}."
+        )
+    if isinstance(max_concurrency, int) and highest < max_concurrency and len(done) >= 2 * max_concurrency:
+        return (
+            f"at most {highest} conversation(s) ran at once, though {max_concurrency} may: the batch took longer than "
+            f"it needed. Pass max_concurrency={max_concurrency}, the limit itself."
+        )
+    return None

@@ -1,0 +1,78 @@
+"""Exercise 02b: tasks are eager, coroutines are lazy: start the batch, hold one more conversation meanwhile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentlab.exercises import Feedback
+from agentlab.exercises._helpers import describe, fill_in, missing, not_awaited, order_problem, run_results, wall_time
+from agentlab.results import RunResult
+
+HINTS = [
+    "`agent.run(p)` on its own only makes a coroutine: it starts when something awaits it. "
+    "`asyncio.create_task(agent.run(p))` starts it at once.",
+    "Make the tasks first, then `side_result = await agent.run(side)`: while you wait for it, the tasks run.",
+    "`tasks = [asyncio.create_task(agent.run(p)) for p in prompts]`, then `side_result = await agent.run(side)`, "
+    "then `results = await asyncio.gather(*tasks)`.",
+]
+
+
+def check(prompts: Any = ..., results: Any = ..., side: Any = ..., **_: Any) -> Feedback:
+    """Did the three conversations start before the side conversation ended, and run together?"""
+    if names := missing(prompts=prompts, results=results, side=side):
+        return Feedback(False, (fill_in(names),))
+    if not_awaited(side) or not_awaited(results):
+        name = "side" if not_awaited(side) else "results"
+        return Feedback(False, (f"`{name}` holds a coroutine or a task that nobody awaited: `await` it.",))
+    runs = run_results(results)
+    if runs is None or not isinstance(side, RunResult):
+        what = describe(side) if runs is not None else describe(results)
+        return Feedback(
+            False,
+            (f"`results` should be the list of RunResults from gather, and `side` one RunResult; got {what}.",),
+        )
+    if problem := order_problem(runs, prompts, "gather the tasks in the order of `prompts`."):
+        return Feedback(False, (problem,))
+    return judge(runs, side)
+
+
+def judge(runs: list[RunResult], side: RunResult) -> Feedback:
+    origin = min([side.started_at, *(r.started_at for r in runs)])
+    first_start = min(r.started_at for r in runs) - origin
+    side_start, side_end = side.started_at - origin, side.ended_at - origin
+    if all(r.ended_at <= side.started_at for r in runs):
+        return Feedback(
+            False,
+            (
+                f"the batch was over before the side conversation started (at {side_start:.2f} s): you awaited the "
+                "batch first. Start the tasks, await the side conversation, and gather the tasks last.",
+            ),
+        )
+    if all(r.started_at >= side.ended_at for r in runs):
+        return Feedback(
+            False,
+            (
+                f"your conversations started at {first_start:.2f} s, only after the side conversation had ended "
+                f"(at {side_end:.2f} s): coroutines are lazy, they start when awaited. Wrap each one in "
+                "`asyncio.create_task(...)` to start it at once.",
+            ),
+        )
+    durations = [r.duration for r in runs]
+    if len(runs) > 1 and wall_time(runs) >= 0.8 * sum(durations):
+        return Feedback(
+            False,
+            (
+                f"your {len(runs)} conversations ran one after another ({wall_time(runs):.2f} s, about the sum of "
+                f"{sum(durations):.2f} s): make every task first, and await none of them inside the loop.",
+            ),
+        )
+    total = max([side.ended_at, *(r.ended_at for r in runs)]) - origin
+    return Feedback(
+        True,
+        (
+            f"your tasks started at {first_start:.2f} s, before the side conversation ended at {side_end:.2f} s: "
+            "they ran while you awaited it.",
+            f"Everything took {total:.2f} s, about the longest conversation ({max([side.duration, *durations]):.2f} s), "
+            "not the sum: a task is eager, like a JavaScript promise.",
+        ),
+    )
