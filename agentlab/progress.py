@@ -1,7 +1,9 @@
 """Live progress for a batch: a tqdm bar (``progress=True``) or a ``ConversationBoard`` table of conversations.
 
-Runners drive any object with the ``Progress`` methods. Both kinds stay quiet where there is no display: in a
-plain script the tqdm bar is text on stderr, and the board keeps its state without drawing anything.
+Runners drive any object with the ``Progress`` methods. The protocol lives in ``agentlab.events``, so that
+runners never import this module: they find ``TqdmProgress`` there by name when ``progress=True`` asks. Both
+kinds stay quiet where there is no display: in a plain script the tqdm bar is text on stderr, and the board
+keeps its state without drawing anything.
 """
 
 from __future__ import annotations
@@ -12,30 +14,12 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from agentlab.events import Progress, make_progress
 from agentlab.results import AgentEvent, Outcome, Rejected
 
 __all__ = ["Progress", "TqdmProgress", "ConversationBoard", "BoardRow", "make_progress"]
-
-
-class Progress(Protocol):
-    """What a runner tells a progress display, in this order."""
-
-    def start_batch(self, total: int, label: str) -> None: ...
-    def conversation_started(self, index: int) -> None: ...
-    def conversation_event(self, index: int, event: AgentEvent) -> None: ...
-    def conversation_finished(self, index: int, outcome: Outcome) -> None: ...
-    def end_batch(self) -> None: ...
-
-
-def make_progress(progress: bool | Progress) -> Progress | None:
-    """``False`` → no display, ``True`` → a tqdm bar, a Progress object → itself."""
-    if progress is True:
-        return TqdmProgress()
-    if progress is False or progress is None:
-        return None
-    return progress
 
 
 class TqdmProgress:

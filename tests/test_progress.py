@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import warnings
 
 import pytest
 
+from agentlab.errors import ConfigurationError
 from agentlab.progress import ConversationBoard, TqdmProgress, make_progress
 from agentlab.results import AgentEvent, Fulfilled, Rejected, RunResult, Usage
 
@@ -75,3 +78,22 @@ def test_make_progress() -> None:
     assert make_progress(False) is None
     assert isinstance(make_progress(True), TqdmProgress)
     assert make_progress(board) is board
+    assert isinstance(make_progress("bar"), TqdmProgress)  # a view by name, imported when asked for
+    with pytest.raises(ConfigurationError, match=r"progress='bars' is not a known view: .*'bar'"):
+        make_progress("bars")
+
+
+def test_runners_import_no_display() -> None:
+    """The runner layer knows displays by name only: agentlab.progress loads when progress=True asks."""
+    code = (
+        "import sys, asyncio, agentlab\n"
+        "assert 'agentlab.progress' not in sys.modules, 'import agentlab loaded the progress display'\n"
+        "from agentlab.tools.math import MATH_TOOLS\n"
+        "agent = agentlab.Agent(name='c', instructions='', tools=MATH_TOOLS)\n"
+        "asyncio.run(agentlab.run_settled(agent, ['What is 1 + 2?']))\n"
+        "assert 'agentlab.progress' not in sys.modules, 'a batch without progress loaded it'\n"
+        "asyncio.run(agentlab.run_settled(agent, ['What is 1 + 2?'], progress=True))\n"
+        "assert 'agentlab.progress' in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
