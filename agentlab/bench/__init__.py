@@ -22,4 +22,5 @@ __all__ = ["SECTIONS"]
 SECTIONS: dict[str, str] = {
     "import": "agentlab.bench.importtime",
     "runners": "agentlab.bench.runners",
+    "grading": "agentlab.bench.grading",
 }

@@ -1,0 +1,91 @@
+"""Section "grading": ``python -m agentlab grade`` on 30 learners' submissions of exercise 01.
+
+The class is made from the course's own exercise notebook, its answer cell edited: the solution's answer for
+most learners, and wrong answers, a cell that raises, a cell that never ends, a kernel that dies, a deleted
+answer cell, a file that is not JSON and a learner who handed nothing in. The grader runs as a teacher runs
+it, in its own process with its defaults (``--jobs`` = the cores, ``--time-scale`` 0.05) and a ``--timeout``
+of 20 s, so the endless cell holds one slot for 20 s. The figure is the wall time of the whole command; the
+machine's load average is recorded beside it, since other work on the same cores slows every kernel down.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from agentlab.classroom.reference import NOTEBOOKS, answer_cells, reference_notebooks, source_of
+
+TARGET_SECONDS = 60.0
+TIMEOUT = 20
+WRONG = "results = [await agent.run(prompt) for prompt in prompts]\ntotal = 100.0\n"
+BAD = {
+    "raises": 'raise RuntimeError("I give up")\n',
+    "endless": "import time\nwhile True:\n    time.sleep(0.05)\n",
+    "dies": "import os\nos._exit(1)\n",
+}
+
+
+def mix(n: int) -> list[str]:
+    """The cases of ``n`` learners: one of each bad case, a sixth wrong, the rest right."""
+    bad = ["wrong"] * max(1, n // 6) + [*BAD, "deleted", "not json", "missing"]
+    return bad + ["right"] * max(0, n - len(bad))
+
+
+def make_class(root: Path, n: int) -> Counter[str]:
+    exercise = reference_notebooks()["01"]
+    notebook = json.loads(exercise.read_text(encoding="utf-8"))
+    solution = json.loads((NOTEBOOKS / "solutions" / exercise.name.replace("_exercise", "_solution")).read_text())
+    answer = answer_cells(notebook["cells"])[0]
+    right = next(source_of(c) for c in solution["cells"] if c.get("id") == answer.get("id"))
+    cases = mix(n)
+    for index, case in enumerate(cases):
+        folder = root / f"learner{index:02d}"
+        folder.mkdir(parents=True)
+        if case == "missing":
+            continue
+        cells = [c for c in notebook["cells"] if not (case == "deleted" and c is answer)]
+        answer["source"] = {"right": right, "wrong": WRONG}.get(case, BAD.get(case, ""))
+        text = "this is not a notebook" if case == "not json" else json.dumps({**notebook, "cells": cells})
+        (folder / exercise.name).write_text(text, encoding="utf-8")
+    return Counter(cases)
+
+
+def run(quick: bool) -> dict[str, Any]:
+    n = 8 if quick else 30
+    with tempfile.TemporaryDirectory(prefix="agentlab-bench-grading-") as folder:
+        root, out = Path(folder) / "class", Path(folder) / "report"
+        cases = make_class(root, n)
+        command = [sys.executable, "-m", "agentlab", "grade", str(root), "--out", str(out), "--timeout", str(TIMEOUT)]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        load = os.getloadavg()[0]
+        with (out / "grades.csv").open(encoding="utf-8") as file:
+            statuses = Counter(row["status"] for row in csv.DictReader(file))
+    return {
+        "learners": n,
+        "seconds": seconds,
+        "load_average": load,
+        "cases": dict(cases),
+        "statuses": dict(statuses),
+        "lines": [
+            f"grading {n} learners' exercise 01 ({', '.join(f'{k} {v}' for k, v in sorted(cases.items()))}): "
+            f"{seconds:.1f} s (load average {load:.1f}); statuses {dict(sorted(statuses.items()))}"
+        ],
+        "targets": [
+            {
+                "figure": f"grade {n} submissions (s)",
+                "value": seconds,
+                "target": f"<= {TARGET_SECONDS:g}",
+                "pass": seconds <= TARGET_SECONDS,
+            }
+        ],
+    }
