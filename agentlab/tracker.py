@@ -35,7 +35,7 @@ class BatchTracker:
         self.runner = runner
         self.prompts = prompts
         self.progress = make_progress(progress)
-        self.listeners: list[BatchEventHandler] = [h for h in (on_event, print_event if log else None) if h]
+        self.listeners: list[BatchEventHandler] = [h for h in (on_event, self.log_event if log else None) if h]
         self.timings: list[ConversationTiming | None] = [None] * len(prompts)
         self.origin = time.perf_counter()
         self.ended: float | None = None
@@ -50,6 +50,10 @@ class BatchTracker:
         self.ended = time.perf_counter()
         if self.progress:
             self.progress.end_batch()
+
+    def log_event(self, index: int, event: AgentEvent) -> None:
+        """``log=True``: print the event with its time since the batch started."""
+        print_event(index, event, self.origin)
 
     async def run_one(self, agent: Agent, index: int, prompt: Prompt, timeout: float | None = None) -> RunResult:
         """Run conversation ``index`` and record its timing. Its failure is recorded, then raised."""
@@ -132,11 +136,15 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def print_event(index: int, event: AgentEvent) -> None:
-    """The ``log=True`` line for one event: ``[conv 2] → sum_numbers(a=3, b=4)`` and ``[conv 2] ← 7``."""
+def print_event(index: int, event: AgentEvent, origin: float | None = None) -> None:
+    """The ``log=True`` line for one event: ``[conv 2] → sum_numbers(a=3, b=4)`` and ``[conv 2] ← 7``.
+
+    With ``origin`` (the batch's start), each line starts with its time: `` 1.02 s  [conv 2] ← 7``.
+    """
+    stamp = f"{event.time - origin:5.2f} s  " if origin is not None else ""
     if event.kind == "tool_start":
-        print(f"[conv {index}] → {event.name}({event.detail})")
+        print(f"{stamp}[conv {index}] → {event.name}({event.detail})")
     elif event.kind == "tool_end":
-        print(f"[conv {index}] ← {event.detail}")
+        print(f"{stamp}[conv {index}] ← {event.detail}")
     elif event.kind == "model_end" and event.detail == "answer":
-        print(f"[conv {index}] ✓ answered")
+        print(f"{stamp}[conv {index}] ✓ answered")

@@ -178,7 +178,9 @@ def test_cancelling_the_caller_cancels_every_child(runner: str) -> None:
 
 def test_log_prints_interleaved_tool_calls(capsys: pytest.CaptureFixture[str]) -> None:
     asyncio.run(run_concurrent(AGENT, ["What is 3 + 4? [duration=2]", "What is 5 + 6? [duration=1]"], log=True))
-    lines = capsys.readouterr().out.splitlines()
+    stamped = capsys.readouterr().out.splitlines()
+    assert all(re.match(r"^ *\d+\.\d\d s  \[conv \d\] ", line) for line in stamped), stamped  # time since start
+    lines = [re.sub(r"^ *\d+\.\d\d s  ", "", line) for line in stamped]
     assert "[conv 0] → sum_numbers(a=3, b=4)" in lines
     assert "[conv 0] ← 7" in lines
     assert "[conv 1] → sum_numbers(a=5, b=6)" in lines
