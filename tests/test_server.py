@@ -139,7 +139,7 @@ GOOD = {"model": "gpt-5-mini", "input": "What is 1 + 1?"}
         ({**GOOD, "tools": [{"type": "function"}]}, 400, "tools[0].name", "Missing required parameter"),
         ({**GOOD, "parallel_tool_calls": "yes"}, 400, "parallel_tool_calls", "true or false"),
         ({**GOOD, "max_output_tokens": True}, 400, "max_output_tokens", "an integer"),
-        ({**GOOD, "stream": True}, 400, "stream", "Streaming is not available offline"),
+        ({**GOOD, "stream": "yes"}, 400, "stream", "expected true or false"),
         (b"[" * 5000 + b"]" * 5000, 400, None, "nested too deeply"),
         (b'{"model": "m", "input": "hi", "max_output_tokens": ' + b"9" * 5000 + b"}", 400, None, "number too large"),
         ({**GOOD, "reasoning": {"effort": "extreme"}}, 400, "reasoning.effort", "use one of"),

@@ -6,9 +6,12 @@ One parser for the one ``[key=value]`` syntax, used by the server (latency, faul
 | marker                                   | who reads it     | effect                                          |
 |------------------------------------------|------------------|-------------------------------------------------|
 | ``[duration=5]``                         | server, proxy    | the conversation takes 5 s (× the time scale)   |
-| ``[fault=500]``, ``429``, ``hang``, ``drop`` | server, proxy | every attempt fails that way; ``x1``: only the first |
+| ``[fault=500]``, ``429``, ``hang``, ``drop``, ``failed`` | server, proxy | every attempt fails; ``x1``: the first |
 | ``[mistake=unknown_tool]`` (``bad_json``, ``wrong_types``) | scripted model | its first call is wrong on purpose |
 | ``[loop]``                               | scripted model   | it never stops calling tools                    |
+
+``drop`` and ``failed`` happen inside a stream (``stream: true``, see ``streaming.py``): ``drop`` closes the
+connection halfway, ``failed`` ends the stream halfway with ``response.failed``. Without a stream, both are a 500.
 
 Why a hand-written pattern and not a general one: the scan must stay linear in the prompt's length, whatever a
 client sends (a prompt of ``"[a=" * 16000`` once held the server for 9 s). Keys and values are short and may not
@@ -22,14 +25,14 @@ from dataclasses import dataclass, field
 
 __all__ = ["Markers", "parse_markers", "strip_markers", "blank_markers", "MAX_DURATION", "FAULT_KINDS", "MISTAKES"]
 
-FAULT_KINDS = ("500", "429", "hang", "drop")
+FAULT_KINDS = ("500", "429", "hang", "drop", "failed")
 MISTAKES = ("unknown_tool", "bad_json", "wrong_types")
 KNOWN = ("duration", "fault", "mistake", "loop")
 MAX_DURATION = 3600.0  # the same cap as a hang: a marker never asks for more than an hour
 
 MARKER = re.compile(r"\[\s*([a-z_]{1,20})\s*(?:=\s*([^\[\]]{0,40}))?\]", re.IGNORECASE)
 DURATION = re.compile(r"(\d{1,12}(?:\.\d{1,12})?)\s?s?")
-FAULT = re.compile(r"(500|429|hang|drop)(?:\s?x\s?(\d{1,6}))?")
+FAULT = re.compile(r"(500|429|hang|drop|failed)(?:\s?x\s?(\d{1,6}))?")
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from agentlab.offline.answer import answer_checked, check_request
 from agentlab.offline.latency import ServerConfig
+from agentlab.offline.streaming import STREAM_FAULTS, wants_obfuscation, write_stream
 from agentlab.offline.validation import RequestError, parse_body
 
 __all__ = ["create_app", "create_response", "Stats", "CONFIG", "STATS", "error_response", "RequestError", "parse_body"]
@@ -116,7 +117,7 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
         return error_response(500, f"The offline server failed: {type(exc).__name__}: {exc}", kind="server_error")
 
 
-async def create_response(request: web.Request) -> web.Response:
+async def create_response(request: web.Request) -> web.StreamResponse:
     """POST /v1/responses, read top to bottom."""
     config = request.app[CONFIG]
     # 1. Refuse a body that is too large (or an Expect we do not know) before reading it; parse and check it once.
@@ -131,12 +132,19 @@ async def create_response(request: web.Request) -> web.Response:
     key = hashlib.blake2b(raw, digest_size=8).hexdigest()
     attempt = read_attempt(request.headers.get("x-stainless-retry-count"))
     fault = config.faults.choose(key, attempt, checked.markers)
+    streamed = bool(checked.body.get("stream"))
     if fault:
         request.app[STATS].faults[fault] += 1
+    if fault and not (streamed and fault in STREAM_FAULTS):  # a stream's own faults happen inside it
         return await inject_fault(fault, config)
 
-    # 3. Ask the model for the next turn, take the time a model would, and send the Response.
+    # 3. Ask the model for the next turn, take the time a model would, and send the Response
+    #    (streamed: the same Response, told as Server-Sent Events over the same time, see streaming.py).
     reply = answer_checked(checked, config, key)
+    if streamed:
+        return await write_stream(
+            request, reply.body, reply.delay, fault=fault, obfuscate=wants_obfuscation(checked.body)
+        )
     await asyncio.sleep(reply.delay)
     return web.Response(text=json.dumps(reply.body), content_type="application/json")
 

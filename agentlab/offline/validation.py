@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agentlab.offline.streaming import stream_problem
+
 __all__ = ["RequestError", "parse_body", "validate_request", "check_call_ids"]
 
 MESSAGE_ROLES = {"user", "system", "developer", "assistant"}
@@ -94,9 +96,9 @@ def expect(body: dict[str, Any], name: str, kind: type | tuple[type, ...], what:
 
 def refuse_unsupported(body: dict[str, Any]) -> None:
     """What the offline server cannot do: say so, and what to send instead."""
-    if body.get("stream"):
-        message = "Streaming is not available offline: call responses.create without stream=True."
-        raise invalid(message, "stream", "unsupported_parameter")
+    problem = stream_problem(body)  # `stream` and `stream_options`: a 400 before any stream starts
+    if problem:
+        raise invalid(*problem)
     if body.get("previous_response_id") is not None:
         message = (
             "The offline server keeps no state: send the whole conversation in `input` instead of previous_response_id."
