@@ -22,8 +22,8 @@ HINTS = [
     "`time.perf_counter() - start` just after it.",
     "Inside `for prompt in prompts:`, `await agent.run(prompt)` holds one whole conversation and gives back its "
     "RunResult: append it to a list.",
-    "`start = time.perf_counter()`, `results = []`, then `for prompt in prompts: results.append(await agent.run(prompt))`, "
-    "then `total = time.perf_counter() - start`.",
+    "Four steps, in this order: start the clock; make `results` an empty list; in the loop, append what "
+    "`await agent.run(prompt)` gives back; after the loop, `total = time.perf_counter() - start`.",
 ]
 
 

@@ -12,7 +12,8 @@ from agentlab.results import RunResult
 HINTS = [
     "`run_bounded(agent, prompts, max_concurrency=..., timeout=...)` runs at most k at once and keeps every outcome.",
     "The hung prompt needs a deadline: `timeout=2` seconds per conversation, longer than a healthy one (1 s).",
-    "`outcomes = await run_bounded(agent, prompts, max_concurrency=4, timeout=2)`.",
+    "One line: await `run_bounded` on the agent and the prompts, at most 4 at once, with the deadline of hint 2, "
+    "and keep what it returns in `outcomes`.",
 ]
 
 
