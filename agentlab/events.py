@@ -37,6 +37,7 @@ ProgressOption: TypeAlias = "bool | str | Progress | None"
 # A view's name → "module:factory". The factory takes no arguments and returns a Progress.
 PROGRESS_VIEWS: dict[str, str] = {
     "bar": "agentlab.progress:TqdmProgress",
+    "lanes": "agentlab.lanes:Lanes",
 }
 
 
