@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from types import TracebackType
 from aiohttp import web
 
 from agentlab.offline.latency import FAULT_KINDS, FaultPlan, LatencyModel, ServerConfig, config_from_env
+from agentlab.offline.ratelimit import add_limit_arguments, check_limit
 from agentlab.offline.server import create_app
 
 __all__ = ["OfflineServer", "start", "start_process", "add_serve_arguments", "serve_command"]
@@ -81,11 +83,18 @@ async def serve(config: ServerConfig, host: str, port: int, ready: asyncio.Futur
 
 
 def start(
-    config: ServerConfig | None = None, *, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False
+    config: ServerConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    allow_remote: bool = False,
+    rpm: int | None = None,
+    tpm: int | None = None,
 ) -> OfflineServer:
     """Start the server in a daemon thread with its own event loop; return once it is listening.
 
     It listens on 127.0.0.1. Another host needs ``allow_remote=True``: the server has no authentication.
+    ``rpm`` and ``tpm`` set requests and tokens per minute (``ratelimit.py``) over those of ``config``.
     """
     if host not in LOCAL_HOSTS and not allow_remote:
         raise ValueError(
@@ -93,6 +102,8 @@ def start(
             "pass allow_remote=True if you really mean it"
         )
     config = config or config_from_env()
+    rpm, tpm = check_limit("rpm", rpm) or config.rpm, check_limit("tpm", tpm) or config.tpm
+    config = dataclasses.replace(config, rpm=rpm, tpm=tpm)  # start(rpm=..., tpm=...): see ratelimit.py
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     # The port (or the reason it could not listen) crosses from the server's thread to ours through a
@@ -146,6 +157,8 @@ def start_process(
     base_latency: float | None = None,
     per_token: float | None = None,
     jitter: float | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
 ) -> OfflineServer:
     """Start ``python -m agentlab serve`` as its own process (its own CPU), on a free port."""
     command = [
@@ -164,7 +177,8 @@ def start_process(
         "--fault-kinds",
         ",".join(fault_kinds),
     ]
-    for flag, value in (("--base-latency", base_latency), ("--per-token", per_token), ("--jitter", jitter)):
+    flags = (("--base-latency", base_latency), ("--per-token", per_token), ("--jitter", jitter))
+    for flag, value in (*flags, ("--rpm", rpm), ("--tpm", tpm)):
         if value is not None:
             command += [flag, str(value)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -209,6 +223,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="treat [duration=…], [fault=…], [mistake=…] and [loop] as plain text, as a real model would",
     )
+    add_limit_arguments(parser)  # --rpm, --tpm (ratelimit.py)
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -228,6 +243,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             seed=faults.seed if args.seed is None else args.seed,
         ),
         markers=getattr(args, "markers", True),
+        rpm=getattr(args, "rpm", None) or base.rpm,
+        tpm=getattr(args, "tpm", None) or base.tpm,
     )
 
 

@@ -21,6 +21,7 @@ Environment variables, read when the server starts:
 - ``AGENTLAB_TIME_SCALE`` (default 1.0): multiplies every delay.
 - ``AGENTLAB_SEED`` (default 0): seeds the jitter and the random faults.
 - ``AGENTLAB_FAULT_RATE`` (default 0): the share of requests that fail at random (500, 429 or hang).
+- ``AGENTLAB_RPM``, ``AGENTLAB_TPM`` (default unset: no limit): requests and tokens per minute (ratelimit.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from agentlab.offline.markers import Markers, parse_markers
+from agentlab.offline.ratelimit import limits_from_env
 
 __all__ = ["Markers", "LatencyModel", "FaultPlan", "ServerConfig", "parse_markers", "config_from_env", "unit_hash"]
 
@@ -83,10 +85,12 @@ class ServerConfig:
     faults: FaultPlan = field(default_factory=FaultPlan)
     max_body_bytes: int = 4 * 1024 * 1024
     markers: bool = True  # False: prompt markers are plain text (no durations, faults, mistakes or loops)
+    rpm: int | None = None  # requests per minute (of 60 s × time scale), see ratelimit.py; None: no limit
+    tpm: int | None = None  # tokens per minute, input and output; None: no limit
 
 
 def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
-    """A ServerConfig from ``AGENTLAB_TIME_SCALE``, ``AGENTLAB_SEED`` and ``AGENTLAB_FAULT_RATE``."""
+    """A ServerConfig from ``AGENTLAB_TIME_SCALE``, ``AGENTLAB_SEED``, ``AGENTLAB_FAULT_RATE``, ``AGENTLAB_RPM/TPM``."""
     env = os.environ if environ is None else environ
     scale = read_number(env, "AGENTLAB_TIME_SCALE", "1.0", float, "0.05")
     seed = int(read_number(env, "AGENTLAB_SEED", "0", int, "42"))
@@ -95,7 +99,8 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
         raise ValueError(f"AGENTLAB_TIME_SCALE must be greater than 0, got {scale} (for example 0.05)")
     if not 0 <= rate <= 1:
         raise ValueError(f"AGENTLAB_FAULT_RATE must be between 0 and 1, got {rate} (for example 0.1)")
-    return ServerConfig(LatencyModel(seed=seed, time_scale=scale), FaultPlan(rate=rate, seed=seed))
+    rpm, tpm = limits_from_env(env)  # AGENTLAB_RPM, AGENTLAB_TPM
+    return ServerConfig(LatencyModel(seed=seed, time_scale=scale), FaultPlan(rate=rate, seed=seed), rpm=rpm, tpm=tpm)
 
 
 def read_number(env: Mapping[str, str], name: str, default: str, kind: type[float] | type[int], example: str) -> float:

@@ -24,13 +24,27 @@ No limit set (``rpm=None``, ``tpm=None``): no limiter, no headers, nothing chang
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["Bucket", "RateLimiter", "Refusal", "format_reset", "check_limit", "limits_from_env"]
+from aiohttp import web
+
+__all__ = [
+    "LIMITER",
+    "Bucket",
+    "RateLimiter",
+    "Refusal",
+    "format_reset",
+    "check_limit",
+    "limits_from_env",
+    "install_limiter",
+    "parse_limit",
+    "add_limit_arguments",
+]
 
 ORGANIZATION = "org-offline"
 
@@ -146,9 +160,15 @@ class RateLimiter:
         now = clock()
         self.requests = Bucket(self.rpm, window, self.rpm, now) if self.rpm else None
         self.tokens = Bucket(self.tpm, window, self.tpm, now) if self.tpm else None
+        self.admitted = self.refused = self.spent_tokens = 0  # counters for /offline/stats
 
     def admit(self, input_tokens: int) -> Refusal | None:
         """Let one request in (take one request and its input tokens), or say why not."""
+        refusal = self.check(input_tokens)
+        self.refused += refusal is not None
+        return refusal
+
+    def check(self, input_tokens: int) -> Refusal | None:
         now = self.clock()
         for bucket in (self.requests, self.tokens):
             if bucket is not None:
@@ -165,10 +185,13 @@ class RateLimiter:
             self.requests.level -= 1
         if self.tokens is not None:
             self.tokens.level -= input_tokens
+        self.admitted += 1
+        self.spent_tokens += input_tokens
         return None
 
     def settle(self, output_tokens: int) -> None:
         """Take the output tokens of an answer, now that they are known (the bucket may go below zero)."""
+        self.spent_tokens += max(0, output_tokens)
         if self.tokens is not None and output_tokens > 0:
             self.tokens.refill(self.clock())
             self.tokens.level -= output_tokens
@@ -186,6 +209,35 @@ class RateLimiter:
             headers[f"x-ratelimit-reset-{name}"] = format_reset(bucket.seconds_until(bucket.capacity))
         return headers
 
+    def snapshot(self) -> dict[str, object]:
+        """What ``GET /offline/stats`` shows under ``"ratelimit"``: the limits, the window, and what was spent."""
+        return {
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "window_seconds": self.window,
+            "admitted": self.admitted,
+            "refused": self.refused,
+            "spent_tokens": self.spent_tokens,
+            "headers": self.headers(),
+        }
+
+
+LIMITER = web.AppKey("limiter", RateLimiter)
+
+
+def install_limiter(app: web.Application, rpm: int | None, tpm: int | None, window: float) -> None:
+    """Give the app a limiter when a limit is set, and the ``x-ratelimit-*`` headers on every answer of
+    ``POST /v1/responses`` (a 200, a 429, a 400 alike). No limit: nothing is installed, nothing changes."""
+    if rpm is None and tpm is None:
+        return
+    limiter = app[LIMITER] = RateLimiter(rpm, tpm, window=window)
+
+    async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+        if request.path == "/v1/responses":
+            response.headers.update(limiter.headers())
+
+    app.on_response_prepare.append(add_headers)
+
 
 def check_limit(name: str, value: object) -> int | None:
     """``None`` (no limit) or a whole number of at least 1; anything else is a ValueError naming ``name``."""
@@ -193,6 +245,24 @@ def check_limit(name: str, value: object) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a whole number of at least 1 (or None for no limit), got {value!r}")
+    return value
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """``serve --rpm R --tpm T``."""
+    parser.add_argument(
+        "--rpm", type=parse_limit, default=None, help="requests per minute (AGENTLAB_RPM); default none"
+    )
+    parser.add_argument("--tpm", type=parse_limit, default=None, help="tokens per minute (AGENTLAB_TPM); default none")
+
+
+def parse_limit(text: str) -> int:
+    """``serve --rpm 600``: a whole number of at least 1, or an argparse error that says so."""
+    try:
+        value = check_limit("the limit", int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1 (for example 600)") from None
+    assert value is not None
     return value
 
 

@@ -27,7 +27,8 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from agentlab.offline.answer import answer_checked, check_request
 from agentlab.offline.latency import ServerConfig
-from agentlab.offline.streaming import STREAM_FAULTS, wants_obfuscation, write_stream
+from agentlab.offline.ratelimit import LIMITER, install_limiter
+from agentlab.offline.tokens import input_tokens
 from agentlab.offline.validation import RequestError, parse_body
 
 __all__ = ["create_app", "create_response", "Stats", "CONFIG", "STATS", "error_response", "RequestError", "parse_body"]
@@ -117,7 +118,7 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
         return error_response(500, f"The offline server failed: {type(exc).__name__}: {exc}", kind="server_error")
 
 
-async def create_response(request: web.Request) -> web.StreamResponse:
+async def create_response(request: web.Request) -> web.Response:
     """POST /v1/responses, read top to bottom."""
     config = request.app[CONFIG]
     # 1. Refuse a body that is too large (or an Expect we do not know) before reading it; parse and check it once.
@@ -128,23 +129,24 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     raw = await read_body(request)
     checked = check_request(parse_body(raw), config)
 
+    # 1b. Spend the rate limit (serve --rpm/--tpm, ratelimit.py): a request and its input tokens, or a 429.
+    limiter = request.app.get(LIMITER)
+    refusal = limiter.admit(input_tokens(checked.body)) if limiter else None
+    if refusal:
+        return web.json_response(refusal.body(checked.body["model"]), status=429, headers=refusal.headers())
+
     # 2. Inject a fault if the prompt or the fault rate asks for one (the attempt is an HTTP header).
     key = hashlib.blake2b(raw, digest_size=8).hexdigest()
     attempt = read_attempt(request.headers.get("x-stainless-retry-count"))
     fault = config.faults.choose(key, attempt, checked.markers)
-    streamed = bool(checked.body.get("stream"))
     if fault:
         request.app[STATS].faults[fault] += 1
-    if fault and not (streamed and fault in STREAM_FAULTS):  # a stream's own faults happen inside it
         return await inject_fault(fault, config)
 
-    # 3. Ask the model for the next turn, take the time a model would, and send the Response
-    #    (streamed: the same Response, told as Server-Sent Events over the same time, see streaming.py).
+    # 3. Ask the model for the next turn, take the time a model would, and send the Response.
     reply = answer_checked(checked, config, key)
-    if streamed:
-        return await write_stream(
-            request, reply.body, reply.delay, fault=fault, obfuscate=wants_obfuscation(checked.body)
-        )
+    if limiter:
+        limiter.settle(reply.body["usage"]["output_tokens"])  # the output tokens, now that they are known
     await asyncio.sleep(reply.delay)
     return web.Response(text=json.dumps(reply.body), content_type="application/json")
 
@@ -216,7 +218,8 @@ def model_card(name: str) -> dict[str, Any]:
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATS].as_json())
+    stats, limiter = request.app[STATS].as_json(), request.app.get(LIMITER)
+    return web.json_response({**stats, "ratelimit": limiter.snapshot()} if limiter else stats)
 
 
 def create_app(config: ServerConfig) -> web.Application:
@@ -227,6 +230,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app = web.Application(middlewares=[count_requests, errors_as_json], client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[STATS] = Stats()
+    install_limiter(app, config.rpm, config.tpm, window=60 * config.latency.time_scale)
     app.router.add_post("/v1/responses", create_response, expect_handler=send_continue)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{name}", get_model)
