@@ -87,6 +87,10 @@ class ServerConfig:
     markers: bool = True  # False: prompt markers are plain text (no durations, faults, mistakes or loops)
     rpm: int | None = None  # requests per minute (of 60 s × time scale), see ratelimit.py; None: no limit
     tpm: int | None = None  # tokens per minute, input and output; None: no limit
+    batch_seconds: float = 2.0  # how long one batch of the Batch API takes (× time scale), see batches.py
+    batch_window_seconds: float = 24 * 3600.0  # a batch's completion window "24h" (× time scale): then it expires
+    max_file_bytes: int = 64 * 1024 * 1024  # the largest upload to /v1/files (413 above it), see files.py
+    max_stored_bytes: int = 512 * 1024 * 1024  # files held in memory; past it the oldest are dropped
 
 
 def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:

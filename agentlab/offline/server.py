@@ -26,6 +26,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from agentlab.offline.answer import answer_checked, check_request
+from agentlab.offline.batch_answer import add_batch_api
 from agentlab.offline.latency import ServerConfig
 from agentlab.offline.ratelimit import LIMITER, install_limiter
 from agentlab.offline.tokens import input_tokens
@@ -235,4 +236,5 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{name}", get_model)
     app.router.add_get("/offline/stats", get_stats)
+    add_batch_api(app, config)  # /v1/files and /v1/batches (batch_answer.py)
     return app

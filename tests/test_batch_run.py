@@ -1,0 +1,245 @@
+"""run_batched: whole tool-calling conversations through the offline Batch API, one batch per turn, resumable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openai import AsyncOpenAI, OpenAI
+
+from agentlab import Agent, BackendError, BatchReport, ConfigurationError, Fulfilled, MaxTurnsExceeded, Rejected
+from agentlab.batch import BatchedReport, Price, run_batched
+from agentlab.offline import LatencyModel, ServerConfig, start
+from agentlab.tools.math import MATH_TOOLS
+
+
+def config(batch_seconds: float = 1.0, window: float = 24 * 3600.0) -> ServerConfig:
+    return ServerConfig(LatencyModel(time_scale=0.05), batch_seconds=batch_seconds, batch_window_seconds=window)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Any]:
+    with start(config()) as running:
+        yield running
+
+
+def prompts_and_answers(n: int) -> tuple[list[str], list[tuple[int, int]]]:
+    """Conversations of 2 turns (one tool call, then the answer) and of 3 (two calls one after the other)."""
+    prompts, expected = [], []
+    for i in range(n):
+        if i % 2:
+            prompts.append(f"What is ({i} + 2) * 3?")
+            expected.append(((i + 2) * 3, 3))
+        else:
+            prompts.append(f"What is {i} + 5?")
+            expected.append((i + 5, 2))
+    return prompts, expected
+
+
+def batch_stats(server: Any) -> dict[str, Any]:
+    stats: dict[str, Any] = httpx.get(server.url + "/offline/batch-stats").json()
+    return stats
+
+
+async def batched(server: Any, prompts: list[str], sent: list[str] | None = None, **options: Any) -> Any:
+    """Run the prompts batched; ``sent`` collects the method and path of every request the client makes."""
+
+    async def record(request: httpx.Request) -> None:
+        if sent is not None:
+            sent.append(f"{request.method} {request.url.path}")
+
+    http = httpx.AsyncClient(event_hooks={"request": [record]})
+    async with AsyncOpenAI(base_url=server.base_url, api_key="offline", max_retries=0, http_client=http) as client:
+        agent = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS, client=client, **options)
+        return await run_batched(agent, prompts, poll_interval=0.05)
+
+
+def assert_right(outcomes: Any, expected: list[tuple[int, int]]) -> None:
+    assert len(outcomes) == len(expected)
+    for i, (outcome, (value, turns)) in enumerate(zip(outcomes, expected, strict=True)):
+        assert isinstance(outcome, Fulfilled), (i, outcome)
+        assert outcome.value.output_text.endswith(f"= {value}."), (i, outcome.value.output_text)
+        assert outcome.value.turns == turns, (i, outcome.value.turns)
+
+
+def test_1000_conversations_go_through_batches_turn_by_turn(server: Any) -> None:
+    prompts, expected = prompts_and_answers(1000)
+    before, sent = batch_stats(server), []
+    outcomes = asyncio.run(batched(server, prompts, sent))
+    assert_right(outcomes, expected)
+    after = batch_stats(server)
+    # Exactly one request per conversation per turn, and none of them live.
+    assert after["lines"] - before["lines"] == sum(turns for _, turns in expected) == 2500
+    assert after["repeated"] == {} and after["batches"] - before["batches"] == 3
+    assert "POST /v1/responses" not in sent and sent.count("POST /v1/batches") == 3
+    assert sent.count("POST /v1/files") == 3
+    report = outcomes.report
+    assert isinstance(report, BatchReport) and isinstance(report, BatchedReport) and report.n == 1000
+    assert [r.requests for r in report.rounds] == [1000, 1000, 500]
+    assert all(r.status == "completed" for r in report.rounds)
+    assert report.cost is not None and report.cost.discount == pytest.approx(0.5)
+    first = outcomes[1]
+    assert isinstance(first, Fulfilled) and [s.kind for s in first.value.spans] == [
+        "model",
+        "tool",
+        "model",
+        "tool",
+        "model",
+    ]
+    assert "cost" in str(report) and "round 3" in str(report)
+
+
+RUN_IN_A_CHILD = """
+import asyncio, sys
+from openai import AsyncOpenAI
+from agentlab import Agent
+from agentlab.batch import run_batched
+from agentlab.tools.math import MATH_TOOLS
+
+async def main():
+    async with AsyncOpenAI(base_url=sys.argv[1], api_key="offline") as client:
+        agent = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS, client=client)
+        prompts = [f"What is ({i} + 2) * 3?" if i % 2 else f"What is {i} + 5?" for i in range(int(sys.argv[3]))]
+        await run_batched(agent, prompts, state_path=sys.argv[2], poll_interval=0.05)
+
+asyncio.run(main())
+"""
+
+
+def test_a_run_killed_between_rounds_resumes_and_sends_no_turn_twice(tmp_path: Path) -> None:
+    state_path = tmp_path / "state.json"
+    prompts, expected = prompts_and_answers(200)
+    with start(config(batch_seconds=4)) as server:
+        child = subprocess.Popen([sys.executable, "-c", RUN_IN_A_CHILD, server.base_url, str(state_path), "200"])
+        try:
+            state = wait_for_state(state_path, lambda s: s["round"] == 2 and (s["pending"] or {}).get("batch_id"))
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+        assert child.returncode == -signal.SIGKILL
+        # Pretend it died a moment earlier still: after creating round 2's batch, before saving its id.
+        state = json.loads(state_path.read_text())
+        state["pending"]["batch_id"] = None
+        state_path.write_text(json.dumps(state))
+
+        async def resume() -> Any:
+            async with AsyncOpenAI(base_url=server.base_url, api_key="offline") as client:
+                agent = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS, client=client)
+                return await run_batched(agent, prompts, state_path=state_path, poll_interval=0.05)
+
+        outcomes = asyncio.run(resume())
+        assert_right(outcomes, expected)
+        stats = batch_stats(server)
+        assert stats["repeated"] == {}, "a turn was sent twice"
+        assert stats["lines"] == 500 and stats["batches"] == 3
+        assert [r.round for r in outcomes.report.rounds] == [1, 2, 3]
+        again = asyncio.run(resume())  # a finished run is read back from its state, without a new batch
+        assert [o.value.output_text for o in again] == [o.value.output_text for o in outcomes]
+        assert batch_stats(server)["batches"] == 3
+
+
+def wait_for_state(path: Path, ready: Any, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state: dict[str, Any] = json.loads(path.read_text())
+            if ready(state):
+                return state
+        except (FileNotFoundError, ValueError):
+            pass
+        time.sleep(0.005)
+    raise AssertionError("the child never got to round 2")
+
+
+def test_a_state_file_of_another_run_is_refused_and_left_alone(server: Any, tmp_path: Path) -> None:
+    state_path = tmp_path / "state.json"
+
+    async def run(prompts: list[str], **agent_options: Any) -> Any:
+        async with AsyncOpenAI(base_url=server.base_url, api_key="offline") as client:
+            agent = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS, client=client, **agent_options)
+            return await run_batched(agent, prompts, state_path=state_path, poll_interval=0.05)
+
+    asyncio.run(run(["What is 2 + 3?", "Hello!"]))
+    saved = state_path.read_bytes()
+    with pytest.raises(ConfigurationError, match="another run"):
+        asyncio.run(run(["What is 2 + 4?", "Hello!"]))
+    with pytest.raises(ConfigurationError, match="another run"):
+        asyncio.run(run(["What is 2 + 3?", "Hello!"], max_turns=3))
+    assert state_path.read_bytes() == saved
+    state_path.write_text("not json")
+    with pytest.raises(ConfigurationError, match="not the state file"):
+        asyncio.run(run(["What is 2 + 3?", "Hello!"]))
+    assert state_path.read_text() == "not json"
+
+
+class CancelRound:
+    """A progress display that cancels the batch of one round the first time it sees it."""
+
+    def __init__(self, base_url: str, round_number: int) -> None:
+        self.client, self.round, self.seen = OpenAI(base_url=base_url, api_key="x"), round_number, []
+
+    def show(self, round_number: int, batch: Any) -> None:
+        self.seen.append((round_number, batch.status))
+        if round_number == self.round and batch.status == "validating":
+            self.client.batches.cancel(batch.id)
+
+
+def test_a_cancelled_batch_rejects_its_conversations_and_the_others_finish() -> None:
+    prompts = ["Hello!", "What is 2 + 3?", "Good morning!", "What is 7 * 6?"]
+    with start(config(batch_seconds=60)) as server:  # 0.3 s of validating: time to cancel it
+        display = CancelRound(server.base_url, 2)
+
+        async def run() -> Any:
+            async with AsyncOpenAI(base_url=server.base_url, api_key="offline") as client:
+                agent = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS, client=client)
+                return await run_batched(agent, prompts, poll_interval=0.05, progress=display)
+
+        outcomes = asyncio.run(run())
+    assert [o.status for o in outcomes] == ["fulfilled", "rejected", "fulfilled", "rejected"]
+    reason = outcomes[1].reason if isinstance(outcomes[1], Rejected) else None
+    assert isinstance(reason, BackendError) and "cancelled" in str(reason)
+    assert (1, "in_progress") in display.seen or (1, "validating") in display.seen
+    assert outcomes.report.rounds[1].status == "cancelled" and outcomes.report.failed == 2
+
+
+def test_an_expired_batch_keeps_what_it_answered() -> None:
+    prompts = [f"What is {i} + 1?" for i in range(400)]
+    with start(config(batch_seconds=60, window=30)) as server:
+        outcomes = asyncio.run(batched(server, prompts))
+    statuses = [o.status for o in outcomes]
+    assert "fulfilled" in statuses and "rejected" in statuses
+    for i, outcome in enumerate(outcomes):
+        if isinstance(outcome, Rejected):
+            assert "expired" in str(outcome.reason)
+        else:
+            assert outcome.value.output_text.endswith(f"= {i + 1}.")
+
+
+def test_max_turns_holds_per_conversation(server: Any) -> None:
+    outcomes = asyncio.run(batched(server, ["What is (1 + 2) * 3?", "What is 4 + 4?"], max_turns=2))
+    assert isinstance(outcomes[0], Rejected) and isinstance(outcomes[0].reason, MaxTurnsExceeded)
+    assert isinstance(outcomes[1], Fulfilled) and outcomes[1].value.output_text.endswith("= 8.")
+
+
+def test_progress_shows_each_round_and_cost_uses_the_table_given(server: Any, capsys: Any) -> None:
+    async def run() -> Any:
+        async with AsyncOpenAI(base_url=server.base_url, api_key="offline") as client:
+            agent = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS, client=client)
+            prices = {"gpt-5-mini": Price(1.0, 1.0, batch_discount=0.25)}
+            return await run_batched(agent, ["What is 2 + 2?"], poll_interval=0.05, progress=True, prices=prices)
+
+    outcomes = asyncio.run(run())
+    assert "round 1" in capsys.readouterr().err
+    cost = outcomes.report.cost
+    usage = outcomes[0].value.usage
+    assert cost.live == pytest.approx(usage.total_tokens / 1e6) and cost.discount == pytest.approx(0.25)
