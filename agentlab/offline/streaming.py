@@ -202,8 +202,8 @@ async def write_stream(
             return hang_up(request, stream)
         if fault == "failed":
             await send(stream, failed_event(response), sequence + 1)
-    except (ConnectionError, asyncio.CancelledError):
-        raise  # the client went away: nothing left to tell it
+    except ConnectionError:  # the client went away between two events: nothing left to tell it
+        return stream
     except Exception as exc:  # a bug of ours after the stream started: too late for a 500, say it in the stream
         await send(stream, error_event(exc), sequence + 1)
     await stream.write_eof()
