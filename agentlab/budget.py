@@ -33,7 +33,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -41,10 +40,12 @@ import openai
 from openai import AsyncOpenAI
 from openai.types.responses import Response
 
-from agentlab.errors import AgentLabError
+from agentlab.errors import AgentLabError, ConfigurationError
 from agentlab.limits import (
     Bucket,
+    BudgetStats,
     RateHeaders,
+    Reservation,
     check_count,
     check_fraction,
     check_positive,
@@ -55,31 +56,11 @@ from agentlab.limits import (
     should_retry,
 )
 
-__all__ = ["Budget", "BudgetStats", "RequestTooLarge", "Reservation"]
+__all__ = ["Budget", "BudgetStats", "RequestTooLarge", "Reservation", "budget_for_batch"]
 
 
 class RequestTooLarge(AgentLabError, ValueError):
     """One call needs more tokens than the whole minute holds: it could never be sent, so it fails at once."""
-
-
-@dataclass(slots=True)
-class Reservation:
-    """What one call holds from the budget until it is settled."""
-
-    tokens: int
-    input_tokens: int
-
-
-@dataclass(slots=True)
-class BudgetStats:
-    """Counters for lessons and benchmarks. ``log`` holds ``(time, tokens, status)`` per answer."""
-
-    calls: int = 0
-    retries: int = 0
-    rate_limited: int = 0  # answers with status 429
-    waited: float = 0.0  # seconds that calls spent waiting for the budget, summed
-    tokens: int = 0
-    log: deque[tuple[float, int, int]] | None = None
 
 
 class Budget:
@@ -297,3 +278,23 @@ class Budget:
         if wait is None or not 0 < wait <= 120:
             wait = min(0.5 * 2.0**attempt, 8.0) * (1 - 0.25 * random.random())
         await asyncio.sleep(wait)
+
+
+def budget_for_batch(
+    budget: Budget | None, requests_per_minute: float | None, tokens_per_minute: float | None, bounded: bool
+) -> Budget | None:
+    """The budget of one ``run_bounded`` call: the shared one, or one made from the numbers, or none."""
+    if budget is not None and (requests_per_minute is not None or tokens_per_minute is not None):
+        raise ConfigurationError(
+            "pass either budget= (a Budget shared with other batches) or requests_per_minute=/tokens_per_minute=, "
+            "not both: the numbers belong to the Budget, Budget(requests_per_minute=..., tokens_per_minute=...)"
+        )
+    if budget is not None and not isinstance(budget, Budget):
+        raise ConfigurationError(f"budget must be an agentlab.Budget, got {type(budget).__name__}")
+    if budget is None and (requests_per_minute is not None or tokens_per_minute is not None):
+        budget = Budget(requests_per_minute, tokens_per_minute)
+    if budget is None and not bounded:
+        raise ConfigurationError(
+            "run_bounded needs a bound: max_concurrency=k, or requests_per_minute=/tokens_per_minute=, or budget="
+        )
+    return budget

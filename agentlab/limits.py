@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from agentlab.errors import ConfigurationError
 
 __all__ = [
     "Bucket",
+    "BudgetStats",
+    "Reservation",
     "RateHeaders",
     "parse_rate_headers",
     "parse_duration",
@@ -79,6 +82,26 @@ class Bucket:
         if cap:
             amount = min(amount, self.capacity)
         return max(0.0, (amount - self.level) * self.minute / self.capacity)
+
+
+@dataclass(slots=True)
+class Reservation:
+    """What one call holds from the budget until it is settled."""
+
+    tokens: int
+    input_tokens: int
+
+
+@dataclass(slots=True)
+class BudgetStats:
+    """Counters for lessons and benchmarks. ``log`` holds ``(time, tokens, status)`` per answer."""
+
+    calls: int = 0
+    retries: int = 0
+    rate_limited: int = 0  # answers with status 429
+    waited: float = 0.0  # seconds that calls spent waiting for the budget, summed
+    tokens: int = 0
+    log: deque[tuple[float, int, int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
