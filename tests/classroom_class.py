@@ -75,6 +75,7 @@ def cheating() -> str:
 
 
 RIGHT = solution_answer()
+ANSWER_CELL = answer_index(load(EXERCISE)) + 1  # as the grader numbers cells: from 1, markdown included
 WRONG = "results = [await agent.run(prompt) for prompt in prompts]\ntotal = 100.0\n"
 LEARNERS: list[tuple[str, str, Callable[[], str] | None]] = [
     ("alice", "right answer", with_answer(RIGHT)),

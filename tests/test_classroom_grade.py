@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from classroom_class import EXERCISE, LEARNERS, RIGHT, make_class, with_answer
+from classroom_class import ANSWER_CELL, EXERCISE, LEARNERS, RIGHT, make_class, with_answer
 
 TIMEOUT = 15  # seconds of cell time per notebook: dave's endless loop is stopped after this
 pytestmark = pytest.mark.timeout(600)
@@ -58,9 +58,9 @@ def rows(graded: tuple[Path, Path, subprocess.CompletedProcess[str], dict[str, s
 EXPECTED = {  # learner: (status, a pattern the feedback must match)
     "alice": ("passed", r"\d"),
     "bob": ("failed", r"100(\.0+)? s"),
-    "carol": ("error", r"cell 3 \(`raise RuntimeError\(\"I give up\"\)`\) raised RuntimeError: I give up"),
-    "dave": ("timeout", rf"cell 3 \(`import time`\) did not finish within {TIMEOUT} s"),
-    "erin": ("error", r"the kernel died while running cell 3 \(`import os`\)"),
+    "carol": ("error", rf"cell {ANSWER_CELL} \(`raise RuntimeError\(\"I give up\"\)`\) raised RuntimeError: I give up"),
+    "dave": ("timeout", rf"cell {ANSWER_CELL} \(`import time`\) did not finish within {TIMEOUT} s"),
+    "erin": ("error", rf"the kernel died while running cell {ANSWER_CELL} \(`import os`\)"),
     "frank": ("error", r"^the answer cell \([^)]+\) was deleted from the notebook \| .*NameError"),
     "grace": ("error", r"^the answer cell \([^)]+\) is empty \| .*NameError"),
     "heidi": ("error", r"^not a notebook: the file is not valid JSON"),

@@ -17,7 +17,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-EXERCISE_FILE = re.compile(r"^(\d{2})_[^/]*\.ipynb$")
+EXERCISE_FILE = re.compile(r"^(\d{2}[a-z]?)_[^/]*\.ipynb$")  # 01_…, 02b_…
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Reference:
 
 
 def exercise_of(file_name: str) -> str | None:
-    """``"01"`` for ``01_serial_baseline_exercise.ipynb``; None for a file that is no exercise."""
+    """``"01"`` for ``01_serial_baseline_exercise.ipynb``, ``"02b"`` for ``02b_…``; None for any other file."""
     match = EXERCISE_FILE.match(file_name)
     return match.group(1) if match else None
 

@@ -1,0 +1,91 @@
+"""The grader's parts that need no kernel: reading a bad file, the check's arguments, the report's summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from IPython.core.formatters import DisplayFormatter
+
+from agentlab.classroom.discover import discover
+from agentlab.classroom.execute import Grade
+from agentlab.classroom.kernel import pick_answers
+from agentlab.classroom.notebook import BadSubmission, read_submission
+from agentlab.classroom.reference import check_arguments, exercise_of
+from agentlab.classroom.report import blur, common_feedback, pass_rates, render_html
+from agentlab.errors import ConfigurationError
+from agentlab.exercises import CHECK_MIME, check
+
+
+def test_check_shows_a_machine_verdict_beside_the_html() -> None:
+    data, _ = DisplayFormatter().format(check("01", results=..., total=...))
+    assert {"text/html", "text/plain", CHECK_MIME} <= set(data)
+    verdict = data[CHECK_MIME]
+    assert verdict["exercise"] == "01" and verdict["passed"] is False and verdict["messages"]
+    assert json.loads(json.dumps(verdict)) == verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("my essay", "not valid JSON"),
+        ("[1, 2]", "not a Jupyter notebook"),
+        ('{"nbformat": 4, "cells": "none"}', "not a Jupyter notebook"),
+        ('{"nbformat": 3, "worksheets": []}', "not a version 4 notebook"),
+    ],
+)
+def test_a_bad_file_is_named(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "01_x_exercise.ipynb"
+    path.write_text(text)
+    with pytest.raises(BadSubmission, match=reason):
+        read_submission(path)
+
+
+def test_binary_garbage_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "01_x_exercise.ipynb"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(BadSubmission, match="cannot be read as text"):
+        read_submission(path)
+
+
+def test_the_check_is_called_with_the_course_cells_arguments() -> None:
+    arguments = check_arguments('check("06", results=results, total=total, tool_seconds=1 * SCALE)')
+    assert arguments == {"results": "results", "total": "total", "tool_seconds": "1 * SCALE"}
+
+    def a_check(results: object = ..., total: object = ..., tool_seconds: float = 1.0, **_: object) -> None: ...
+
+    namespace = {"results": [1], "SCALE": 0.05, "check": "redefined"}
+    assert pick_answers(a_check, namespace, arguments) == {"results": [1], "tool_seconds": 0.05}
+
+
+def test_exercise_numbers_come_from_file_names() -> None:
+    assert exercise_of("01_serial_baseline_exercise.ipynb") == "01"
+    assert exercise_of("02b_eager_tasks_exercise.ipynb") == "02b"
+    assert exercise_of("notes.ipynb") is None and exercise_of("01_x.txt") is None
+
+
+def test_discover_lists_missing_files_and_skips_checkpoints(tmp_path: Path) -> None:
+    (tmp_path / "ann" / ".ipynb_checkpoints").mkdir(parents=True)
+    (tmp_path / "ann" / ".ipynb_checkpoints" / "01_a_exercise.ipynb").write_text("{}")
+    (tmp_path / "ann" / "02_b_exercise.ipynb").write_text("{}")
+    (tmp_path / "ben").mkdir()
+    (tmp_path / "ben" / "01_a_exercise.ipynb").write_text("{}")
+    found = [(s.learner, s.exercise, s.path is not None) for s in discover(tmp_path)]
+    assert found == [("ann", "01", False), ("ann", "02", True), ("ben", "01", True), ("ben", "02", False)]
+    with pytest.raises(ConfigurationError, match="not a folder"):
+        discover(tmp_path / "nope")
+
+
+def test_the_summary_counts_the_same_mistake_with_other_timings_once() -> None:
+    grades = [
+        Grade("a", "01", "passed", 1.0, ("good",)),
+        Grade("b", "01", "failed", 1.0, ("your total is 3.10 s",)),
+        Grade("c", "01", "failed", 1.0, ("your total is 2.95 s",)),
+        Grade("d", "01", "missing", None, ("not handed in",)),
+    ]
+    assert pass_rates(grades) == {"01": 0.25}
+    assert common_feedback(grades) == {"01": ("your total is N s", 2)}
+    assert blur("took 1.25 s, 3x") == "took N s, Nx"
+    page = render_html(grades)
+    assert "your total is N s (2×)" in page and "<th>01</th><td>25%</td>" in page and "data:image/png" in page
