@@ -100,12 +100,17 @@ async def test_a_request_without_markers_is_forwarded_byte_for_byte(upstream: Se
 @sync
 async def test_duration_holds_the_final_answer_for_the_whole_conversation(upstream: Served, proxy: Served) -> None:
     agent = agent_of(proxy)
-    quick, held = await asyncio.gather(agent.run("What is 12 + 30?"), agent.run("What is 12 + 30? [duration=10]"))
+    await agent.run("What is 1 + 1?")  # a warm client: its first request also opens a connection
+    quick, held = await asyncio.gather(agent.run("What is 12 + 30?"), agent.run("What is 12 + 30? [duration=40]"))
     await agent.client.close()  # type: ignore[union-attr]
     assert held.turns == quick.turns == 2  # one tool call, then the answer
     assert held.output_text == quick.output_text
-    # as offline, [duration=10] is the whole conversation (0.5 s), not each of its two turns (which makes 1 s)
-    assert 10 * SCALE <= held.duration < 1.6 * 10 * SCALE
+    # As offline, [duration=40] is the whole conversation (2 s), not each of its two turns (which makes 4 s):
+    # the first turn comes at its real latency, the final answer when 2 s have passed since the start.
+    first, last = held.spans[0], held.spans[-1]
+    assert first.kind == last.kind == "model"
+    assert first.duration < 0.5 * 40 * SCALE
+    assert held.duration >= 40 * SCALE and last.end - held.started_at >= 40 * SCALE
 
 
 @sync

@@ -159,8 +159,12 @@ def start_process(
     jitter: float | None = None,
     rpm: int | None = None,
     tpm: int | None = None,
+    upstream: str | None = None,
 ) -> OfflineServer:
-    """Start ``python -m agentlab serve`` as its own process (its own CPU), on a free port."""
+    """Start ``python -m agentlab serve`` as its own process (its own CPU), on a free port.
+
+    With ``upstream`` it is the proxy in front of that API (``serve --upstream URL``, see ``proxy.py``).
+    """
     command = [
         sys.executable,
         "-m",
@@ -178,7 +182,7 @@ def start_process(
         ",".join(fault_kinds),
     ]
     flags = (("--base-latency", base_latency), ("--per-token", per_token), ("--jitter", jitter))
-    for flag, value in (*flags, ("--rpm", rpm), ("--tpm", tpm)):
+    for flag, value in (*flags, ("--upstream", upstream), ("--rpm", rpm), ("--tpm", tpm)):
         if value is not None:
             command += [flag, str(value)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -223,6 +227,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="treat [duration=…], [fault=…], [mistake=…] and [loop] as plain text, as a real model would",
     )
+    parser.add_argument(
+        "--upstream",
+        type=parse_upstream,
+        default=None,
+        metavar="URL",
+        help="proxy mode: forward to this API (e.g. https://api.openai.com/v1), applying the markers here",
+    )
     add_limit_arguments(parser)  # --rpm, --tpm (ratelimit.py)
 
 
@@ -243,9 +254,20 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             seed=faults.seed if args.seed is None else args.seed,
         ),
         markers=getattr(args, "markers", True),
+        upstream=getattr(args, "upstream", None),
         rpm=getattr(args, "rpm", None) or base.rpm,
         tpm=getattr(args, "tpm", None) or base.tpm,
     )
+
+
+def parse_upstream(text: str) -> str:
+    """An http(s) URL such as ``https://api.openai.com/v1``; anything else is an argparse error that says so."""
+    url = text.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")) or len(url.split("//", 1)[1]) == 0:
+        raise argparse.ArgumentTypeError(
+            f"--upstream {text!r} is not an http(s) URL: use e.g. https://api.openai.com/v1"
+        )
+    return url
 
 
 def parse_fault_kinds(text: str) -> tuple[str, ...]:

@@ -85,6 +85,7 @@ class ServerConfig:
     faults: FaultPlan = field(default_factory=FaultPlan)
     max_body_bytes: int = 4 * 1024 * 1024
     markers: bool = True  # False: prompt markers are plain text (no durations, faults, mistakes or loops)
+    upstream: str | None = None  # proxy mode: forward to this API (e.g. https://api.openai.com/v1), see proxy.py
     rpm: int | None = None  # requests per minute (of 60 s × time scale), see ratelimit.py; None: no limit
     tpm: int | None = None  # tokens per minute, input and output; None: no limit
     batch_seconds: float = 2.0  # how long one batch of the Batch API takes (× time scale), see batches.py

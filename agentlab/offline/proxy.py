@@ -43,16 +43,16 @@ from agentlab.offline.proxy_markers import ConversationClock, last_user_text, wi
 from agentlab.offline.server import (
     CONFIG,
     STATS,
-    RequestError,
     Stats,
+    count_requests,
     error_response,
     errors_as_json,
     get_stats,
     inject_fault,
-    parse_body,
     read_attempt,
     read_body,
 )
+from agentlab.offline.validation import RequestError, parse_body
 
 __all__ = ["create_proxy_app", "DEFAULT_UPSTREAM", "PROXY_HEADER"]
 
@@ -78,10 +78,11 @@ class Upstream:
 UPSTREAM = web.AppKey("upstream", Upstream)
 
 
-def create_proxy_app(config: ServerConfig, upstream: str) -> web.Application:
-    """The proxy: the offline server's error shapes and stats, the real API behind it."""
-    app = web.Application(middlewares=[errors_as_json], client_max_size=config.max_body_bytes)
-    app[CONFIG], app[STATS], app[UPSTREAM] = config, Stats(), Upstream(upstream.rstrip("/"))
+def create_proxy_app(config: ServerConfig, upstream: str | None = None) -> web.Application:
+    """The proxy to ``upstream`` (else ``config.upstream``): the offline server's error shapes and counters."""
+    url = (upstream or config.upstream or DEFAULT_UPSTREAM).rstrip("/")
+    app = web.Application(middlewares=[count_requests, errors_as_json], client_max_size=config.max_body_bytes)
+    app[CONFIG], app[STATS], app[UPSTREAM] = config, Stats(), Upstream(url)
     app.cleanup_ctx.append(open_session)
     app.router.add_post("/v1/responses", proxy_response)
     app.router.add_get("/offline/stats", get_stats)
@@ -100,25 +101,13 @@ async def open_session(app: web.Application) -> AsyncIterator[None]:
 async def proxy_response(request: web.Request) -> web.StreamResponse:
     """POST /v1/responses, read top to bottom."""
     arrived = time.monotonic()
-    stats, upstream = request.app[STATS], request.app[UPSTREAM]
-    stats.requests += 1
-    stats.in_flight += 1
-    stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
-    try:
-        raw = await read_body(request)
-        if looped := came_back(request, upstream):
-            response: web.StreamResponse = looped
-        elif not ANY_MARKER.search(raw):  # the usual case: nothing to read or remove, forward the bytes as they are
-            response = await forward(request, upstream, raw)
-        else:
-            response = await apply_markers(request, raw, arrived)
-        stats.statuses[response.status] += 1
-        return response
-    except RequestError as exc:
-        stats.statuses[exc.status] += 1
-        raise
-    finally:
-        stats.in_flight -= 1
+    upstream = request.app[UPSTREAM]
+    raw = await read_body(request)
+    if looped := came_back(request, upstream):
+        return looped
+    if not ANY_MARKER.search(raw):  # the usual case: nothing to read or remove, forward the bytes as they are
+        return await forward(request, upstream, raw)
+    return await apply_markers(request, raw, arrived)
 
 
 async def apply_markers(request: web.Request, raw: bytes, arrived: float) -> web.StreamResponse:

@@ -226,8 +226,13 @@ async def get_stats(request: web.Request) -> web.Response:
 def create_app(config: ServerConfig) -> web.Application:
     """The aiohttp application. aiohttp's own body limit backs up the early Content-Length check.
 
-    A feature adds its routes here (``app.router.add_post(...)``), next to the ones below.
+    A feature adds its routes here (``app.router.add_post(...)``), next to the ones below. With
+    ``config.upstream`` set it is the proxy in front of a real API instead (``proxy.py``).
     """
+    if config.upstream:
+        from agentlab.offline.proxy import create_proxy_app  # proxy.py builds on this module
+
+        return create_proxy_app(config)
     app = web.Application(middlewares=[count_requests, errors_as_json], client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[STATS] = Stats()
