@@ -192,11 +192,13 @@ async def write_stream(
         headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
     )
     await stream.prepare(request)
-    sequence = 0
+    sequence, clock = 0, asyncio.get_running_loop()
+    due = clock.time()  # each event has its moment from the start: a busy server catches up, never drifts
     try:
         for sequence, (event, wait) in enumerate(zip(events[:halfway], waits[:halfway], strict=True)):
+            due += wait
             if wait > 0:
-                await asyncio.sleep(wait)
+                await asyncio.sleep(max(0.0, due - clock.time()))
             await send(stream, event, sequence)
         if fault == "drop":
             return hang_up(request, stream)
