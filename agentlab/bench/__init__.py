@@ -22,5 +22,6 @@ __all__ = ["SECTIONS"]
 SECTIONS: dict[str, str] = {
     "import": "agentlab.bench.importtime",
     "runners": "agentlab.bench.runners",
+    "streaming": "agentlab.bench.streaming",
     "grading": "agentlab.bench.grading",
 }
