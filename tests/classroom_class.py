@@ -93,8 +93,9 @@ LEARNERS: list[tuple[str, str, Callable[[], str] | None]] = [
 
 
 def make_class(root: Path, learners: list[tuple[str, str, Callable[[], str] | None]] = LEARNERS) -> Path:
+    """One folder per learner; alice keeps hers one level down, as nbgrader's assignment folders do."""
     for name, _, make in learners:
-        folder = root / name
+        folder = root / name / ("ps1" if name == "alice" else "")
         folder.mkdir(parents=True)
         if make is not None:
             (folder / EXERCISE.name).write_text(make(), encoding="utf-8")

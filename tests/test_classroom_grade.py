@@ -7,6 +7,7 @@ scale with two notebooks at once, and every row of grades.csv is asserted.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import os
@@ -16,7 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from classroom_class import ANSWER_CELL, EXERCISE, LEARNERS, RIGHT, make_class, with_answer
+from classroom_class import ANSWER_CELL, EXERCISE, LEARNERS, make_class
+
+from agentlab.classroom.discover import discover
+from agentlab.classroom.grade import grade_command
 
 TIMEOUT = 15  # seconds of cell time per notebook: dave's endless loop is stopped after this
 pytestmark = pytest.mark.timeout(600)
@@ -120,28 +124,39 @@ def test_the_report_page_has_the_table_the_chart_and_the_summary(
     assert "1/11 passed" in done.stdout
 
 
-def test_nbgrader_layout_is_found(tmp_path: Path) -> None:
-    folder = tmp_path / "submitted" / "zoe" / "ps1"
-    folder.mkdir(parents=True)
-    (folder / EXERCISE.name).write_text(with_answer(RIGHT)(), encoding="utf-8")
+def test_nbgraders_submitted_folder_is_the_class(tmp_path: Path) -> None:
+    (tmp_path / "submitted" / "zoe" / "ps1").mkdir(parents=True)
+    (tmp_path / "submitted" / "zoe" / "ps1" / EXERCISE.name).write_text("{}")
     (tmp_path / "submitted" / "yann").mkdir()
-    done = grade(tmp_path, tmp_path / "report", "--jobs", "2", "--timeout", str(TIMEOUT))
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = (tmp_path / "report" / "grades.csv").read_text(encoding="utf-8").splitlines()
-    assert [line.split(",")[:3] for line in lines[1:]] == [["yann", "01", "missing"], ["zoe", "01", "passed"]]
+    found = [(s.learner, s.exercise, s.path) for s in discover(tmp_path)]
+    assert found == [("yann", "01", None), ("zoe", "01", tmp_path / "submitted" / "zoe" / "ps1" / EXERCISE.name)]
 
 
-@pytest.mark.parametrize("case", ["no such folder", "no learners", "no exercises", "bad number"])
-def test_the_grader_fails_clearly_only_when_it_cannot_run(tmp_path: Path, case: str) -> None:
-    extra: list[str] = []
-    if case == "no learners":
-        (tmp_path / "class").mkdir()
-    elif case == "no exercises":
-        (tmp_path / "class" / "zoe").mkdir(parents=True)
+def test_no_such_folder_is_a_clear_error_and_exit_status_2(tmp_path: Path) -> None:
+    done = grade(tmp_path / "nope", tmp_path / "report")
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "is not a folder" in done.stderr
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("case", ["no learners", "no exercises", "bad number"])
+def test_the_grader_fails_clearly_only_when_it_cannot_run(
+    tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "class").mkdir()
+    timeout = 0.0 if case == "bad number" else 120.0
+    if case != "no learners":
+        (tmp_path / "class" / "zoe").mkdir()
         (tmp_path / "class" / "zoe" / "notes.txt").write_text("hello")
-    elif case == "bad number":
-        (tmp_path / "class" / "zoe").mkdir(parents=True)
-        extra = ["--timeout", "0"]
-    done = grade(tmp_path / "class", tmp_path / "report", *extra)
-    assert done.returncode == 2 and done.stderr.startswith("error: "), done.stderr
-    assert not (tmp_path / "report" / "grades.csv").exists()
+    args = argparse.Namespace(
+        submissions=tmp_path / "class", out=tmp_path / "report", jobs=2, timeout=timeout, time_scale=0.05, exercises=""
+    )
+    assert grade_command(args) == 2
+    message = capsys.readouterr().err
+    assert (
+        message.startswith("error: ")
+        and {"no learners": "no learner folders", "no exercises": "no exercise notebooks", "bad number": "--timeout"}[
+            case
+        ]
+        in message
+    )
+    assert not (tmp_path / "report").exists()

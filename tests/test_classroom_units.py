@@ -89,3 +89,12 @@ def test_the_summary_counts_the_same_mistake_with_other_timings_once() -> None:
     assert blur("took 1.25 s, 3x") == "took N s, Nx"
     page = render_html(grades)
     assert "your total is N s (2×)" in page and "<th>01</th><td>25%</td>" in page and "data:image/png" in page
+
+
+def test_only_exercises_with_a_check_are_graded(tmp_path: Path) -> None:
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "99_unknown_exercise.ipynb").write_text("{}")
+    (tmp_path / "ann" / "01_a_exercise.ipynb").write_text("{}")
+    assert [s.exercise for s in discover(tmp_path)] == ["01"]
+    with pytest.raises(ConfigurationError, match="no check for exercise 99"):
+        discover(tmp_path, ["99"])

@@ -2,12 +2,13 @@
 
 Each learner's folder may hold any of the exercise notebooks under their own file names (as in
 ``notebooks/exercises/``), at any depth, so nbgrader's assignment folders work as they are. The exercises of
-the class are those given with ``--exercises``, or else every exercise that some learner handed in: a learner
-without that file gets a ``missing`` row.
+the class are those given with ``--exercises``, or else every exercise with a check that some learner handed
+in: a learner without that file gets a ``missing`` row.
 """
 
 from __future__ import annotations
 
+import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,11 @@ def discover(root: Path, exercises: list[str] | None = None) -> list[Submission]
     """Every (learner, exercise) pair of the class, sorted, handed in or not."""
     learners = learner_folders(root)
     handed_in = {learner.name: notebooks_of(learner) for learner in learners}
-    wanted = exercises or sorted({exercise for files in handed_in.values() for exercise in files})
+    checked = checked_exercises()
+    if unknown := [e for e in exercises or [] if e not in checked]:
+        raise ConfigurationError(f"no check for exercise {', '.join(unknown)}: choose from {', '.join(checked)}")
+    found = {exercise for files in handed_in.values() for exercise in files if exercise in checked}
+    wanted = exercises or sorted(found)
     if not wanted:
         raise ConfigurationError(
             f"no exercise notebooks (named like 01_serial_baseline_exercise.ipynb) under {root}: "
@@ -39,6 +44,14 @@ def discover(root: Path, exercises: list[str] | None = None) -> list[Submission]
         for learner in sorted(handed_in)
         for exercise in wanted
     ]
+
+
+def checked_exercises() -> list[str]:
+    """The exercises that have a check module (``agentlab/exercises/exNN.py``): only those can be graded."""
+    import agentlab.exercises
+
+    modules = pkgutil.iter_modules(agentlab.exercises.__path__)
+    return sorted(m.name[2:] for m in modules if m.name.startswith("ex") and exercise_of(f"{m.name[2:]}_.ipynb"))
 
 
 def learner_folders(root: Path) -> list[Path]:
