@@ -1,6 +1,6 @@
 """The layers of design §9, kept by the import graph: import order is reading order.
 
-    errors → results, events → tools → client → agent → runners, budget, batch → views (charts, progress, lanes)
+    errors → results, events → tools → client, budget → agent → runners, batch → views (charts, progress, lanes)
     → exercises, classroom → CLI, demo, bench
 
 A module may import its own layer and the layers below it, never one above. ``agentlab/offline/`` is a leaf:
@@ -29,9 +29,10 @@ LAYERS: list[tuple[float, tuple[str, ...]]] = [
     (0, ("agentlab.errors", "agentlab.clock")),
     (1, ("agentlab.results", "agentlab.events")),
     (2, ("agentlab.tools", "agentlab.tools.*")),
-    (3, ("agentlab.client", "agentlab.streaming", "agentlab.limits")),
+    # budget.py paces model calls (Agent.run(budget=...) takes one), so it sits below the agent, beside the client
+    (3, ("agentlab.client", "agentlab.streaming", "agentlab.limits", "agentlab.budget")),
     (4, ("agentlab.agent",)),
-    (5, ("agentlab.runners", "agentlab.tracker", "agentlab.budget", "agentlab.batch", "agentlab.batch.*")),
+    (5, ("agentlab.runners", "agentlab.tracker", "agentlab.batch", "agentlab.batch.*")),
     (5.5, ("agentlab",)),
     (6, ("agentlab.charts", "agentlab.progress", "agentlab.lanes")),
     (7, ("agentlab.exercises", "agentlab.exercises.*", "agentlab.classroom", "agentlab.classroom.*")),

@@ -1,0 +1,121 @@
+"""The threads that sync tools run in: a bounded pool of daemon threads, of agentlab's own.
+
+Why not ``asyncio.to_thread``? It uses the loop's default pool, ``min(32, cores + 4)`` threads (6 on a
+2-core machine), shared with everything else, and its threads are joined when the interpreter exits. So six
+tools that never return starve every other conversation's tools, and one of them keeps a script from exiting.
+
+Here:
+
+- At most ``size`` sync tool calls run at once (``AGENTLAB_TOOL_THREADS``, default 32); more wait their turn.
+- A thread cannot be cancelled: Python has no way to stop a function that is running in a thread. When the
+  caller of a running call gives up (``task.cancel()``, ``run_bounded(timeout=...)``, Ctrl-C), the call is
+  **abandoned**: its thread runs on until the function returns, and its result is dropped. An abandoned thread
+  no longer counts toward ``size``, so a new thread takes its place and stuck tools never starve the others.
+  At most ``max_abandoned`` (4 × ``size``) stuck threads are replaced this way (``.stuck`` counts them); past
+  that, an abandoned call keeps its place until it returns, so the number of threads stays bounded.
+- Every thread is a daemon: one that is stuck never holds up the interpreter's exit.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Job", "ToolThreads", "tool_threads"]
+
+
+@dataclass(eq=False)
+class Job:
+    """One sync call: what to run, and the future its caller waits on."""
+
+    function: Callable[..., Any]
+    kwargs: dict[str, Any]
+    future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
+    replaced: bool = False  # its caller gave up while it ran, and a new thread took its place
+
+
+class ToolThreads:
+    """A bounded pool of daemon threads whose stuck calls can be written off (see the module's docstring)."""
+
+    def __init__(self, size: int, max_abandoned: int | None = None) -> None:
+        if size < 1:
+            raise ValueError(f"a pool needs at least 1 thread, got size={size}")
+        self.size = size
+        self.max_abandoned = 4 * size if max_abandoned is None else max_abandoned
+        self.workers = 0  # threads that take jobs: busy or idle, at most `size`
+        self.idle = 0  # of those, the ones waiting for a job
+        self.pending = 0  # jobs put in the queue and not yet taken
+        self.stuck = 0  # replaced threads still stuck in a call whose caller gave up
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+
+    def submit(self, function: Callable[..., Any], kwargs: dict[str, Any]) -> Job:
+        """Queue a call; a thread runs it as soon as one is free. Wait on ``job.future``."""
+        job = Job(function, kwargs)
+        with self._lock:
+            self.pending += 1
+            self._jobs.put(job)
+            self._grow()
+        return job
+
+    def abandon(self, job: Job) -> None:
+        """The caller gave up: cancel the call if it has not started, else write its thread off."""
+        if job.future.cancel():
+            return  # not started: a thread will skip it
+        with self._lock:
+            if job.future.done() or job.replaced or self.stuck >= self.max_abandoned:
+                return  # finished meanwhile, written off already, or too many are stuck: it keeps its place
+            job.replaced = True
+            self.stuck += 1
+            self.workers -= 1  # its place goes to a new thread
+            self._grow()
+
+    def _grow(self) -> None:
+        """Start a thread if jobs wait for more threads than are idle (called with the lock held)."""
+        if self.pending > self.idle and self.workers < self.size:
+            self.workers += 1
+            threading.Thread(target=self._work, name="agentlab-tool", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self.idle += 1
+            job = self._jobs.get()
+            with self._lock:
+                self.idle -= 1
+                self.pending -= 1
+            run(job)
+            with self._lock:
+                if job.replaced:
+                    self.stuck -= 1
+                    return  # another thread took its place while it was stuck: it leaves
+
+
+def run(job: Job) -> None:
+    """Run one job in this thread and settle its future (unless its caller cancelled it before it started)."""
+    if not job.future.set_running_or_notify_cancel():
+        return
+    try:
+        result = job.function(**job.kwargs)
+    except BaseException as exc:  # the caller decides what a tool's failure means
+        job.future.set_exception(exc)
+    else:
+        job.future.set_result(result)
+
+
+_pool: ToolThreads | None = None
+_pool_lock = threading.Lock()
+
+
+def tool_threads() -> ToolThreads:
+    """The process's pool for sync tools, made on first use (size from ``AGENTLAB_TOOL_THREADS``)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ToolThreads(int(os.environ.get("AGENTLAB_TOOL_THREADS", "32")))
+        return _pool
