@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from agentlab.results import BatchReport
+from agentlab.results import BatchReport, Span
 
 __all__ = ["Chart", "timeline", "sum_vs_longest", "scaling", "bars", "save_png"]
 
@@ -42,7 +42,11 @@ class Chart(Figure):
 
 
 def timeline(report: BatchReport, *, title: str | None = None) -> Figure:
-    """A Gantt chart: one row per conversation, model and tool spans in two colours, a line at the wall time."""
+    """A Gantt chart: one row per conversation, model and tool spans in two colours, a line at the wall time.
+
+    Spans of one conversation that ran at the same time (parallel tool calls) are drawn on sub-rows of its row,
+    so that the overlap shows. The legend sits outside the axes, where it covers no bar.
+    """
     rows = max(report.n, 1)
     fig = Chart(figsize=(9, min(2 + 0.35 * rows, 14)), layout="constrained")
     ax = fig.add_subplot()
@@ -64,19 +68,7 @@ def timeline(report: BatchReport, *, title: str | None = None) -> Figure:
             hatch="//" if failed else None,
             edgecolor=FAILED_COLOR if failed else "none",
         )
-        for span in conv.spans:
-            if span.kind == "model":
-                ax.barh(
-                    row,
-                    span.duration,
-                    left=span.start,
-                    height=height * 0.6,
-                    color=MODEL_COLOR,
-                    edgecolor="white",
-                    linewidth=0.8,
-                )
-            else:
-                ax.barh(row, max(span.duration, thinnest), left=span.start, height=height * 0.9, color=TOOL_COLOR)
+        draw_spans(ax, row, conv.spans, height, thinnest)
     ax.axvline(report.wall_time, color=IDEAL_COLOR, linestyle="--", linewidth=1.2)
     ax.text(report.wall_time, -0.6, f"wall {report.wall_time:.2f} s ", va="bottom", ha="right", fontsize=9)
     ax.set_yticks(range(report.n), [f"conv {c.index}" for c in report.conversations], fontsize=9 if rows <= 20 else 6)
@@ -90,10 +82,42 @@ def timeline(report: BatchReport, *, title: str | None = None) -> Figure:
             Patch(color=CONVERSATION_COLOR, label="conversation"),
             Patch(facecolor=FAILED_COLOR, alpha=0.35, hatch="//", label="failed"),
         ],
-        loc="lower right",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0,
         fontsize=8,
     )
     return fig
+
+
+def draw_spans(ax: Axes, row: int, spans: Sequence[Span], height: float, thinnest: float) -> None:
+    """One conversation's spans; spans that overlap in time go on sub-rows of the row, one below the other."""
+    lanes = sub_rows(spans, thinnest)
+    count = max(lanes, default=0) + 1
+    for span, lane in zip(spans, lanes, strict=True):
+        model = span.kind == "model"
+        band = (height * (0.6 if model else 0.9)) / count
+        centre = row + (lane - (count - 1) / 2) * band
+        if model:
+            ax.barh(
+                centre, span.duration, left=span.start, height=band, color=MODEL_COLOR, edgecolor="white", linewidth=0.8
+            )
+        else:
+            ax.barh(centre, max(span.duration, thinnest), left=span.start, height=band * 0.9, color=TOOL_COLOR)
+
+
+def sub_rows(spans: Sequence[Span], thinnest: float) -> list[int]:
+    """For each span, the first sub-row whose last span ended before it started (as drawn, at least ``thinnest``)."""
+    ends: list[float] = []
+    lanes = [0] * len(spans)
+    for index in sorted(range(len(spans)), key=lambda i: spans[i].start):  # spans are kept in the order they ended
+        span = spans[index]
+        lane = next((i for i, last in enumerate(ends) if last <= span.start), len(ends))
+        if lane == len(ends):
+            ends.append(0.0)
+        ends[lane] = span.start + max(span.duration, thinnest)
+        lanes[index] = lane
+    return lanes
 
 
 def sum_vs_longest(serial: BatchReport, concurrent: BatchReport, *, title: str | None = None) -> Figure:
@@ -143,7 +167,7 @@ def scaling(reports: Sequence[BatchReport], *, title: str | None = None) -> Figu
     ax.set_ylabel("wall time (s)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # outside: covers no line
     return fig
 
 

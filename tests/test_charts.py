@@ -6,12 +6,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.colors
 import matplotlib.image
 import matplotlib.pyplot as plt
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
-from agentlab.charts import bars, save_png, scaling, sum_vs_longest, timeline
+from agentlab.charts import TOOL_COLOR, bars, save_png, scaling, sum_vs_longest, timeline
 from agentlab.results import BatchReport, ConversationTiming, Span
 
 
@@ -81,3 +83,37 @@ def test_empty_reports_do_not_fail_and_pyplot_stays_clean(tmp_path: pytest.TempP
 def test_charts_show_themselves_as_png_without_pyplot() -> None:
     png = timeline(SERIAL)._repr_png_()  # type: ignore[attr-defined]
     assert png.startswith(b"\x89PNG\r\n") and len(png) > 5_000
+
+
+def overlaps(a: object, b: object) -> bool:
+    return bool(a.overlaps(b))  # type: ignore[attr-defined]
+
+
+def test_no_legend_covers_data() -> None:
+    reports = [BatchReport("run_concurrent", 1.0 + n / 100, tuple(conv(i, 0, 1.0) for i in range(n))) for n in (1, 5)]
+    reports += [BatchReport("run_serial", float(n), tuple(conv(i, i, i + 1.0) for i in range(n))) for n in (1, 9)]
+    for fig in (timeline(SERIAL), timeline(CONCURRENT), scaling(reports)):
+        FigureCanvasAgg(fig).draw()
+        ax = fig.axes[0]
+        legend = ax.get_legend()
+        assert legend is not None
+        box = legend.get_window_extent()
+        assert not any(overlaps(box, patch.get_window_extent()) for patch in ax.patches), "a legend covers a bar"
+        points = [ax.transData.transform(xy) for line in ax.lines for xy in line.get_xydata()]  # type: ignore[union-attr]
+        assert not any(box.contains(x, y) for x, y in points), "a legend covers a point of a line"
+
+
+def test_spans_at_the_same_time_in_one_conversation_are_drawn_on_sub_rows() -> None:
+    parallel = (
+        Span("model", "m", 0.0, 1.0),
+        Span("tool", "sum_slowly", 1.0, 1.5),
+        Span("tool", "sum_slowly", 1.0, 1.5),  # the two calls of one turn, together
+        Span("model", "m", 1.5, 2.0),
+    )
+    report = BatchReport("run_serial", 2.0, (ConversationTiming(0, 0.0, 2.0, "fulfilled", 2, parallel),))
+    ax = timeline(report).axes[0]
+    tools = [p for p in ax.patches if p.get_facecolor()[:3] == matplotlib.colors.to_rgb(TOOL_COLOR)]
+    assert len(tools) == 2
+    (a_low, a_high), (b_low, b_high) = sorted((p.get_y(), p.get_y() + p.get_height()) for p in tools)
+    assert a_high <= b_low, "the two parallel tool calls share a sub-row"
+    assert all(-0.35 <= y <= 0.35 for y in (a_low, a_high, b_low, b_high)), "the sub-rows stay inside the row"
