@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
 
 import openai
 from openai import AsyncOpenAI
@@ -23,6 +23,9 @@ from agentlab.errors import ConfigurationError, MaxTurnsExceeded, translate_erro
 from agentlab.results import AgentEvent, RunResult, Span, Usage
 from agentlab.streaming import stream_response
 from agentlab.tools import Tool, tool
+
+if TYPE_CHECKING:  # budget.py sits above this module; only its type is needed here
+    from agentlab.budget import Budget
 
 __all__ = ["Agent", "InputItem", "Prompt", "EventHandler", "ReasoningEffort"]
 
@@ -68,8 +71,13 @@ class Agent:
         object.__setattr__(self, "tool_schemas", tuple(t.schema() for t in tools))
         object.__setattr__(self, "tools_by_name", {t.name: t for t in tools})
 
-    async def run(self, prompt: Prompt, *, on_event: EventHandler | None = None) -> RunResult:
-        """Hold one conversation: call the model, run the tools it asks for, repeat until it answers."""
+    async def run(
+        self, prompt: Prompt, *, on_event: EventHandler | None = None, budget: Budget | None = None
+    ) -> RunResult:
+        """Hold one conversation: call the model, run the tools it asks for, repeat until it answers.
+
+        With a ``budget`` (``agentlab.budget.Budget``), every model call waits for its share of the rate limit.
+        """
         messages = start_transcript(prompt)  # a fresh local list: this run's state lives here
         client = self.client or default_client()
         spans: list[Span] = []
@@ -81,7 +89,7 @@ class Agent:
             if on_event:
                 on_event(AgentEvent("model_start", self.model, f"turn {turn}", time.perf_counter()))
             t0 = time.perf_counter()
-            response = await self.create_response(client, messages, on_event)
+            response = await self.create_response(client, messages, on_event, budget)
             spans.append(Span("model", self.model, t0, time.perf_counter()))
             if response.usage:
                 usage += Usage(response.usage.input_tokens, response.usage.output_tokens)
@@ -116,7 +124,11 @@ class Agent:
         raise MaxTurnsExceeded(self.max_turns, messages)
 
     async def create_response(
-        self, client: AsyncOpenAI, messages: list[InputItem], on_event: EventHandler | None = None
+        self,
+        client: AsyncOpenAI,
+        messages: list[InputItem],
+        on_event: EventHandler | None = None,
+        budget: Budget | None = None,
     ) -> Response:
         """One model call. Its failures (after the client's own retries) become ``BackendError`` (errors.py)."""
         # `input` and `tools` are already plain JSON in the wire shape, so they go in `extra_body`: passed as
@@ -128,6 +140,8 @@ class Agent:
         request: dict[str, Any] = {"model": self.model, "instructions": self.instructions, "extra_body": body}
         request["parallel_tool_calls"] = self.parallel_tool_calls
         try:
+            if budget is not None:  # reserve, send, settle, and retry through the budget (budget.py)
+                return await budget.create_response(client, stream=self.stream, **request)
             if self.stream:  # the same Response, read from its stream of events (agentlab/streaming.py)
                 return await stream_response(client, request, on_event)
             response: Response = await client.responses.create(**request)

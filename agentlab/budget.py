@@ -177,7 +177,7 @@ class Budget:
         self.stats.rate_limited += status == 429
         if self.stats.log is not None:
             self.stats.log.append((now, used, status))
-        self.wake()
+        self.changed.set()  # wake the head of the queue: tokens may have come back
 
     def hear(self, server: RateHeaders, now: float) -> None:
         """Take limits and the minute from the headers, and come down to what the server has left."""
@@ -212,17 +212,15 @@ class Budget:
             self.input_ratio = max(ratio, 0.9 * self.input_ratio + 0.1 * ratio)
         self.outputs.append(output_tokens)
 
-    def refused(self, reservation: Reservation, exc: openai.APIStatusError) -> float:
-        """A 4xx/5xx answer: settle it, and return how long to wait before trying again."""
-        headers = exc.response.headers
-        self.settle(reservation, 0 if exc.status_code == 429 else reservation.input_tokens, headers, exc.status_code)
+    def refused(self, reservation: Reservation, exc: openai.APIError) -> float | None:
+        """A 4xx/5xx answer or a lost connection: settle it; how long the server asks to wait, if it says."""
+        status = exc.status_code if isinstance(exc, openai.APIStatusError) else 0
+        headers = exc.response.headers if isinstance(exc, openai.APIStatusError) else {}
+        self.settle(reservation, 0 if status == 429 else reservation.input_tokens, headers, status)
         wait = retry_after(headers)
-        if exc.status_code == 429:
+        if status == 429:  # nothing goes out until the server's Retry-After has passed
             self.paused_until = max(self.paused_until, self.clock() + (wait if wait is not None else 1.0))
-        return wait if wait is not None else 0.0
-
-    def wake(self) -> None:
-        self.changed.set()
+        return wait
 
     def primitives(self) -> tuple[asyncio.Lock, asyncio.Event]:
         """The lock and the event of the running loop (made again if the budget moved to another loop)."""
@@ -233,31 +231,31 @@ class Budget:
 
     # -- The whole call: reserve, send, settle; retry through the budget -------------------------------------
 
-    async def create_response(self, client: AsyncOpenAI, **request: Any) -> Response:
+    async def create_response(self, client: AsyncOpenAI, *, stream: bool = False, **request: Any) -> Response:
         """``client.responses.create(**request)`` through the budget, with its retries."""
+        if stream:
+            raise ConfigurationError("a budget paces whole answers: use Agent(stream=False) under a budget")
         quiet = self.quiet_clients.get(client)
         if quiet is None:
             quiet = self.quiet_clients[client] = client.with_options(max_retries=0)
-        input_tokens = estimate_input_tokens(request)
-        return await self.call(lambda: quiet.responses.with_raw_response.create(**request), input_tokens)
 
-    async def call(self, send: Callable[[], Awaitable[Any]], input_tokens: int) -> Response:
+        def send(attempt: int) -> Awaitable[Any]:  # a retry says so, as the openai client's own retries do
+            headers = {**(request.get("extra_headers") or {}), "x-stainless-retry-count": str(attempt)}
+            return quiet.responses.with_raw_response.create(**{**request, "extra_headers": headers})
+
+        return await self.call(send, estimate_input_tokens(request))
+
+    async def call(self, send: Callable[[int], Awaitable[Any]], input_tokens: int) -> Response:
         """Send through the budget until an answer comes, or the retries are spent (then the error is raised)."""
         for attempt in range(self.max_retries + 1):
             reservation = await self.reserve(input_tokens)
             try:
-                raw = await send()
-            except openai.APIStatusError as exc:
+                raw = await send(attempt)
+            except (openai.APIStatusError, openai.APIConnectionError) as exc:
                 wait = self.refused(reservation, exc)
                 if not should_retry(exc) or attempt == self.max_retries:
                     raise
-                await self.back_off(attempt, wait, exc.status_code)
-                continue
-            except openai.APIConnectionError:
-                self.settle(reservation, reservation.input_tokens, {}, 0)
-                if attempt == self.max_retries:
-                    raise
-                await self.back_off(attempt, None, 0)
+                await self.back_off(attempt, wait, getattr(exc, "status_code", 0))
                 continue
             except BaseException:  # cancelled (a timeout): the tokens may have been spent; keep them
                 self.settle(reservation, reservation.input_tokens, {}, 0)

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from openai import APIStatusError
+from openai import APIConnectionError, APIStatusError
 
 from agentlab.errors import ConfigurationError
 
@@ -233,8 +233,10 @@ def check_count(name: str, value: int) -> int:
     return value
 
 
-def should_retry(exc: APIStatusError) -> bool:
-    """Retry what the openai client retries (408, 409, 429, 5xx), unless the server says not to."""
+def should_retry(exc: APIStatusError | APIConnectionError) -> bool:
+    """Retry what the openai client retries (lost connections, 408, 409, 429, 5xx), unless the server says not to."""
+    if not isinstance(exc, APIStatusError):
+        return True
     if exc.response.headers.get("x-should-retry") == "false":
         return False
     return exc.status_code in RETRYABLE or exc.status_code >= 500

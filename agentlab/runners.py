@@ -22,6 +22,7 @@ from collections.abc import AsyncGenerator, Awaitable, Coroutine, Iterable, Sequ
 from typing import Any, TypeVar
 
 from agentlab.agent import Agent, Prompt, check_prompts
+from agentlab.budget import Budget, budget_for_batch
 from agentlab.events import BatchEventHandler, ProgressOption
 from agentlab.results import Batch, Outcome, RunResult
 from agentlab.tracker import BatchTracker
@@ -87,8 +88,11 @@ async def run_bounded(
     agent: Agent,
     prompts: Iterable[Prompt],
     *,
-    max_concurrency: int,
+    max_concurrency: int | None = None,
     timeout: float | None = None,
+    requests_per_minute: float | None = None,
+    tokens_per_minute: float | None = None,
+    budget: Budget | None = None,
     progress: ProgressOption = False,
     log: bool = False,
     on_event: BatchEventHandler | None = None,
@@ -96,9 +100,13 @@ async def run_bounded(
     """Like ``run_settled``, but at most ``max_concurrency`` conversations run at once (a semaphore),
     and each one that runs longer than ``timeout`` seconds is cancelled and becomes
     ``Rejected(ConversationTimeout)``. A conversation's time counts from when it gets its turn to run.
+
+    ``requests_per_minute`` / ``tokens_per_minute`` (or a ``budget`` shared with other batches) pace every
+    model call to the provider's rate limit instead (``agentlab.budget``): no 429s, the whole limit used.
     """
     limiter, timeout = check_limits(max_concurrency, timeout)
-    batch = BatchTracker("run_bounded", check_prompts(prompts), progress, log, on_event)
+    budget = budget_for_batch(budget, requests_per_minute, tokens_per_minute, bounded=limiter is not None)
+    batch = BatchTracker("run_bounded", check_prompts(prompts), progress, log, on_event, budget)
     with batch:
         outcomes = await gather_or_cancel(
             [batch.settle_one(agent, i, p, limiter, timeout) for i, p in enumerate(batch.prompts)]

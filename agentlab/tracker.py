@@ -11,6 +11,7 @@ import contextlib
 import time
 
 from agentlab.agent import Agent, EventHandler, Prompt
+from agentlab.budget import Budget
 from agentlab.errors import ConversationTimeout, MaxTurnsExceeded
 from agentlab.events import BatchEventHandler, ProgressOption, make_progress
 from agentlab.results import AgentEvent, BatchReport, ConversationTiming, Fulfilled, Outcome, Rejected, RunResult
@@ -31,8 +32,10 @@ class BatchTracker:
         progress: ProgressOption,
         log: bool,
         on_event: BatchEventHandler | None,
+        budget: Budget | None = None,
     ) -> None:
         self.runner = runner
+        self.budget = budget  # run_bounded(..., budget=...): every model call of the batch spends from it
         self.prompts = prompts
         self.progress = make_progress(progress)
         self.listeners: list[BatchEventHandler] = [h for h in (on_event, self.log_event if log else None) if h]
@@ -64,7 +67,7 @@ class BatchTracker:
             limit = asyncio.timeout(timeout)
             try:
                 async with limit:
-                    result = await agent.run(prompt, on_event=self.handler_for(index))
+                    result = await agent.run(prompt, on_event=self.handler_for(index), budget=self.budget)
             except TimeoutError:
                 if timeout is None or not limit.expired():  # a TimeoutError of the conversation's own
                     raise
