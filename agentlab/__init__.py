@@ -6,6 +6,7 @@ durations), ``run_concurrent`` (about the longest one), ``run_settled`` (keep pa
 """
 
 from agentlab.agent import Agent
+from agentlab.budget import Budget, RequestTooLarge
 from agentlab.client import DEFAULT_MODEL, default_client, make_client, offline_server, run_sync
 from agentlab.errors import (
     AgentLabError,
@@ -39,6 +40,7 @@ __all__ = [
     "AgentEvent",
     "AgentLabError",
     "BackendError",
+    "Budget",
     "Batch",
     "BatchReport",
     "ConfigurationError",
@@ -48,6 +50,7 @@ __all__ = [
     "MaxTurnsExceeded",
     "Outcome",
     "Rejected",
+    "RequestTooLarge",
     "RunResult",
     "Span",
     "Tool",
