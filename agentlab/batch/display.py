@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from openai.types import Batch as ApiBatch
 
-__all__ = ["RoundDisplay", "TqdmRounds", "make_display"]
+__all__ = ["RoundDisplay", "TqdmRounds", "SimulatedCrash", "crash_at_round", "make_display"]
 
 
 class RoundDisplay(Protocol):
@@ -65,3 +65,28 @@ def make_display(progress: bool | RoundDisplay) -> RoundDisplay | None:
     if progress is False or progress is None:
         return None
     return progress
+
+
+class SimulatedCrash(RuntimeError):
+    """Raised by ``crash_at_round``: the run stops as if its kernel had died there."""
+
+
+class CrashAtRound:
+    def __init__(self, round_number: int) -> None:
+        self.round = round_number
+
+    def show(self, round_number: int, batch: ApiBatch) -> None:
+        if round_number >= self.round:
+            raise SimulatedCrash(
+                f"simulated crash in round {round_number}, while {batch.id} was {batch.status}: "
+                "run run_batched again with the same state_path to go on"
+            )
+
+
+def crash_at_round(round_number: int) -> RoundDisplay:
+    """A 'display' that stops the run the first time it sees this round's batch (for lessons and tests).
+
+    By then the round's file is uploaded and its batch created, and both are in the state file: the moment a
+    crash is most likely to send a turn twice, if the state were not kept.
+    """
+    return CrashAtRound(round_number)

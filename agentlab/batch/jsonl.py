@@ -1,7 +1,7 @@
 """The Batch API's files: request lines out, result lines back in. The building blocks of ``run_batched``.
 
 - ``request_line`` / ``write_batch_jsonl``: one line per conversation, with exactly the body that
-  ``Agent.run`` would send for its next turn, under a ``custom_id`` (``conv-3``, or ``conv-3-turn-2``).
+  ``Agent.run`` would send for its next turn, under a ``custom_id`` (``conv-3``, or ``<run>-conv-3-turn-2``).
 - ``parse_results`` / ``read_batch_results``: the lines of the output and error files, matched back by
   ``custom_id`` whatever their order. A bad line never raises: a line that is cut off or does not parse, a
   body that is not a ``Response``, or an error answer each make *that* conversation ``Rejected`` with the
@@ -30,9 +30,9 @@ ENDPOINT: Final = "/v1/responses"
 CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([^"\\]{1,512})"')
 
 
-def custom_id(index: int, turn: int | None = None) -> str:
-    """``conv-3`` for a first-turn file, ``conv-3-turn-2`` for the turns of ``run_batched``."""
-    return f"conv-{index}" if turn is None else f"conv-{index}-turn-{turn}"
+def custom_id(index: int, turn: int | None = None, run_id: str = "") -> str:
+    """``conv-3`` for a first-turn file; ``5f3a9c01-conv-3-turn-2`` for the turns of a ``run_batched`` run."""
+    return f"conv-{index}" if turn is None else f"{run_id}-conv-{index}-turn-{turn}"
 
 
 def request_body(agent: Agent, prompt: Prompt | list[InputItem]) -> dict[str, Any]:

@@ -120,7 +120,7 @@ async def run_round(
 
 async def upload_round(agent: Agent, client: AsyncOpenAI, state: RunState) -> dict[str, Any]:
     open_now = state.open()
-    ids = {custom_id(i, state.conversations[i].turns + 1): i for i in open_now}
+    ids = {custom_id(i, state.conversations[i].turns + 1, state.run_id): i for i in open_now}
     lines = [request_line(agent, state.conversations[i].messages, line_id) for line_id, i in ids.items()]
     data = "".join(line + "\n" for line in lines).encode("utf-8")
     uploaded = await client.files.create(file=(f"round-{state.round}.jsonl", data), purpose="batch")

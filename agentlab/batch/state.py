@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class Conversation:
 class RunState:
     fingerprint: str
     n: int
+    run_id: str = field(default_factory=lambda: secrets.token_hex(4))  # in every custom_id: unique per run
     started: float = field(default_factory=time.time)
     round: int = 1
     pending: dict[str, Any] | None = None  # the round in flight: input_file_id, batch_id, custom_ids, submitted
