@@ -148,7 +148,13 @@ def test_the_grader_fails_clearly_only_when_it_cannot_run(
         (tmp_path / "class" / "zoe").mkdir()
         (tmp_path / "class" / "zoe" / "notes.txt").write_text("hello")
     args = argparse.Namespace(
-        submissions=tmp_path / "class", out=tmp_path / "report", jobs=2, timeout=timeout, time_scale=0.05, exercises=""
+        submissions=tmp_path / "class",
+        out=tmp_path / "report",
+        jobs=2,
+        timeout=timeout,
+        time_scale=0.05,
+        exercises="",
+        no_fork=False,
     )
     assert grade_command(args) == 2
     message = capsys.readouterr().err
@@ -160,3 +166,11 @@ def test_the_grader_fails_clearly_only_when_it_cannot_run(
         in message
     )
     assert not (tmp_path / "report").exists()
+
+
+def test_without_the_zygote_every_kernel_starts_from_scratch(tmp_path: Path) -> None:
+    make_class(tmp_path / "class", [LEARNERS[0]])
+    done = grade(tmp_path / "class", tmp_path / "report", "--no-fork", "--timeout", str(TIMEOUT))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = (tmp_path / "report" / "grades.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[1].startswith("alice,01,passed,"), rows

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from agentlab.classroom.discover import Submission
+from agentlab.classroom.forking import KERNEL_NAME
 from agentlab.classroom.notebook import BadSubmission, answer_notes, prepare, read_submission
 from agentlab.classroom.reference import Reference, source_of
 from agentlab.exercises import CHECK_MIME
@@ -48,6 +51,7 @@ class Options:
     time_scale: float  # AGENTLAB_TIME_SCALE of the kernels and the server
     server_url: str  # the shared offline server's base URL
     executed: Path  # where the executed copies go
+    kernels: KernelSpecManager | None = None  # the forked kernels' kernelspec (forking.py), or None: python3
 
 
 @dataclass
@@ -114,6 +118,7 @@ async def execute(notebook: nbformat.NotebookNode, options: Options) -> Run:
     with tempfile.TemporaryDirectory(prefix="agentlab-grade-") as folder:
         client = NotebookClient(
             notebook,
+            km=kernel_manager(options),
             kernel_name="python3",
             timeout_func=cell_timeout,
             allow_errors=True,
@@ -133,6 +138,13 @@ async def execute(notebook: nbformat.NotebookNode, options: Options) -> Run:
         except Exception as exc:  # the kernel would not start, or nbclient broke: this notebook's row says so
             run.ended = f"could not run the notebook: {type(exc).__name__}: {str(exc)[:200]}"
     return run
+
+
+def kernel_manager(options: Options) -> AsyncKernelManager | None:
+    """A manager for a forked kernel, or None to let nbclient start a python3 kernel from scratch."""
+    if options.kernels is None:
+        return None
+    return AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=options.kernels)
 
 
 def kernel_environment(options: Options) -> dict[str, str]:
