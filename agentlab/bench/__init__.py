@@ -22,6 +22,7 @@ __all__ = ["SECTIONS"]
 SECTIONS: dict[str, str] = {
     "import": "agentlab.bench.importtime",
     "runners": "agentlab.bench.runners",
+    "proxy": "agentlab.bench.proxy",
     "streaming": "agentlab.bench.streaming",
     "grading": "agentlab.bench.grading",
 }
