@@ -243,3 +243,29 @@ def test_progress_shows_each_round_and_cost_uses_the_table_given(server: Any, ca
     cost = outcomes.report.cost
     usage = outcomes[0].value.usage
     assert cost.live == pytest.approx(usage.total_tokens / 1e6) and cost.discount == pytest.approx(0.25)
+
+
+def test_a_failed_batch_gives_each_of_its_conversations_the_reason() -> None:
+    from openai.types import Batch as ApiBatch
+
+    from agentlab.batch.run import apply_results
+    from agentlab.batch.state import RunState
+
+    agent = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS)
+    state = RunState.start(agent, ["What is 1 + 1?", "Hello!"])
+    state.pending = {"custom_ids": {"x-conv-0-turn-1": 0, "x-conv-1-turn-1": 1}, "submitted": time.time()}
+    failed = ApiBatch.model_validate(
+        {
+            "id": "batch_1",
+            "object": "batch",
+            "endpoint": "/v1/responses",
+            "input_file_id": "file-1",
+            "completion_window": "24h",
+            "created_at": 0,
+            "status": "failed",
+            "errors": {"object": "list", "data": [{"code": "too_many_tasks", "line": None, "message": "Too many."}]},
+        }
+    )
+    asyncio.run(apply_results(agent, state, failed, {}))
+    assert [c.status for c in state.conversations] == ["rejected", "rejected"]
+    assert all("ended failed" in (c.error or "") and "too_many_tasks" in (c.error or "") for c in state.conversations)

@@ -228,3 +228,13 @@ def test_a_batch_past_its_window_expires_with_what_it_answered() -> None:
         assert done and skipped and len(done) + len(skipped) == 500
         assert {x["error"]["code"] for x in skipped.values()} == {"batch_expired"}
         assert Batch.model_validate(batch.model_dump()) == batch
+
+
+def test_files_are_held_with_a_cap_the_oldest_dropped_first() -> None:
+    capped = ServerConfig(LatencyModel(time_scale=0.05), max_stored_bytes=2500)
+    with start(capped) as running, OpenAI(base_url=running.base_url, api_key="x", max_retries=0) as client:
+        ids = [client.files.create(file=(f"{i}.jsonl", b"x" * 1000), purpose="batch").id for i in range(4)]
+        with pytest.raises(openai.NotFoundError):
+            client.files.retrieve(ids[0])
+        assert [client.files.retrieve(i).bytes for i in ids[2:]] == [1000, 1000]
+
