@@ -237,4 +237,3 @@ def test_files_are_held_with_a_cap_the_oldest_dropped_first() -> None:
         with pytest.raises(openai.NotFoundError):
             client.files.retrieve(ids[0])
         assert [client.files.retrieve(i).bytes for i in ids[2:]] == [1000, 1000]
-
