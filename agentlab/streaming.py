@@ -73,8 +73,8 @@ async def collect_stream(
     except openai.APIConnectionError as exc:
         raise BackendError(
             f"the model server closed the connection in the middle of a streamed response, after {seen} events "
-            f"and before response.completed ({type(exc.__cause__ or exc).__name__}). Try the conversation "
-            "again; run_settled keeps the other conversations' results."
+            "and before response.completed. Try the conversation again; run_settled keeps the other "
+            "conversations' results."
         ) from exc
     except openai.APIError as exc:  # an `error` event, which the client raises itself
         raise BackendError(f"the model server reported an error in the stream: {exc.message}") from exc
