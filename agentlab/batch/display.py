@@ -28,16 +28,17 @@ class TqdmRounds:
 
     def show(self, round_number: int, batch: ApiBatch) -> None:
         counts = batch.request_counts
-        total = counts.total if counts and counts.total else None
+        finished = batch.status in ("completed", "failed", "expired", "cancelled")
         if round_number != self.round:
             self.close()
-            self.round, self.bar = round_number, new_bar(f"round {round_number}", total)
-        if total and self.bar.total != total:
-            self.bar.total = total
-        if counts:
-            self.bar.n = counts.completed + counts.failed
+            self.round = round_number
+        if self.bar is None and (counts and counts.total or finished):  # the size is known once it validated
+            self.bar = new_bar(f"round {round_number}", counts.total if counts else 0)
+        if self.bar is None:
+            return
+        self.bar.n = counts.completed + counts.failed if counts else 0
         self.bar.set_postfix_str(f"{batch.status}, {counts.failed if counts else 0} failed", refresh=True)
-        if batch.status in ("completed", "failed", "expired", "cancelled"):
+        if finished:
             self.close()
 
     def close(self) -> None:
@@ -46,7 +47,7 @@ class TqdmRounds:
             self.bar = None
 
 
-def new_bar(label: str, total: int | None) -> Any:
+def new_bar(label: str, total: int) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tqdm warns when ipywidgets is missing; the text bar is fine
         try:
