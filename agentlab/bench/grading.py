@@ -3,7 +3,7 @@
 The class is made from the course's own exercise notebook, its answer cell edited: the solution's answer for
 most learners, and wrong answers, a cell that raises, a cell that never ends, a kernel that dies, a deleted
 answer cell, a file that is not JSON and a learner who handed nothing in. The grader runs as a teacher runs
-it, in its own process with its defaults (``--jobs`` = the cores, ``--time-scale`` 0.05) and a ``--timeout``
+it, in its own process with its defaults (``--jobs`` = the cores, ``--time-scale`` 0.1) and a ``--timeout``
 of 20 s, so the endless cell holds one slot for 20 s. The figure is the wall time of the whole command; the
 machine's load average is recorded beside it, since other work on the same cores slows every kernel down.
 """

@@ -16,7 +16,7 @@ def add_classroom_commands(commands: Any) -> None:
     grade.add_argument("--out", type=Path, required=True, help="where to write grades.csv, report.html, executed/")
     grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="notebooks at once (default: cores)")
     grade.add_argument("--timeout", type=float, default=120.0, help="seconds of cell time per notebook (120)")
-    grade.add_argument("--time-scale", type=float, default=0.05, help="AGENTLAB_TIME_SCALE of the kernels (0.05)")
+    grade.add_argument("--time-scale", type=float, default=0.1, help="AGENTLAB_TIME_SCALE of the kernels (0.1)")
     grade.add_argument("--exercises", default="", help="comma-separated, e.g. 01,02 (default: all handed in)")
     grade.add_argument("--no-fork", action="store_true", help="start each kernel from scratch (slower)")
     grade.set_defaults(run=run_grade)
