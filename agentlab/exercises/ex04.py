@@ -62,10 +62,12 @@ def judge(name: str, mine: float, report: BatchReport) -> str | None:
 
 
 def meaning(report: BatchReport) -> str:
+    """What the two figures say about this batch (numbers only as ``1.67x``, which nbval's sanitizer knows)."""
     return (
-        f"A speedup of {report.speedup:.2f}x means that on average {report.speedup:.1f} of the {report.n} "
-        f"conversations ran at once; an efficiency of {report.efficiency:.0%} means that the batch took "
-        f"{1 / report.efficiency:.2f}x as long as its longest conversation (100% would be the best case)."
+        f"A speedup of {report.speedup:.2f}x means that the conversations added up to {report.speedup:.2f}x the "
+        "wall time: that many ran at once, on average. An efficiency of "
+        f"{report.efficiency:.0%} means that the batch took {1 / report.efficiency:.2f}x as long as its longest "
+        "conversation (100% would be the best case)."
     )
 
 
