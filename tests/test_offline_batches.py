@@ -237,3 +237,25 @@ def test_files_are_held_with_a_cap_the_oldest_dropped_first() -> None:
         with pytest.raises(openai.NotFoundError):
             client.files.retrieve(ids[0])
         assert [client.files.retrieve(i).bytes for i in ids[2:]] == [1000, 1000]
+
+
+def test_malformed_requests_are_400_never_500(client: OpenAI, server: Any) -> None:
+    base = server.base_url
+    answers = [
+        httpx.post(base + "/files", json={"purpose": "batch"}),  # not multipart
+        httpx.post(
+            base + "/files", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}
+        ),
+        httpx.post(base + "/files", files={"file": ("a.jsonl", b"{}\n")}),  # no purpose
+        httpx.post(base + "/files", data={"purpose": "batch"}, files={"other": ("a", b"x")}),  # no file
+        httpx.get(base + "/batches", params={"limit": "0"}),
+        httpx.get(base + "/batches", params={"limit": "many"}),
+        httpx.post(base + "/batches", json={"endpoint": "/v1/responses", "completion_window": "24h"}),
+        httpx.post(base + "/batches", json=["not", "an", "object"]),
+        httpx.post(base + "/batches/batch_nope/cancel"),
+        httpx.get(base + "/files/file-nope/content"),
+        httpx.delete(base + "/files/file-nope"),
+    ]
+    assert [a.status_code for a in answers] == [400, 400, 400, 400, 400, 400, 400, 400, 404, 404, 404]
+    assert all(set(a.json()["error"]) == {"message", "type", "param", "code"} for a in answers)
+    assert client.batches.list(limit=5, after="batch_unknown").data == []

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from agentlab.offline.files import api_error
 
@@ -151,7 +153,7 @@ def skipped_line(line: InputLine, code: str) -> dict[str, Any]:
 async def read_json(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.read())
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, HttpProcessingError, RequestPayloadError):
         raise api_error(400, "The request body is not valid JSON.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise api_error(400, "The request body must be a JSON object.", code="invalid_json")

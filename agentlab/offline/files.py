@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 __all__ = [
     "FileLimits",
@@ -141,7 +143,7 @@ async def upload_file(request: web.Request) -> web.Response:
         raise api_error(400, "Upload the file as multipart/form-data with the fields 'file' and 'purpose'.")
     try:
         purpose, filename, data = await read_form(request, limit)
-    except (ValueError, UnicodeError, AssertionError) as exc:  # a form that is not well made
+    except (ValueError, UnicodeError, AssertionError, HttpProcessingError, RequestPayloadError) as exc:  # not well made
         raise api_error(400, f"The multipart form could not be read ({exc}).", code="invalid_body") from None
     if purpose is None:
         raise api_error(
