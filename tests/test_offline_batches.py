@@ -259,3 +259,42 @@ def test_malformed_requests_are_400_never_500(client: OpenAI, server: Any) -> No
     assert [a.status_code for a in answers] == [400, 400, 400, 400, 400, 400, 400, 400, 404, 404, 404]
     assert all(set(a.json()["error"]) == {"message", "type", "param", "code"} for a in answers)
     assert client.batches.list(limit=5, after="batch_unknown").data == []
+
+
+def test_odd_lines_end_in_a_failed_batch_or_in_the_error_file_never_a_server_error(client: OpenAI) -> None:
+    odd_bodies: list[Any] = [
+        {"model": 5, "input": "Hi"},
+        {"model": "gpt-5-mini", "input": [[[]]]},
+        {"model": "gpt-5-mini", "input": "Hi", "stream": True},
+        {"model": "gpt-5-mini", "input": "Hi", "tools": [{"type": "web_search"}]},
+        {"model": "gpt-5-mini", "input": [{"type": "function_call_output", "call_id": "x", "output": "1"}]},
+        {"model": "gpt-5-mini", "input": "x" * 100_000},
+    ]
+    lines = [
+        {"custom_id": f"odd-{i}", "method": "POST", "url": "/v1/responses", "body": b} for i, b in enumerate(odd_bodies)
+    ]
+    batch = wait(
+        client,
+        client.batches.create(
+            input_file_id=upload(client, lines).id, endpoint="/v1/responses", completion_window="24h"
+        ).id,
+    )
+    assert batch.status == "completed" and batch.request_counts
+    errors = results(client, batch.error_file_id)
+    statuses = {cid: e["response"]["status_code"] for cid, e in errors.items()}
+    assert all(400 <= s < 500 for s in statuses.values()), statuses
+    assert batch.request_counts.completed + batch.request_counts.failed == len(odd_bodies)
+    for bad_file in (
+        b'{"custom_id": "a", "body": {}, "url": "/v1/responses"}\n' + b"[" * 5000,
+        b"\xff\xfe\n",
+        b"\n\n\n",
+    ):
+        failed = wait(
+            client,
+            client.batches.create(
+                input_file_id=client.files.create(file=("x.jsonl", bad_file), purpose="batch").id,
+                endpoint="/v1/responses",
+                completion_window="24h",
+            ).id,
+        )
+        assert failed.status == "failed" and failed.errors and failed.errors.data
