@@ -176,6 +176,8 @@ def test_a_state_file_of_another_run_is_refused_and_left_alone(server: Any, tmp_
     with pytest.raises(ConfigurationError, match="another run"):
         asyncio.run(run(["What is 2 + 3?", "Hello!"], max_turns=3))
     assert state_path.read_bytes() == saved
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        asyncio.run(run_batched(Agent(name="a", instructions="."), ["Hi"], state_path=tmp_path / "no" / "s.json"))
     state_path.write_text("not json")
     with pytest.raises(ConfigurationError, match="not the state file"):
         asyncio.run(run(["What is 2 + 3?", "Hello!"]))

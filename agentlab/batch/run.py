@@ -30,7 +30,7 @@ from agentlab.batch.outcomes import build_batch
 from agentlab.batch.report import Price
 from agentlab.batch.state import Conversation, RunState, load_state, save_state
 from agentlab.client import default_client
-from agentlab.errors import BackendError, translate_error
+from agentlab.errors import BackendError, ConfigurationError, translate_error
 from agentlab.results import Batch, Outcome
 
 __all__ = ["run_batched"]
@@ -62,6 +62,10 @@ async def run_batched(
         raise ValueError(f"poll_interval must be a number of seconds greater than 0, got {poll_interval!r}")
     checked = check_prompts(prompts)
     path = Path(state_path) if state_path is not None else None
+    if path is not None and not path.parent.is_dir():
+        raise ConfigurationError(
+            f"state_path={str(path)!r}: its folder {str(path.parent)!r} does not exist; make it first"
+        )
     state = (load_state(path, agent, checked) if path else None) or RunState.start(agent, checked)
 
     def save() -> None:
