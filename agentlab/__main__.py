@@ -26,12 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("bench", help="run the benchmark (agentlab bench --help for its options)", add_help=False)
     add_classroom_commands(commands)
     args, rest = parser.parse_known_args(argv)
-    if args.command == "serve":
-        return serve_command(args)
     if args.command == "bench":
-        return bench_command(rest)
+        return bench_command(rest)  # only the benchmark takes arguments it parses itself
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "serve":
+        return serve_command(args)
     if args.command in ("grade", "handout"):
         return int(args.run(args))
     from agentlab.demo import run_demo  # imported late: matplotlib is slow to import

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from agentlab.offline.markers import MAX_DURATION, parse_markers, strip_markers
+from agentlab.offline.markers import MAX_DURATION, MAX_SCANNED, parse_markers, strip_markers
 
 
 def test_every_marker_is_read() -> None:
@@ -22,14 +22,23 @@ def test_a_duration_of_400_nines_is_capped_like_a_hang() -> None:
 
 def test_parsing_is_linear_in_the_prompt_length() -> None:
     def seconds(text: str) -> float:
-        start = time.perf_counter()
-        parse_markers(text)
-        strip_markers(text)
-        return time.perf_counter() - start
+        """The best of three: the machine is shared."""
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            parse_markers(text)
+            strip_markers(text)
+            times.append(time.perf_counter() - start)
+        return min(times)
 
     small, large = seconds("[a=" * 4_000), seconds("[a=" * 64_000)
     assert large < 40 * max(small, 1e-4)  # 16x the input: quadratic would be 256x
     assert seconds("[a=" * 1_000_000) < 2.0
+
+
+def test_a_prompt_too_long_to_scan_has_no_markers() -> None:
+    assert parse_markers("x" * MAX_SCANNED + "[fault=500]") == parse_markers("")
+    assert parse_markers("x" * (MAX_SCANNED - 20) + "[fault=500]").fault == "500"
 
 
 def test_strip_markers_keeps_everything_else() -> None:

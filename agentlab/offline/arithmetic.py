@@ -16,7 +16,18 @@ from typing import Literal, TypeAlias
 
 from agentlab.offline.lexer import Tokens, tokenize
 
-__all__ = ["Op", "Operation", "OPERATIONS", "Num", "Node", "Expr", "ParseError", "parse_prompt", "operations"]
+__all__ = [
+    "Op",
+    "Operation",
+    "OPERATIONS",
+    "Num",
+    "Node",
+    "Expr",
+    "ParseError",
+    "TooLong",
+    "parse_prompt",
+    "operations",
+]
 __all__ += ["evaluate", "render", "render_answer", "format_number"]
 
 Op: TypeAlias = Literal["add", "sub", "mul", "div"]
@@ -45,6 +56,9 @@ OPERATIONS: dict[Op, Operation] = {
 }
 VERBS: dict[str, Op] = {verb: op for op, operation in OPERATIONS.items() for verb in operation.prompt_verbs}
 SEPARATORS = {",", "and", "by", "from", "to", "with"}
+MAX_PROMPT = 20_000  # characters (about 5,000 tokens): the model reads no further, so no prompt can hold it long
+MAX_WORDS = 2_000  # words, numbers and symbols: a few hundred steps at most (a plan has at most 200)
+MAX_DEPTH = 100  # parentheses inside parentheses (each level is six Python frames of the parser)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +79,20 @@ class ParseError(Exception):
     """The prompt holds no calculation the model can read."""
 
 
+class TooLong(ParseError):
+    """The prompt is longer, or its arithmetic deeper, than the model reads: it says so instead of trying."""
+
+
 # -- Tokens → expression trees ------------------------------------------------------------------------------------
 
 
 def parse_prompt(text: str) -> list[Expr]:
-    """All the calculations a prompt asks for. ParseError when it holds none."""
-    tokens = tokenize(text)
+    """All the calculations a prompt asks for. ParseError when it holds none, TooLong when it is too long."""
+    if len(text) > MAX_PROMPT:
+        raise TooLong(f"longer than {MAX_PROMPT} characters")
+    tokens = tokenize(text, MAX_WORDS)
+    if len(tokens) > MAX_WORDS:
+        raise TooLong(f"more than {MAX_WORDS} words")
     if not has_number(tokens):
         raise ParseError("no numbers")
     # "multiply 3 by 4 and add 2": 'and' followed by a verb means 'then'
@@ -133,11 +155,15 @@ def has_number(tokens: Tokens) -> bool:
 
 
 def parse_infix(tokens: Tokens) -> Expr:
-    """Recursive descent over + - * / and parentheses; filler words are skipped."""
-    symbols = [t for t in tokens if isinstance(t, float) or t in "+-*/()"]
-    expr, rest = parse_sum(symbols)
-    if rest:
-        raise ParseError(f"unexpected {rest[0]!r}")
+    """Recursive descent over + - * / and parentheses; filler words are skipped.
+
+    A cursor walks the symbols once (no copies of what is left), so a long chain costs its length, not its
+    square; parentheses nest at most ``MAX_DEPTH`` deep.
+    """
+    cursor = Cursor([t for t in tokens if isinstance(t, float) or t in "+-*/()"])
+    expr = parse_sum(cursor)
+    if not cursor.done:
+        raise ParseError(f"unexpected {cursor.peek()!r}")
     return expr
 
 
@@ -145,43 +171,69 @@ SUM_OPS: dict[str, Op] = {"+": "add", "-": "sub"}
 PRODUCT_OPS: dict[str, Op] = {"*": "mul", "/": "div"}
 
 
-def parse_sum(tokens: Tokens) -> tuple[Expr, Tokens]:
-    return parse_chain(tokens, SUM_OPS, parse_product)
+class Cursor:
+    """The symbols of one expression and the position of the next one to read."""
+
+    def __init__(self, symbols: Tokens) -> None:
+        self.symbols, self.at, self.depth = symbols, 0, 0
+
+    @property
+    def done(self) -> bool:
+        return self.at >= len(self.symbols)
+
+    def peek(self) -> str | float | None:
+        return None if self.done else self.symbols[self.at]
+
+    def take(self) -> str | float:
+        if self.done:
+            raise ParseError("expression ends too early")
+        self.at += 1
+        return self.symbols[self.at - 1]
 
 
-def parse_product(tokens: Tokens) -> tuple[Expr, Tokens]:
-    return parse_chain(tokens, PRODUCT_OPS, parse_unary)
+def parse_sum(cursor: Cursor) -> Expr:
+    return parse_chain(cursor, SUM_OPS, parse_product)
 
 
-def parse_chain(
-    tokens: Tokens, ops: dict[str, Op], parse_operand: Callable[[Tokens], tuple[Expr, Tokens]]
-) -> tuple[Expr, Tokens]:
+def parse_product(cursor: Cursor) -> Expr:
+    return parse_chain(cursor, PRODUCT_OPS, parse_unary)
+
+
+def parse_chain(cursor: Cursor, ops: dict[str, Op], parse_operand: Callable[[Cursor], Expr]) -> Expr:
     """A left-associative chain of operands joined by the operators in ``ops``: 1 - 2 - 3 is (1 - 2) - 3."""
-    left, tokens = parse_operand(tokens)
-    while tokens and isinstance(tokens[0], str) and tokens[0] in ops:
-        op = ops[tokens[0]]
-        right, tokens = parse_operand(tokens[1:])
-        left = Node(op, (left, right))
-    return left, tokens
+    left = parse_operand(cursor)
+    while isinstance(symbol := cursor.peek(), str) and symbol in ops:
+        cursor.take()
+        left = Node(ops[symbol], (left, parse_operand(cursor)))
+    return left
 
 
-def parse_unary(tokens: Tokens) -> tuple[Expr, Tokens]:
-    if not tokens:
-        raise ParseError("expression ends too early")
-    head, rest = tokens[0], tokens[1:]
-    if head in ("-", "+"):
-        inner, rest = parse_unary(rest)
-        if head == "+":
-            return inner, rest
-        return (Num(-inner.value), rest) if isinstance(inner, Num) else (Node("sub", (Num(0.0), inner)), rest)
+def parse_unary(cursor: Cursor) -> Expr:
+    """Signs, then a number or a parenthesized sum: ``--3`` is 3, ``-(1 + 2)`` is 0 - (1 + 2)."""
+    signs = []
+    while cursor.peek() in ("-", "+"):
+        signs.append(cursor.take())
+    expr = parse_primary(cursor)
+    for sign in reversed(signs):
+        if sign == "-":
+            expr = Num(-expr.value) if isinstance(expr, Num) else Node("sub", (Num(0.0), expr))
+    return expr
+
+
+def parse_primary(cursor: Cursor) -> Expr:
+    head = cursor.take()
     if isinstance(head, float):
-        return Num(head), rest
-    if head == "(":
-        inner, rest = parse_sum(rest)
-        if not rest or rest[0] != ")":
-            raise ParseError("missing )")
-        return inner, rest[1:]
-    raise ParseError(f"unexpected {head!r}")
+        return Num(head)
+    if head != "(":
+        raise ParseError(f"unexpected {head!r}")
+    if cursor.depth >= MAX_DEPTH:
+        raise TooLong("parentheses nested too deeply")
+    cursor.depth += 1
+    inner = parse_sum(cursor)
+    cursor.depth -= 1
+    if cursor.take() != ")":
+        raise ParseError("missing )")
+    return inner
 
 
 def operations(expr: Expr) -> set[Op]:

@@ -1,34 +1,26 @@
 """Run the offline server: in a background thread (``start``), in its own process (``start_process``), or from
-the command line (``python -m agentlab serve``).
+the command line (``python -m agentlab serve``, whose flags are in ``command.py``).
 
 It listens on 127.0.0.1 by default. Any other host needs ``--allow-remote``: the server has no authentication.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
-import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
 
-from aiohttp import web
+from agentlab.offline.command import add_serve_arguments, config_from_args, serve_command
+from agentlab.offline.latency import FAULT_KINDS, ServerConfig, config_from_env
+from agentlab.offline.ratelimit import check_limit
+from agentlab.offline.serving import LOCAL_HOSTS, READY_LINE, serve
 
-from agentlab.offline.latency import FAULT_KINDS, FaultPlan, LatencyModel, ServerConfig, config_from_env
-from agentlab.offline.ratelimit import add_limit_arguments, check_limit
-from agentlab.offline.server import create_app
-
-__all__ = ["OfflineServer", "start", "start_process", "add_serve_arguments", "serve_command"]
-
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-BACKLOG = 4096  # above the default 128, so that 1000 simultaneous connections are all accepted
-READY_LINE = "agentlab offline server listening on "
+__all__ = ["OfflineServer", "start", "start_process", "add_serve_arguments", "config_from_args", "serve_command"]
 
 
 class OfflineServer:
@@ -64,24 +56,6 @@ class OfflineServer:
         return f"OfflineServer({self.base_url!r})"
 
 
-async def serve(config: ServerConfig, host: str, port: int, ready: asyncio.Future[int], stop: asyncio.Event) -> None:
-    """Listen until ``stop`` is set; report the bound port through ``ready``."""
-    runner = web.AppRunner(create_app(config), access_log=None, handler_cancellation=True)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port, backlog=BACKLOG, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as exc:  # e.g. the port is taken: the caller gets the error through `ready`
-            ready.set_exception(exc)
-            return
-        addresses = runner.addresses  # (host, port, ...) of each listening socket
-        ready.set_result(int(addresses[0][1]) if addresses else port)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
 def start(
     config: ServerConfig | None = None,
     *,
@@ -104,6 +78,11 @@ def start(
     config = config or config_from_env()
     rpm, tpm = check_limit("rpm", rpm) or config.rpm, check_limit("tpm", tpm) or config.tpm
     config = dataclasses.replace(config, rpm=rpm, tpm=tpm)  # start(rpm=..., tpm=...): see ratelimit.py
+    return serve_in_thread(config, host, port)
+
+
+def serve_in_thread(config: ServerConfig, host: str, port: int) -> OfflineServer:
+    """Run ``serve`` on a new event loop in a daemon thread; return once it listens (or say why it cannot)."""
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     # The port (or the reason it could not listen) crosses from the server's thread to ours through a
@@ -157,40 +136,22 @@ def start_process(
     base_latency: float | None = None,
     per_token: float | None = None,
     jitter: float | None = None,
+    upstream: str | None = None,
     rpm: int | None = None,
     tpm: int | None = None,
-    upstream: str | None = None,
 ) -> OfflineServer:
     """Start ``python -m agentlab serve`` as its own process (its own CPU), on a free port.
 
     With ``upstream`` it is the proxy in front of that API (``serve --upstream URL``, see ``proxy.py``).
     """
-    command = [
-        sys.executable,
-        "-m",
-        "agentlab",
-        "serve",
-        "--port",
-        "0",
-        "--time-scale",
-        str(time_scale),
-        "--seed",
-        str(seed),
-        "--fault-rate",
-        str(fault_rate),
-        "--fault-kinds",
-        ",".join(fault_kinds),
-    ]
+    command = [sys.executable, "-m", "agentlab", "serve", "--port", "0", "--time-scale", str(time_scale)]
+    command += ["--seed", str(seed), "--fault-rate", str(fault_rate), "--fault-kinds", ",".join(fault_kinds)]
     flags = (("--base-latency", base_latency), ("--per-token", per_token), ("--jitter", jitter))
     for flag, value in (*flags, ("--upstream", upstream), ("--rpm", rpm), ("--tpm", tpm)):
         if value is not None:
             command += [flag, str(value)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    line = process.stdout.readline() if process.stdout else ""
-    if not line.startswith(READY_LINE):
-        process.kill()
-        raise RuntimeError(f"the offline server process did not start (it printed {line!r})")
-    port = int(line.strip().rsplit(":", 1)[1].split("/")[0])
+    port = ready_port(process)
 
     def stop_process() -> None:
         process.terminate()
@@ -205,113 +166,10 @@ def start_process(
     return OfflineServer("127.0.0.1", port, stop_process, pid=process.pid)
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    parser.add_argument("--allow-remote", action="store_true", help="allow a host other than 127.0.0.1")
-    parser.add_argument("--time-scale", type=float, default=None, help="multiply every delay (AGENTLAB_TIME_SCALE)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for jitter and faults (AGENTLAB_SEED)")
-    parser.add_argument("--fault-rate", type=float, default=None, help="share of requests that fail (0..1)")
-    parser.add_argument(
-        "--fault-kinds",
-        type=parse_fault_kinds,
-        default=FAULT_KINDS,
-        help="which faults the rate draws from, comma-separated (default 500,429,hang)",
-    )
-    parser.add_argument("--base-latency", type=float, default=None, help="seconds per model turn before scaling")
-    parser.add_argument("--per-token", type=float, default=None, help="seconds per output token before scaling")
-    parser.add_argument("--jitter", type=float, default=None, help="relative jitter of the latency (0..1)")
-    parser.add_argument(
-        "--no-markers",
-        dest="markers",
-        action="store_false",
-        help="treat [duration=…], [fault=…], [mistake=…] and [loop] as plain text, as a real model would",
-    )
-    parser.add_argument(
-        "--upstream",
-        type=parse_upstream,
-        default=None,
-        metavar="URL",
-        help="proxy mode: forward to this API (e.g. https://api.openai.com/v1), applying the markers here",
-    )
-    add_limit_arguments(parser)  # --rpm, --tpm (ratelimit.py)
-
-
-def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    base = config_from_env()
-    latency, faults = base.latency, base.faults
-    return ServerConfig(
-        LatencyModel(
-            base=latency.base if args.base_latency is None else args.base_latency,
-            per_output_token=latency.per_output_token if args.per_token is None else args.per_token,
-            jitter=latency.jitter if args.jitter is None else args.jitter,
-            seed=latency.seed if args.seed is None else args.seed,
-            time_scale=latency.time_scale if args.time_scale is None else args.time_scale,
-        ),
-        FaultPlan(
-            rate=faults.rate if args.fault_rate is None else args.fault_rate,
-            kinds=args.fault_kinds,
-            seed=faults.seed if args.seed is None else args.seed,
-        ),
-        markers=getattr(args, "markers", True),
-        upstream=getattr(args, "upstream", None),
-        rpm=getattr(args, "rpm", None) or base.rpm,
-        tpm=getattr(args, "tpm", None) or base.tpm,
-    )
-
-
-def parse_upstream(text: str) -> str:
-    """An http(s) URL such as ``https://api.openai.com/v1``; anything else is an argparse error that says so."""
-    url = text.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")) or len(url.split("//", 1)[1]) == 0:
-        raise argparse.ArgumentTypeError(
-            f"--upstream {text!r} is not an http(s) URL: use e.g. https://api.openai.com/v1"
-        )
-    return url
-
-
-def parse_fault_kinds(text: str) -> tuple[str, ...]:
-    """``"500,429"`` → ``("500", "429")``; an unknown kind is an argparse error that lists the known ones."""
-    kinds = tuple(kind.strip().lower() for kind in text.split(",") if kind.strip())
-    unknown = [kind for kind in kinds if kind not in FAULT_KINDS]
-    if unknown or not kinds:
-        raise argparse.ArgumentTypeError(f"unknown fault kind {unknown or text!r}: use some of {','.join(FAULT_KINDS)}")
-    return kinds
-
-
-def serve_command(args: argparse.Namespace) -> int:
-    """``python -m agentlab serve``: print one ready line, serve until SIGINT/SIGTERM, exit 0."""
-    if args.host not in LOCAL_HOSTS and not args.allow_remote:
-        print(
-            f"error: --host {args.host} would expose the offline server to other machines. "
-            "Add --allow-remote if you really mean it.",
-            file=sys.stderr,
-        )
-        return 2
-    if args.host not in LOCAL_HOSTS:
-        print(
-            f"warning: the offline server listens on {args.host}: other machines can reach it, "
-            "and it has no authentication.",
-            file=sys.stderr,
-        )
-    try:
-        config = config_from_args(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, stop.set)
-        ready: asyncio.Future[int] = loop.create_future()
-        task = loop.create_task(serve(config, args.host, args.port, ready, stop))
-        port = await ready
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"{READY_LINE}http://{host}:{port}/v1", flush=True)
-        await task
-
-    asyncio.run(main())
-    return 0
+def ready_port(process: subprocess.Popen[str]) -> int:
+    """The port in the server process's ready line; kill it and say what it printed when there is none."""
+    line = process.stdout.readline() if process.stdout else ""
+    if not line.startswith(READY_LINE):
+        process.kill()
+        raise RuntimeError(f"the offline server process did not start (it printed {line!r})")
+    return int(line.strip().rsplit(":", 1)[1].split("/")[0])

@@ -27,6 +27,7 @@ Environment variables, read when the server starts:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,14 @@ class LatencyModel:
     seed: int = 0
     time_scale: float = 1.0
 
+    def __post_init__(self) -> None:
+        require(
+            self.time_scale > 0, "time_scale (--time-scale, AGENTLAB_TIME_SCALE)", "greater than 0", self.time_scale
+        )
+        require(self.base >= 0, "base (--base-latency, seconds per turn)", "0 or more", self.base)
+        require(self.per_output_token >= 0, "per_output_token (--per-token)", "0 or more", self.per_output_token)
+        require(0 <= self.jitter <= 1, "jitter (--jitter)", "between 0 and 1", self.jitter)
+
     def delay(self, key: str, output_tokens: int, forced_turn_seconds: float | None) -> float:
         """Seconds to wait before answering this request."""
         if forced_turn_seconds is not None:
@@ -68,6 +77,11 @@ class FaultPlan:
     seed: int = 0
     retry_after: float = 1.0
     hang_seconds: float = 3600.0
+
+    def __post_init__(self) -> None:
+        require(0 <= self.rate <= 1, "rate (--fault-rate, AGENTLAB_FAULT_RATE)", "between 0 and 1", self.rate)
+        require(self.retry_after >= 0, "retry_after", "0 or more", self.retry_after)
+        require(self.hang_seconds >= 0, "hang_seconds", "0 or more", self.hang_seconds)
 
     def choose(self, key: str, attempt: int, markers: Markers) -> str | None:
         """The fault for this attempt of this request, or None. A marker wins over the random rate."""
@@ -85,6 +99,7 @@ class ServerConfig:
     faults: FaultPlan = field(default_factory=FaultPlan)
     max_body_bytes: int = 4 * 1024 * 1024
     markers: bool = True  # False: prompt markers are plain text (no durations, faults, mistakes or loops)
+    read_timeout: float = 60.0  # seconds (not scaled) a client may take to send a request, or stay idle between two
     upstream: str | None = None  # proxy mode: forward to this API (e.g. https://api.openai.com/v1), see proxy.py
     rpm: int | None = None  # requests per minute (of 60 s × time scale), see ratelimit.py; None: no limit
     tpm: int | None = None  # tokens per minute, input and output; None: no limit
@@ -97,20 +112,25 @@ class ServerConfig:
 def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
     """A ServerConfig from ``AGENTLAB_TIME_SCALE``, ``AGENTLAB_SEED``, ``AGENTLAB_FAULT_RATE``, ``AGENTLAB_RPM/TPM``."""
     env = os.environ if environ is None else environ
-    scale = read_number(env, "AGENTLAB_TIME_SCALE", "1.0", float, "0.05")
-    seed = int(read_number(env, "AGENTLAB_SEED", "0", int, "42"))
-    rate = read_number(env, "AGENTLAB_FAULT_RATE", "0", float, "0.1")
-    if scale <= 0:
-        raise ValueError(f"AGENTLAB_TIME_SCALE must be greater than 0, got {scale} (for example 0.05)")
-    if not 0 <= rate <= 1:
-        raise ValueError(f"AGENTLAB_FAULT_RATE must be between 0 and 1, got {rate} (for example 0.1)")
+    scale = env_number(env, "AGENTLAB_TIME_SCALE", "1.0", float, "0.05")
+    seed = int(env_number(env, "AGENTLAB_SEED", "0", int, "42"))
+    rate = env_number(env, "AGENTLAB_FAULT_RATE", "0", float, "0.1")
+    require(scale > 0, "AGENTLAB_TIME_SCALE", "greater than 0 (for example 0.05)", scale)
+    require(0 <= rate <= 1, "AGENTLAB_FAULT_RATE", "between 0 and 1 (for example 0.1)", rate)
     rpm, tpm = limits_from_env(env)  # AGENTLAB_RPM, AGENTLAB_TPM
     return ServerConfig(LatencyModel(seed=seed, time_scale=scale), FaultPlan(rate=rate, seed=seed), rpm=rpm, tpm=tpm)
 
 
-def read_number(env: Mapping[str, str], name: str, default: str, kind: type[float] | type[int], example: str) -> float:
+def env_number(env: Mapping[str, str], name: str, default: str, kind: type[float] | type[int], example: str) -> float:
+    """The number in environment variable ``name``; a ValueError that shows how to set it when it is not one."""
     text = env.get(name, default).strip() or default
     try:
         return kind(text)
     except ValueError:
         raise ValueError(f"{name}={text!r} is not a number: set it like {name}={example}") from None
+
+
+def require(ok: bool, name: str, what: str, value: float) -> None:
+    """A setting that would hang or misbehave the server is refused when the server starts, with what to set."""
+    if not (ok and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number {what}, got {value}")

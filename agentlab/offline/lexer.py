@@ -7,6 +7,7 @@ at all, so a marker's number is never read as part of the sum.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import TypeAlias
 
@@ -28,10 +29,14 @@ UNITS = {
 TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if i > 1}
 
 
-def tokenize(text: str) -> Tokens:
-    """Words, symbols and numbers; number words become numbers ("twenty-one" → 21.0). Markers are not words."""
+def tokenize(text: str, limit: int | None = None) -> Tokens:
+    """Words, symbols and numbers; number words become numbers ("twenty-one" → 21.0). Markers are not words.
+
+    With a ``limit``, it reads at most ``limit + 1`` words: enough for the caller to see the text is too long.
+    """
     text = blank_markers(text).lower().replace("multiplied by", "times").replace("divided by", "over")
-    words = TOKEN.findall(HYPHENATED.sub(r"\1 ", text))  # "twenty-one" → "twenty one"
+    found = TOKEN.finditer(HYPHENATED.sub(r"\1 ", text))  # "twenty-one" → "twenty one"
+    words = [match.group() for match in itertools.islice(found, None if limit is None else limit + 1)]
     tokens: Tokens = []
     i = 0
     while i < len(words):

@@ -15,7 +15,9 @@ connection halfway, ``failed`` ends the stream halfway with ``response.failed``.
 
 Why a hand-written pattern and not a general one: the scan must stay linear in the prompt's length, whatever a
 client sends (a prompt of ``"[a=" * 16000`` once held the server for 9 s). Keys and values are short and may not
-hold ``[`` or ``]``, so each ``[`` is looked at once, for a bounded number of characters.
+hold ``[`` or ``]``, so each ``[`` is looked at once, for a bounded number of characters; and a prompt
+longer than ``MAX_SCANNED`` characters is not scanned at all (even a linear scan of 4 MB holds the server's
+event loop for half a second).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = ["Markers", "parse_markers", "strip_markers", "blank_markers", "MAX_DU
 FAULT_KINDS = ("500", "429", "hang", "drop", "failed")
 MISTAKES = ("unknown_tool", "bad_json", "wrong_types")
 KNOWN = ("duration", "fault", "mistake", "loop")
+MAX_SCANNED = 100_000  # characters: nobody types markers into a longer prompt, and scanning it holds the server
 MAX_DURATION = 3600.0  # the same cap as a hang: a marker never asks for more than an hour
 
 MARKER = re.compile(r"\[\s*([a-z_]{1,20})\s*(?:=\s*([^\[\]]{0,40}))?\]", re.IGNORECASE)
@@ -48,7 +51,9 @@ class Markers:
 
 
 def parse_markers(text: str) -> Markers:
-    """Read the markers of ``text`` in one linear pass."""
+    """Read the markers of ``text`` in one linear pass. A text over ``MAX_SCANNED`` characters has none."""
+    if len(text) > MAX_SCANNED:
+        return Markers()
     flags = {match.group(1).lower(): (match.group(2) or "").strip().lower() for match in MARKER.finditer(text)}
     duration = DURATION.fullmatch(flags.get("duration", ""))
     fault = FAULT.fullmatch(flags.get("fault", ""))

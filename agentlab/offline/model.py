@@ -37,6 +37,7 @@ from agentlab.offline.arithmetic import (
     Expr,
     Op,
     ParseError,
+    TooLong,
     evaluate,
     operations,
     parse_prompt,
@@ -135,6 +136,8 @@ def decide(items: list[dict[str, Any]], tools: list[dict[str, Any]], parallel: b
         return ModelTurn(calls=(make_call(next(iter(chosen.values())), (1.0, 1.0)),))
     try:
         exprs = parse_prompt(prompt)
+    except TooLong:
+        return ModelTurn(text=TANGLED)
     except ParseError:
         return ModelTurn(text=GREETING if GREETING_WORDS.search(prompt) else NOT_MATH)
     if not tools:

@@ -24,6 +24,7 @@ __all__ = ["ModelToolCall", "ToolChoice", "Plan", "choose_tools", "first_operati
 __all__ += ["emission_order", "make_step_call", "make_call", "mistaken_call"]
 
 MAX_STEPS = 200
+CACHE_SIZE, CACHED_LENGTH = 4096, 1000  # at most 4 MB of cached tool names and descriptions
 OP_WORD = re.compile(r"\b(?:" + "|".join(f"(?P<{op}>{o.keywords})" for op, o in OPERATIONS.items()) + r")\b")
 
 
@@ -83,14 +84,25 @@ def choose_tools(tools: list[dict[str, Any]]) -> dict[Op, ToolChoice]:
     return by_description | by_name
 
 
-@functools.lru_cache(maxsize=4096)  # the same tool names and descriptions come back in every request
 def first_operation(text: str) -> Op | None:
-    """The operation named first in ``text``: "sum_numbers" → add, "Multiplies two numbers" → mul."""
+    """The operation named first in ``text``: "sum_numbers" → add, "Multiplies two numbers" → mul.
+
+    The same tool names and descriptions come back in every request, so short ones are cached; a long one is
+    read afresh each time, so that what clients send never piles up in memory (the cache holds at most
+    ``CACHE_SIZE`` texts of at most ``CACHED_LENGTH`` characters).
+    """
+    return cached_first_operation(text) if len(text) <= CACHED_LENGTH else find_first_operation(text)
+
+
+def find_first_operation(text: str) -> Op | None:
     words = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).replace("_", " ").lower()  # camelCase and snake_case
     match = OP_WORD.search(words)
     if match is None:
         return None
     return next(op for op in OPERATIONS if match.group(op))
+
+
+cached_first_operation = functools.lru_cache(maxsize=CACHE_SIZE)(find_first_operation)
 
 
 def is_function(tool: Any) -> bool:

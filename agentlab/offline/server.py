@@ -29,6 +29,7 @@ from agentlab.offline.answer import answer_checked, check_request
 from agentlab.offline.batch_answer import add_batch_api
 from agentlab.offline.latency import ServerConfig
 from agentlab.offline.ratelimit import LIMITER, install_limiter
+from agentlab.offline.streaming import STREAM_FAULTS, wants_obfuscation, write_stream
 from agentlab.offline.tokens import input_tokens
 from agentlab.offline.validation import RequestError, parse_body
 
@@ -106,7 +107,10 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
         response: web.StreamResponse = await handler(request)
         return response
     except RequestError as exc:
-        return error_response(exc.status, exc.message, param=exc.param, code=exc.code)
+        response = error_response(exc.status, exc.message, param=exc.param, code=exc.code)
+        if exc.status == 408:  # the rest of the body may never come: do not wait for it
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -119,7 +123,7 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
         return error_response(500, f"The offline server failed: {type(exc).__name__}: {exc}", kind="server_error")
 
 
-async def create_response(request: web.Request) -> web.Response:
+async def create_response(request: web.Request) -> web.StreamResponse:
     """POST /v1/responses, read top to bottom."""
     config = request.app[CONFIG]
     # 1. Refuse a body that is too large (or an Expect we do not know) before reading it; parse and check it once.
@@ -127,7 +131,7 @@ async def create_response(request: web.Request) -> web.Response:
     if (request.content_length or 0) > config.max_body_bytes:
         message = f"The request body is larger than {config.max_body_bytes} bytes."
         raise RequestError(413, message, code="request_too_large")
-    raw = await read_body(request)
+    raw = await read_body(request, config.read_timeout)
     checked = check_request(parse_body(raw), config)
 
     # 1b. Spend the rate limit (serve --rpm/--tpm, ratelimit.py): a request and its input tokens, or a 429.
@@ -140,21 +144,33 @@ async def create_response(request: web.Request) -> web.Response:
     key = hashlib.blake2b(raw, digest_size=8).hexdigest()
     attempt = read_attempt(request.headers.get("x-stainless-retry-count"))
     fault = config.faults.choose(key, attempt, checked.markers)
+    streamed = bool(checked.body.get("stream"))
     if fault:
         request.app[STATS].faults[fault] += 1
+    if fault and not (streamed and fault in STREAM_FAULTS):  # a stream's own faults happen inside it
         return await inject_fault(fault, config)
 
-    # 3. Ask the model for the next turn, take the time a model would, and send the Response.
+    # 3. Ask the model for the next turn, take the time a model would, and send the Response
+    #    (streamed: the same Response, told as Server-Sent Events over the same time, see streaming.py).
     reply = answer_checked(checked, config, key)
     if limiter:
         limiter.settle(reply.body["usage"]["output_tokens"])  # the output tokens, now that they are known
+    if streamed:
+        return await write_stream(
+            request, reply.body, reply.delay, fault=fault, obfuscate=wants_obfuscation(checked.body)
+        )
     await asyncio.sleep(reply.delay)
     return web.Response(text=json.dumps(reply.body), content_type="application/json")
 
 
-async def read_body(request: web.Request) -> bytes:
+async def read_body(request: web.Request, timeout: float) -> bytes:
+    """The whole body, within ``timeout`` seconds: a client that sends it slowly gets a 408 and is let go."""
     try:
-        return await request.read()
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        message = f"The request body did not arrive within {timeout:g} s. Send it at once (and check the network)."
+        raise RequestError(408, message, code="request_timeout") from None
     except (RequestPayloadError, HttpProcessingError) as exc:  # e.g. Content-Encoding: gzip on a plain body
         message = (
             f"The request body could not be read ({exc}). Send plain JSON, or a body that matches its Content-Encoding."

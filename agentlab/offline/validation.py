@@ -161,7 +161,25 @@ def validate_tool(tool: Any, index: int) -> dict[str, Any]:
         raise invalid(f"Missing required parameter: '{param}.name'.", f"{param}.name", "missing_required_parameter")
     if not isinstance(tool.get("parameters", {}), dict):
         raise invalid(f"Invalid '{param}.parameters': expected a JSON schema object.", f"{param}.parameters")
+    validate_schema(tool.get("parameters", {}), f"{param}.parameters")
     return tool
+
+
+def validate_schema(schema: dict[str, Any], param: str) -> None:
+    """The parts of a parameters schema that the model reads must have the types JSON Schema gives them."""
+    properties, required = schema.get("properties", {}), schema.get("required", [])
+    if not isinstance(properties, dict) or not all(isinstance(p, dict) for p in properties.values()):
+        raise invalid(f"Invalid '{param}.properties': expected an object of JSON schemas.", f"{param}.properties")
+    if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
+        raise invalid(f"Invalid '{param}.required': expected a list of property names.", f"{param}.required")
+    for name, prop in [("", schema), *((f".properties.{n}", p) for n, p in properties.items())]:
+        kind, items = prop.get("type", "object"), prop.get("items", {})
+        if not (isinstance(kind, str) or (isinstance(kind, list) and all(isinstance(k, str) for k in kind))):
+            raise invalid(
+                f"Invalid '{param}{name}.type': expected a type name such as 'number'.", f"{param}{name}.type"
+            )
+        if not isinstance(items, (dict, bool)):
+            raise invalid(f"Invalid '{param}{name}.items': expected a JSON schema.", f"{param}{name}.items")
 
 
 def check_call_ids(items: list[dict[str, Any]]) -> None:
