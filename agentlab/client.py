@@ -18,24 +18,25 @@ running loop and closes it when that loop shuts down (``asyncio.run`` does this 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
+import gc
 import os
 import threading
+import warnings
 import weakref
 from collections.abc import AsyncIterator, Coroutine
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from openai import AsyncOpenAI, DefaultAioHttpClient
 
 from agentlab.errors import ConfigurationError
+from agentlab.sync import run_sync
 
 if TYPE_CHECKING:  # the offline server is a leaf that the client starts on first use, never at import
     from agentlab.offline import OfflineServer
 
 __all__ = ["DEFAULT_MODEL", "default_client", "make_client", "offline_server", "run_sync", "selected_backend"]
 
-T = TypeVar("T")
 Backend = Literal["offline", "openai"]
 
 DEFAULT_MODEL = os.environ.get("AGENTLAB_MODEL", "gpt-5-mini")
@@ -46,8 +47,8 @@ OFFLINE_TIMEOUT = 8.0  # seconds per attempt: 3 attempts of a hung request take 
 _server: OfflineServer | None = None
 _server_lock = threading.Lock()
 _proxies: dict[str, OfflineServer] = {}  # proxy mode: one local proxy per upstream URL
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = weakref.WeakKeyDictionary()
-_closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = weakref.WeakKeyDictionary()
+LOOP_ATTRIBUTE = "_agentlab_default_client"  # where a loop keeps its LoopClient: see default_client()
+_loops_with_clients: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()  # weak: never keeps one alive
 
 
 def selected_backend() -> Backend:
@@ -120,18 +121,35 @@ def make_client(*, backend: Backend | None = None, max_retries: int = 2, timeout
     )
 
 
+@dataclasses.dataclass(eq=False)
+class LoopClient:
+    """What a running loop holds: its client, the generator that closes it at shutdown, and whether it has."""
+
+    client: AsyncOpenAI
+    closer: AsyncIterator[None] | None = None
+    closed: bool = False
+
+
 def default_client() -> AsyncOpenAI:
-    """The client of the running event loop: made on first use, closed when the loop shuts down."""
+    """The client of the running event loop: made on first use, closed when the loop shuts down.
+
+    The loop itself holds its client (and the generator that closes it), so the two are freed together. A
+    map from loops to clients would keep every loop alive for ever: the client's aiohttp session refers
+    back to its loop, so even a weak-keyed map never lets a key go.
+    """
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = _clients[loop] = make_client()
-        _closers[loop] = close_at_shutdown(client)
-    return client
+    held: LoopClient | None = getattr(loop, LOOP_ATTRIBUTE, None)
+    if held is None:
+        reclaim_unclosed_clients()
+        held = LoopClient(make_client())
+        held.closer = close_at_shutdown(held)
+        setattr(loop, LOOP_ATTRIBUTE, held)
+        _loops_with_clients.add(loop)
+    return held.client
 
 
-def close_at_shutdown(client: AsyncOpenAI) -> AsyncIterator[None]:
-    """Arrange for ``client`` to be closed when the running loop shuts down.
+def close_at_shutdown(held: LoopClient) -> AsyncIterator[None]:
+    """Arrange for the loop's client to be closed when the running loop shuts down.
 
     The trick: an async generator that has started is registered with its loop, and ``asyncio.run`` calls
     ``loop.shutdown_asyncgens()`` before it closes the loop, which runs the generator's ``finally``.
@@ -141,7 +159,8 @@ def close_at_shutdown(client: AsyncOpenAI) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            await client.close()
+            await held.client.close()
+            held.closed = True
 
     generator = closer()
     first_step = cast(Coroutine[Any, Any, None], generator.__anext__())
@@ -152,19 +171,25 @@ def close_at_shutdown(client: AsyncOpenAI) -> AsyncIterator[None]:
     return generator
 
 
-# -- Bridging: calling async code from sync code ----------------------------------------------------------
+def reclaim_unclosed_clients() -> None:
+    """Loops closed without ``shutdown_asyncgens`` never closed their client: say so, and free its sockets now.
 
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from sync code, and return its result.
-
-    In a plain script this is ``asyncio.run(coro)``. Inside a running loop (a Jupyter cell), ``asyncio.run``
-    raises "cannot be called from a running event loop", so the coroutine runs on a fresh loop in a worker
-    thread instead, and this call waits for it. In a notebook, prefer top-level ``await``.
+    ``loop.close()`` alone (no ``asyncio.run``) skips the step that closes our client. Its sockets would then
+    stay open until the cycle collector happens to run, one batch's worth per loop, without a word.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentlab-run-sync") as pool:
-        return pool.submit(asyncio.run, coro).result()
+    unclosed = [
+        loop for loop in list(_loops_with_clients) if loop.is_closed() and not getattr(loop, LOOP_ATTRIBUTE).closed
+    ]
+    if not unclosed:
+        return
+    for loop in unclosed:
+        _loops_with_clients.discard(loop)
+    warnings.warn(
+        f"{len(unclosed)} event loop(s) closed without loop.shutdown_asyncgens(), so agentlab could not close "
+        "their model client, and its sockets stayed open; agentlab frees them now. Use asyncio.run(...), or "
+        "`loop.run_until_complete(loop.shutdown_asyncgens())` before `loop.close()`.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    del unclosed, loop
+    gc.collect()  # loop, client, session and sockets refer to each other: only the cycle collector frees them

@@ -6,6 +6,7 @@ Catch ``AgentLabError`` to catch them all. Each message says what went wrong and
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import openai
@@ -79,6 +80,8 @@ STATUS_ADVICE: dict[int, str] = {
     ),
 }
 
+API_KEY = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")  # what an OpenAI key looks like, in a server's message
+
 REFUSED = (
     "nothing is listening at {base_url} (connection refused); is the model server running? "
     "For the offline server, let agentlab start it (do not pass base_url by hand)."
@@ -113,7 +116,12 @@ def explain_status(exc: openai.APIStatusError, retries: int) -> str:
     after = f"after the client's {retries} retries" if retries else "(the client does not retry: max_retries=0)"
     body = exc.body
     detail = str(body.get("message", exc.message)) if isinstance(body, dict) else exc.message
-    return template.format(status=status, after=after, detail=detail)
+    return template.format(status=status, after=after, detail=mask_keys(detail))
+
+
+def mask_keys(text: str) -> str:
+    """``"… key sk-proj-abc…xyz9 …"`` → ``"… key sk-…xyz9 …"``: a server may echo the key; our messages never do."""
+    return API_KEY.sub(lambda match: f"sk-…{match.group(0)[-4:]}", text)
 
 
 def caused_by(exc: BaseException, kind: type[BaseException]) -> bool:

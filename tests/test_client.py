@@ -8,10 +8,13 @@ import subprocess
 import sys
 import textwrap
 
+import httpx
+import openai
 import pytest
 
 from agentlab import Agent, ConfigurationError, default_client, make_client, run_sync
 from agentlab.client import selected_backend
+from agentlab.errors import translate_error
 from agentlab.tools.math import MATH_TOOLS
 
 FAKE_KEY = "sk-test-" + "A1b2C3d4E5f6G7h8I9j0" * 2
@@ -43,14 +46,21 @@ def test_openai_backend_without_a_key_says_what_to_set(monkeypatch: pytest.Monke
         make_client()
 
 
-def test_no_key_in_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_key_in_reprs_or_error_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
 
     async def main() -> None:
         client = make_client(backend="openai")
+        assert client.api_key == FAKE_KEY  # the key is really there to leak
         agent = Agent(name="x", instructions="", tools=MATH_TOOLS, client=client)
         for text in (repr(client), repr(agent), str(agent)):
             assert FAKE_KEY not in text and "sk-test" not in text
+        # A server may echo the key it refused; the BackendError that a learner prints must not.
+        echo = f"Incorrect API key provided: {FAKE_KEY}."
+        response = httpx.Response(401, request=httpx.Request("POST", "https://api.openai.com/v1/responses"))
+        error = translate_error(openai.AuthenticationError(echo, response=response, body={"message": echo}), client)
+        assert "Check OPENAI_API_KEY" in str(error) and error.status_code == 401
+        assert FAKE_KEY not in str(error) and "sk-…" + FAKE_KEY[-4:] in str(error)
         await client.close()
 
     asyncio.run(main())

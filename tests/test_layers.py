@@ -26,7 +26,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "agentlab"
 # Bottom to top. Patterns are module names; "x.*" also matches x's submodules. The facade (`agentlab`, that is
 # agentlab/__init__.py) sits just above the runners: views and lessons may use it, nothing below may.
 LAYERS: list[tuple[float, tuple[str, ...]]] = [
-    (0, ("agentlab.errors", "agentlab.clock")),
+    (0, ("agentlab.errors", "agentlab.clock", "agentlab.sync")),
     (1, ("agentlab.results", "agentlab.events")),
     (2, ("agentlab.tools", "agentlab.tools.*")),
     # budget.py paces model calls (Agent.run(budget=...) takes one), so it sits below the agent, beside the client

@@ -91,9 +91,14 @@ class ToolThreads:
                 self.pending -= 1
             run(job)
             with self._lock:
-                if job.replaced:
+                replaced = job.replaced
+                if replaced:
                     self.stuck -= 1
-                    return  # another thread took its place while it was stuck: it leaves
+            # Drop the job before waiting for the next: its future's callbacks refer to the caller's event
+            # loop, and an idle thread holding it would keep that loop (and its client) alive.
+            del job
+            if replaced:
+                return  # another thread took its place while it was stuck: it leaves
 
 
 def run(job: Job) -> None:
