@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from agentlab.results import BatchReport, Span
+from agentlab.results import BatchReport, ConversationTiming, Span
 
 __all__ = ["Chart", "timeline", "sum_vs_longest", "scaling", "bars", "save_png"]
 
@@ -57,17 +57,7 @@ def timeline(report: BatchReport, *, title: str | None = None) -> Figure:
     right = max(report.wall_time, max(c.end for c in report.conversations)) * 1.05
     thinnest = right * 0.004  # tool calls often take microseconds: draw them at least this wide to see them
     for row, conv in enumerate(report.conversations):
-        failed = conv.status == "rejected"
-        ax.barh(
-            row,
-            conv.duration,
-            left=conv.start,
-            height=height,
-            color=FAILED_COLOR if failed else CONVERSATION_COLOR,
-            alpha=0.35 if failed else 1.0,
-            hatch="//" if failed else None,
-            edgecolor=FAILED_COLOR if failed else "none",
-        )
+        draw_conversation(ax, row, conv, height)
         draw_spans(ax, row, conv.spans, height, thinnest)
     ax.axvline(report.wall_time, color=IDEAL_COLOR, linestyle="--", linewidth=1.2)
     ax.text(report.wall_time, -0.6, f"wall {report.wall_time:.2f} s ", va="bottom", ha="right", fontsize=9)
@@ -75,6 +65,27 @@ def timeline(report: BatchReport, *, title: str | None = None) -> Figure:
     ax.set_ylim(report.n - 0.4, -0.8)  # conv 0 at the top
     ax.set_xlabel("seconds since batch start")
     ax.set_xlim(0, right)
+    add_timeline_legend(ax)
+    return fig
+
+
+def draw_conversation(ax: Axes, row: int, conv: ConversationTiming, height: float) -> None:
+    """The conversation's own bar, from its start to its end; hatched and faint if it failed."""
+    failed = conv.status == "rejected"
+    ax.barh(
+        row,
+        conv.duration,
+        left=conv.start,
+        height=height,
+        color=FAILED_COLOR if failed else CONVERSATION_COLOR,
+        alpha=0.35 if failed else 1.0,
+        hatch="//" if failed else None,
+        edgecolor=FAILED_COLOR if failed else "none",
+    )
+
+
+def add_timeline_legend(ax: Axes) -> None:
+    """The legend, outside the axes on the right, where it covers no bar."""
     ax.legend(
         handles=[
             Patch(color=MODEL_COLOR, label="model call"),
@@ -87,7 +98,6 @@ def timeline(report: BatchReport, *, title: str | None = None) -> Figure:
         borderaxespad=0,
         fontsize=8,
     )
-    return fig
 
 
 def draw_spans(ax: Axes, row: int, spans: Sequence[Span], height: float, thinnest: float) -> None:

@@ -31,68 +31,86 @@ async def timed(conversation: Awaitable[str]) -> Timed:
     return start, time.perf_counter(), answer
 
 
-async def make_contender(name: str, base_url: str) -> tuple[Batch, Callable[[], Awaitable[None]]]:
-    """Set up one contender: returns its batch function and its clean-up."""
+Contender = tuple[Batch, Callable[[], Awaitable[None]]]  # its batch function and its clean-up
+
+
+async def make_contender(name: str, base_url: str) -> Contender:
+    """Set up one contender (imports included, before any clock starts)."""
+    if name in ("agentlab_default", "agentlab_same_client", "agentlab_serial"):
+        return make_agentlab(name, base_url)
+    if name in ("raw_httpx", "raw_aiohttp"):
+        return make_raw_loop(name, base_url)
+    if name == "agents_sdk":
+        return make_agents_sdk(base_url)
+    raise SystemExit(f"unknown contender {name!r}")
+
+
+def make_agentlab(name: str, base_url: str) -> Contender:
+    """agentlab, with its default client (1), a plain ``AsyncOpenAI()`` (2), or ``run_serial`` (6)."""
+    from openai import AsyncOpenAI
+
+    from agentlab import Agent, run_concurrent, run_serial
+    from agentlab.tools.math import MATH_TOOLS
+
+    os.environ["AGENTLAB_OFFLINE_URL"] = base_url
+    client = None if name == "agentlab_default" else AsyncOpenAI(base_url=base_url, api_key="offline")
+    agent = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS, client=client)
+    runner = run_serial if name == "agentlab_serial" else run_concurrent
+
+    async def agentlab_batch(batch: list[str]) -> list[Timed]:
+        results = await runner(agent, batch)
+        return [(r.started_at, r.ended_at, r.output_text) for r in results]
+
+    async def agentlab_close() -> None:
+        if client is not None:
+            await client.close()
+
+    return agentlab_batch, agentlab_close
+
+
+def make_raw_loop(name: str, base_url: str) -> Contender:
+    """The hand-written loop of ``raw_loop.py``, on httpx (3, the baseline) or aiohttp (4)."""
     from openai import AsyncOpenAI, DefaultAioHttpClient
 
-    if name in ("agentlab_default", "agentlab_same_client", "agentlab_serial"):
-        from agentlab import Agent, run_concurrent, run_serial
-        from agentlab.tools.math import MATH_TOOLS
+    from agentlab.bench.raw_loop import raw_conversation
 
-        os.environ["AGENTLAB_OFFLINE_URL"] = base_url
-        client = None if name == "agentlab_default" else AsyncOpenAI(base_url=base_url, api_key="offline")
-        agent = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS, client=client)
-        runner = run_serial if name == "agentlab_serial" else run_concurrent
+    http_client = DefaultAioHttpClient() if name == "raw_aiohttp" else None
+    raw_client = AsyncOpenAI(base_url=base_url, api_key="offline", http_client=http_client)
 
-        async def agentlab_batch(batch: list[str]) -> list[Timed]:
-            results = await runner(agent, batch)
-            return [(r.started_at, r.ended_at, r.output_text) for r in results]
+    async def raw_batch(batch: list[str]) -> list[Timed]:
+        return await asyncio.gather(*(timed(raw_conversation(raw_client, p)) for p in batch))
 
-        async def agentlab_close() -> None:
-            if client is not None:
-                await client.close()
+    return raw_batch, raw_client.close
 
-        return agentlab_batch, agentlab_close
 
-    if name in ("raw_httpx", "raw_aiohttp"):
-        from agentlab.bench.raw_loop import raw_conversation
+def make_agents_sdk(base_url: str) -> Contender:
+    """The OpenAI Agents SDK (5), with the same one tool."""
+    from agents import Agent as SDKAgent
+    from agents import OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+    from openai import AsyncOpenAI
 
-        http_client = DefaultAioHttpClient() if name == "raw_aiohttp" else None
-        raw_client = AsyncOpenAI(base_url=base_url, api_key="offline", http_client=http_client)
+    set_tracing_disabled(True)
+    sdk_client = AsyncOpenAI(base_url=base_url, api_key="offline")
 
-        async def raw_batch(batch: list[str]) -> list[Timed]:
-            return await asyncio.gather(*(timed(raw_conversation(raw_client, p)) for p in batch))
+    @function_tool
+    def sum_numbers(a: float, b: float) -> float:
+        """Add two numbers."""
+        return a + b
 
-        return raw_batch, raw_client.close
+    sdk_agent = SDKAgent(
+        name="calc",
+        instructions="Use the tools.",
+        tools=[sum_numbers],
+        model=OpenAIResponsesModel("gpt-5-mini", openai_client=sdk_client),
+    )
 
-    if name == "agents_sdk":
-        from agents import Agent as SDKAgent
-        from agents import OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+    async def run_one(prompt: str) -> str:
+        return str((await Runner.run(sdk_agent, prompt)).final_output)
 
-        set_tracing_disabled(True)
-        sdk_client = AsyncOpenAI(base_url=base_url, api_key="offline")
+    async def sdk_batch(batch: list[str]) -> list[Timed]:
+        return await asyncio.gather(*(timed(run_one(p)) for p in batch))
 
-        @function_tool
-        def sum_numbers(a: float, b: float) -> float:
-            """Add two numbers."""
-            return a + b
-
-        sdk_agent = SDKAgent(
-            name="calc",
-            instructions="Use the tools.",
-            tools=[sum_numbers],
-            model=OpenAIResponsesModel("gpt-5-mini", openai_client=sdk_client),
-        )
-
-        async def run_one(prompt: str) -> str:
-            return str((await Runner.run(sdk_agent, prompt)).final_output)
-
-        async def sdk_batch(batch: list[str]) -> list[Timed]:
-            return await asyncio.gather(*(timed(run_one(p)) for p in batch))
-
-        return sdk_batch, sdk_client.close
-
-    raise SystemExit(f"unknown contender {name!r}")
+    return sdk_batch, sdk_client.close
 
 
 async def measure(name: str, n: int, base_url: str) -> dict[str, Any]:
