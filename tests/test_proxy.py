@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +22,8 @@ from aiohttp import web
 from openai import AsyncOpenAI
 from test_proxy_support import FAKE_KEY, Received, Served, get_json, proxy_to, serving, stand_in, sync
 
-from agentlab import Agent, BackendError
+from agentlab import Agent, BackendError, ConfigurationError, default_client, make_client, offline_server
+from agentlab.offline import start_process
 from agentlab.offline.latency import config_from_env
 from agentlab.offline.markers import KNOWN, MARKER
 from agentlab.offline.proxy import create_proxy_app
@@ -312,3 +315,66 @@ async def test_event_streams_pass_through_as_they_come(api_like: Served) -> None
     text = b"".join(chunk for _, chunk in arrivals).decode()
     assert text.count("response.output_text.delta") == 3 and text.rstrip().endswith('"response.completed"}')
     assert arrivals[-1][0] - arrivals[0][0] >= 0.1  # streamed, not buffered until the end
+
+
+@sync
+async def test_a_stream_passes_through_with_its_markers_applied(upstream: Served, proxy: Served) -> None:
+    agent = Agent(name="streamer", instructions="Answer.", client=client_of(proxy), stream=True)
+    await agent.run("What is 1 + 1?")  # a warm client
+    firsts: list[float] = []
+    started = time.perf_counter()
+    result = await agent.run(
+        "What is 2 + 3? [duration=20]",
+        on_event=lambda e: firsts.append(time.perf_counter()) if e.kind == "text_delta" else None,
+    )
+    assert result.output_text == "2 + 3 = 5." and firsts
+    assert time.perf_counter() - started >= 20 * SCALE  # the final event waited for the duration
+    assert firsts[0] - started < 0.5 * 20 * SCALE  # the text itself came at its real pace
+    with pytest.raises(BackendError) as caught:
+        await agent.run("What is 6 * 7? [fault=drop]")  # the stream breaks at its first delta
+    assert "stream" in str(caught.value).lower()
+    await agent.client.close()  # type: ignore[union-attr]
+    assert markers_in(upstream.received) == []
+
+
+def test_serve_upstream_runs_the_proxy_as_its_own_process(upstream: Served) -> None:
+    before = len(upstream.received)
+    with start_process(time_scale=SCALE, upstream=upstream.base_url) as proxy:
+        answer = asyncio.run(ask(proxy.base_url, "What is 2 + 2? [duration=1]"))
+    assert answer == "2 + 2 = 4." and len(upstream.received) == before + 1
+    assert markers_in(upstream.received[before:]) == []
+    refused = subprocess.run(
+        [sys.executable, "-m", "agentlab", "serve", "--upstream", "api.openai.com"], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "is not an http(s) URL" in refused.stderr
+
+
+async def ask(base_url: str, prompt: str) -> str:
+    async with AsyncOpenAI(base_url=base_url, api_key=FAKE_KEY) as client:
+        return (await client.responses.create(model="gpt-5-mini", input=prompt)).output_text
+
+
+def test_the_openai_backend_talks_to_its_own_proxy_in_front_of_openai_base_url(
+    upstream: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTLAB_BACKEND", "openai")
+    monkeypatch.setenv("OPENAI_BASE_URL", upstream.base_url)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    before = len(upstream.received)
+    with pytest.raises(ConfigurationError, match="needs an API key: set OPENAI_API_KEY"):
+        make_client()
+    assert len(upstream.received) == before  # refused before any request
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+
+    async def run() -> tuple[str, str]:
+        result = await Agent(name="c", instructions="Use the tools.", tools=MATH_TOOLS).run(
+            "What is 6 * 7? [duration=1]"
+        )
+        return result.output_text, str(default_client().base_url)
+
+    answer, base_url = asyncio.run(run())
+    assert answer == "6 * 7 = 42." and base_url == offline_server().base_url + "/"
+    assert base_url.startswith("http://127.0.0.1:") and upstream.base_url not in base_url  # the proxy, not upstream
+    assert markers_in(upstream.received[before:]) == [] and len(upstream.received) > before
+    assert_key_only_in_authorization(upstream.received[before:])
+    assert FAKE_KEY not in repr(make_client()) + repr(offline_server()) + repr(vars(offline_server()))

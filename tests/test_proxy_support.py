@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import streams, web
 
 from agentlab.offline import LatencyModel, ServerConfig, create_app
 from agentlab.offline.latency import config_from_env
@@ -85,11 +85,20 @@ def serving(app: web.Application, received: list[Received] | None = None) -> Ite
 def recorder(received: list[Received]) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def record(request: web.Request, handler: Callable[..., Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        body = await request.read()  # cached: the handler reads the same bytes again
+        body = await request.read()
         received.append(Received(request.method, request.path, dict(request.headers), body))
-        return await handler(request)
+        return await handler(replayed(request, body))
 
     return record
+
+
+def replayed(request: web.Request, body: bytes) -> web.Request:
+    """The request again, its body readable once more: a multipart form is read from the stream, not the cache."""
+    payload = streams.StreamReader(request.protocol, max(2**16, len(body)), loop=asyncio.get_running_loop())
+    payload.feed_data(body)
+    payload.feed_eof()
+    request._payload = payload  # type: ignore[attr-defined]
+    return request
 
 
 def stand_in_config(time_scale: float = 0.05) -> ServerConfig:

@@ -52,6 +52,7 @@ from agentlab.offline.server import (
     read_attempt,
     read_body,
 )
+from agentlab.offline.streaming import STREAM_FAULTS, failed_event, hang_up, send
 from agentlab.offline.validation import RequestError, parse_body
 
 __all__ = ["create_proxy_app", "DEFAULT_UPSTREAM", "PROXY_HEADER"]
@@ -62,6 +63,7 @@ HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "te", "tr
 NOT_FORWARDED = HOP_BY_HOP | {"content-length", "accept-encoding", PROXY_HEADER}
 NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
 ANY_MARKER = re.compile(rb"\[\s*(?:duration|fault|mistake|loop)\s*[=\]]|\\u", re.IGNORECASE)
+COMPLETED = b"event: response.completed"
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=900, sock_connect=10)  # the client's own timeout cuts sooner
 
 
@@ -102,7 +104,7 @@ async def proxy_response(request: web.Request) -> web.StreamResponse:
     """POST /v1/responses, read top to bottom."""
     arrived = time.monotonic()
     upstream = request.app[UPSTREAM]
-    raw = await read_body(request)
+    raw = await read_body(request, request.app[CONFIG].read_timeout)
     if looped := came_back(request, upstream):
         return looped
     if not ANY_MARKER.search(raw):  # the usual case: nothing to read or remove, forward the bytes as they are
@@ -126,12 +128,13 @@ async def apply_markers(request: web.Request, raw: bytes, arrived: float) -> web
     fault = config.faults.choose(key, read_attempt(request.headers.get("x-stainless-retry-count")), markers)
     if fault:
         stats.faults[fault] += 1
-        return await inject_fault(fault, config)
+        if not (body.get("stream") and fault in STREAM_FAULTS):  # a stream's own faults happen inside it
+            return await inject_fault(fault, config)
     deadline = None
     if markers.duration is not None:
         _, started = upstream.clock.start_of(body.get("input"), body.get("instructions"), arrived)
         deadline = started + markers.duration * config.latency.time_scale
-    return await forward(request, upstream, json.dumps(without_markers(body)).encode(), deadline)
+    return await forward(request, upstream, json.dumps(without_markers(body)).encode(), deadline, fault)
 
 
 def came_back(request: web.Request, upstream: Upstream) -> web.Response | None:
@@ -153,11 +156,16 @@ async def forward_as_is(request: web.Request) -> web.StreamResponse:
     upstream = request.app[UPSTREAM]
     if looped := came_back(request, upstream):
         return looped
-    return await forward(request, upstream, await read_body(request) if request.can_read_body else None)
+    payload = await read_body(request, request.app[CONFIG].read_timeout) if request.can_read_body else None
+    return await forward(request, upstream, payload)
 
 
 async def forward(
-    request: web.Request, upstream: Upstream, payload: bytes | None, deadline: float | None = None
+    request: web.Request,
+    upstream: Upstream,
+    payload: bytes | None,
+    deadline: float | None = None,
+    fault: str | None = None,
 ) -> web.StreamResponse:
     """Send the request upstream; answer its status, headers and body, waiting for ``deadline`` if it is final."""
     assert upstream.session is not None, "the proxy's session opens with the app"
@@ -167,7 +175,7 @@ async def forward(
     try:
         async with upstream.session.request(request.method, url, data=payload, headers=headers) as answer:
             if answer.content_type == "text/event-stream":
-                return await stream_through(request, answer, deadline)
+                return await stream_through(request, answer, deadline, fault)
             data = await answer.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
         return unreachable(upstream.url, exc)
@@ -184,19 +192,40 @@ def returned_headers(answer: aiohttp.ClientResponse) -> dict[str, str]:
 
 
 async def stream_through(
-    request: web.Request, answer: aiohttp.ClientResponse, deadline: float | None
+    request: web.Request, answer: aiohttp.ClientResponse, deadline: float | None, fault: str | None
 ) -> web.StreamResponse:
-    """Server-Sent Events, passed on as they come; a final answer's ``response.completed`` waits for ``deadline``."""
+    """Server-Sent Events, passed on as they come; a final answer's ``response.completed`` waits for ``deadline``.
+
+    A stream fault (``[fault=drop]``, ``[fault=failed]``) breaks the stream at its first delta, as the offline
+    server breaks its own halfway: the connection closes, or a ``response.failed`` event ends it.
+    """
     response = web.StreamResponse(status=answer.status, headers=returned_headers(answer))
     await response.prepare(request)
-    calls_seen = False
+    calls_seen, events = False, 0
     async for chunk in answer.content.iter_any():
+        if fault and b".delta" in chunk:
+            head = chunk[: max(0, chunk.rfind(b"event:", 0, chunk.index(b".delta")))]  # the events before it
+            await response.write(head)
+            return await break_stream(request, response, fault, events + head.count(b"event:"))
         calls_seen = calls_seen or b'"function_call"' in chunk
-        if deadline is not None and not calls_seen and b"response.completed" in chunk:
+        if deadline is not None and not calls_seen and COMPLETED in chunk:
+            at = chunk.index(COMPLETED)
+            await response.write(chunk[:at])  # the text goes on at its own pace; only the end waits
             await asyncio.sleep(deadline - time.monotonic())
+            chunk = chunk[at:]
+        events += chunk.count(b"event:")
         await response.write(chunk)
     await response.write_eof()
     return response
+
+
+async def break_stream(request: web.Request, stream: web.StreamResponse, fault: str, events: int) -> web.StreamResponse:
+    if fault == "drop":
+        return hang_up(request, stream)
+    failed = {"id": "resp_proxy", "object": "response", "created_at": int(time.time()), "model": "", "output": []}
+    await send(stream, failed_event(failed), events)
+    await stream.write_eof()
+    return stream
 
 
 def scrub(data: bytes, authorization: str) -> bytes:
