@@ -16,8 +16,8 @@ HINTS = [
     "path, it goes on where the run stopped, and sends no turn twice.",
     "The report of a batched run has `report.cost`: `cost.live` is what the same tokens cost sent live, "
     "`cost.batched` what they cost through the Batch API. The saving is the difference, in dollars.",
-    "Two lines: `outcomes = await run_batched(agent, prompts, state_path=STATE)`, then "
-    "`saved = outcomes.report.cost.live - outcomes.report.cost.batched`.",
+    "The first line awaits `run_batched` with the same agent, prompts and `state_path=STATE`; the second takes "
+    "the batched cost from the live one, both in `outcomes.report.cost`.",
 ]
 
 
