@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -14,6 +14,7 @@ from agentlab import Agent, run_bounded, run_settled
 from agentlab.errors import BackendError
 from agentlab.offline import FaultPlan, LatencyModel, OfflineServer, ServerConfig, start
 from agentlab.results import AgentEvent, Fulfilled, Rejected
+from agentlab.streaming import read_events
 from agentlab.tools.math import MATH_TOOLS
 
 
@@ -84,3 +85,52 @@ def test_cutting_a_streamed_conversation_frees_it_on_the_server(server: OfflineS
     before, after, statuses = asyncio.run(cut())
     assert statuses == ["rejected"]
     assert after["in_flight"] == 0 and after["disconnects"] == before["disconnects"] + 1
+
+
+def test_server_sent_events_are_read_as_sent_and_a_break_is_a_backend_error() -> None:
+    async def lines(broken: bool) -> AsyncIterator[str]:
+        for line in ["event: response.created", 'data: {"a": 1}', "", ": a comment", "data: x", "data: y", ""]:
+            yield line
+        if broken:
+            raise ConnectionResetError("peer closed connection")
+
+    async def read(broken: bool) -> list[tuple[str, str]]:
+        return [event async for event in read_events(lines(broken))]
+
+    assert asyncio.run(read(False)) == [("response.created", '{"a": 1}'), ("", "x\ny")]
+    with pytest.raises(BackendError, match="closed the connection in the middle .* after 2 events"):
+        asyncio.run(read(True))
+
+
+def test_an_error_event_is_a_backend_error_that_says_what_the_server_said() -> None:
+    from aiohttp import web
+
+    from agentlab.offline.streaming import write_stream
+
+    async def broken(request: web.Request) -> web.StreamResponse:  # an answer that cannot be sent as JSON
+        body = {
+            "id": "resp_1",
+            "status": "completed",
+            "output": [{"id": "rs_1", "type": "reasoning", "summary": [{1}]}],
+        }
+        return await write_stream(request, body, 0.0)
+
+    async def run() -> BaseException:
+        app = web.Application()
+        app.router.add_post("/v1/responses", broken)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+            outcomes = await run_settled(Agent("a", "b", stream=True, client=client), ["Hi"])
+            assert isinstance(outcomes[0], Rejected)
+            return outcomes[0].reason
+        finally:
+            await runner.cleanup()
+
+    reason = asyncio.run(run())
+    assert isinstance(reason, BackendError)
+    assert "reported an error in the stream: The offline server failed" in str(reason)
