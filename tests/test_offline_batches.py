@@ -298,3 +298,28 @@ def test_odd_lines_end_in_a_failed_batch_or_in_the_error_file_never_a_server_err
             ).id,
         )
         assert failed.status == "failed" and failed.errors and failed.errors.data
+
+
+def test_serve_batch_seconds_sets_how_long_a_batch_takes() -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "agentlab", "serve", "--port", "0", "--time-scale", "0.05", "--batch-seconds"]
+    timings = []
+    for seconds in ("1", "20"):
+        process = subprocess.Popen([*command, seconds], stdout=subprocess.PIPE, text=True)
+        try:
+            base_url = (process.stdout.readline() if process.stdout else "").strip().rsplit(" ", 1)[-1]
+            with OpenAI(base_url=base_url, api_key="x", max_retries=0) as client:
+                made = client.batches.create(
+                    input_file_id=upload(client, [line("a", "Hi")]).id,
+                    endpoint="/v1/responses",
+                    completion_window="24h",
+                )
+                started = time.monotonic()
+                assert wait(client, made.id).status == "completed"
+                timings.append(time.monotonic() - started)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    assert timings[1] > 5 * timings[0] and timings[1] >= 0.9  # 20 s × 0.05 = 1 s, against 0.05 s
