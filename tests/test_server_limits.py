@@ -242,3 +242,15 @@ def test_offline_modules_stay_short_and_functions_shorter() -> None:
                 if length > 40:
                     too_long.append(f"{path.name}: {node.name}() is {length} lines")
     assert not too_long, too_long
+
+
+def test_the_offline_server_uses_only_public_aiohttp_names() -> None:
+    """No ``_default_expect_handler``, no ``site._server``: private names change without notice between releases."""
+    private = []
+    for path in sorted(OFFLINE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aiohttp"):
+                private += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+            if isinstance(node, ast.Attribute) and node.attr in ("_server", "_runner", "_app"):
+                private.append(f"{path.name}: .{node.attr}")
+    assert not private, private
