@@ -28,8 +28,9 @@ def check(prompts: Any = ..., outcomes: Any = ..., max_concurrency: int = 4, **_
     hung = [i for i, p in enumerate(prompts) if "[fault=hang]" in str(p)]
     problem = (
         order_problem(prompts, settled)
+        or bound_problem([v for s, v in settled if s == "fulfilled"], max_concurrency, too_few=False)
         or timeout_problem(settled, hung)
-        or bound_problem([v for s, v in settled if s == "fulfilled"], max_concurrency)
+        or bound_problem([v for s, v in settled if s == "fulfilled"], max_concurrency, too_few=True)
     )
     if problem:
         return Feedback(False, (problem,))
@@ -82,14 +83,15 @@ def timeout_problem(settled: list[tuple[str, Any]], hung: list[int]) -> str | No
     return None
 
 
-def bound_problem(done: list[RunResult], max_concurrency: Any) -> str | None:
+def bound_problem(done: list[RunResult], max_concurrency: Any, *, too_few: bool) -> str | None:
+    """Too many at once (checked first: it can also make healthy ones late), or, with ``too_few``, fewer than allowed."""
     highest = peak((r.started_at, r.ended_at) for r in done)
-    if highest > max_concurrency:
+    if highest > max_concurrency and not too_few:
         return (
             f"up to {highest} conversations ran at the same time; the limit is {max_concurrency}: "
             f"pass max_concurrency={max_concurrency}."
         )
-    if isinstance(max_concurrency, int) and highest < max_concurrency and len(done) >= 2 * max_concurrency:
+    if too_few and isinstance(max_concurrency, int) and highest < max_concurrency and len(done) >= 2 * max_concurrency:
         return (
             f"at most {highest} conversation(s) ran at once, though {max_concurrency} may: the batch took longer than "
             f"it needed. Pass max_concurrency={max_concurrency}, the limit itself."
