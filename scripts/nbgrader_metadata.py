@@ -3,15 +3,17 @@
     python scripts/nbgrader_metadata.py            # write the metadata (idempotent)
     python scripts/nbgrader_metadata.py --check    # exit 1 and name the notebooks whose metadata is stale
 
-In each pair, the answer cell (the exercise's code cell with a TODO, the solution's cell of the same id) is a
-solution cell, and the ``check(...)`` cell is an autograded test worth POINTS, locked so learners cannot edit
-it (format: nbgrader's cell metadata schema, version 3). Only cell metadata changes: sources and outputs are
-never touched, and the JSON is written the way nbformat writes it. Run it after scripts/build_notebooks.py.
+In each pair, the answer cell (the exercise's code cell with a TODO; the solution's cell of the same id, or in
+the same place) is a solution cell, and each ``check(...)`` cell is an autograded test worth POINTS, locked so
+learners cannot edit it (format: nbgrader's cell metadata schema, version 3). Only cell metadata changes:
+sources and outputs are never touched, and the JSON is written the way nbformat writes it. Run it after
+scripts/build_notebooks.py.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,16 @@ def source(cell: dict[str, Any]) -> str:
 
 
 def answer_ids(exercise: dict[str, Any]) -> list[str]:
-    """The exercise's answer cells: those nbgrader already marks as solutions, or else the code cells with a TODO."""
+    """The exercise's answer cells: the code cells with a TODO, and those nbgrader already marks as solutions."""
     code = [c for c in exercise["cells"] if c["cell_type"] == "code"]
-    marked = [c for c in code if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
-    return [str(c.get("id")) for c in (marked or [c for c in code if "TODO" in source(c)])]
+    marked = [c for c in code if c.get("metadata", {}).get("nbgrader", {}).get("solution") or "TODO" in source(c)]
+    return [str(c.get("id")) for c in marked]
+
+
+def checked(cell: dict[str, Any], number: str) -> str:
+    """The exercise a check cell checks: ``02b`` for ``check("02b", ...)`` (a notebook may hold two)."""
+    match = re.match(r"""check\(\s*["']([0-9a-z]+)["']""", source(cell).lstrip())
+    return match.group(1) if match else number
 
 
 def metadata_for(cell: dict[str, Any], number: str, answers: list[str]) -> dict[str, Any] | None:
@@ -39,7 +47,7 @@ def metadata_for(cell: dict[str, Any], number: str, answers: list[str]) -> dict[
     if cell["cell_type"] == "code" and source(cell).lstrip().startswith("check("):
         return {
             "grade": True,
-            "grade_id": f"ex{number}-check",
+            "grade_id": f"ex{checked(cell, number)}-check",
             "locked": True,
             "points": POINTS,
             "schema_version": SCHEMA_VERSION,
@@ -82,16 +90,27 @@ def dumps(notebook: dict[str, Any]) -> str:
     return json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"  # as nbformat writes
 
 
+def solution_ids(exercise: dict[str, Any], solution: dict[str, Any], answers: list[str]) -> list[str]:
+    """The solution's answer cells: the same ids, or else the same places among the code cells."""
+    ids = {str(c.get("id")) for c in solution["cells"]}
+    if all(answer in ids for answer in answers):
+        return answers
+    code = [str(c.get("id")) for c in exercise["cells"] if c["cell_type"] == "code"]
+    solved = [str(c.get("id")) for c in solution["cells"] if c["cell_type"] == "code"]
+    return [solved[code.index(a)] for a in answers] if len(code) == len(solved) else []
+
+
 def updated() -> dict[Path, str]:
     """Every notebook's text with the metadata, by path (the same text when nothing changes)."""
     texts = {}
     for number, exercise_path, solution_path in pairs():
         exercise = json.loads(exercise_path.read_text(encoding="utf-8"))
         answers = answer_ids(exercise)
-        for path in (exercise_path, solution_path):
-            if path.exists():
-                notebook = exercise if path == exercise_path else json.loads(path.read_text(encoding="utf-8"))
-                texts[path] = dumps(with_metadata(notebook, number, answers))
+        texts[exercise_path] = dumps(with_metadata(exercise, number, answers))
+        if solution_path.exists():
+            solution = json.loads(solution_path.read_text(encoding="utf-8"))
+            solved = solution_ids(exercise, solution, answers)
+            texts[solution_path] = dumps(with_metadata(solution, number, solved))
     return texts
 
 

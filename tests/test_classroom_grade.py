@@ -21,6 +21,7 @@ from classroom_class import ANSWER_CELL, EXERCISE, LEARNERS, make_class
 
 from agentlab.classroom.discover import discover
 from agentlab.classroom.grade import grade_command
+from agentlab.classroom.reference import NOTEBOOKS, load_reference
 
 TIMEOUT = 15  # seconds of cell time per notebook: dave's endless loop is stopped after this
 pytestmark = pytest.mark.timeout(600)
@@ -174,3 +175,17 @@ def test_without_the_zygote_every_kernel_starts_from_scratch(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr[-3000:]
     rows = (tmp_path / "report" / "grades.csv").read_text(encoding="utf-8").splitlines()
     assert rows[1].startswith("alice,01,passed,"), rows
+
+
+def test_a_notebook_with_two_checks_gives_two_rows(tmp_path: Path) -> None:
+    exercise = next((NOTEBOOKS / "exercises").glob("02_*_exercise.ipynb"))
+    solution = NOTEBOOKS / "solutions" / exercise.name.replace("_exercise", "_solution")
+    (tmp_path / "class" / "zoe").mkdir(parents=True)
+    (tmp_path / "class" / "zoe" / exercise.name).write_bytes(solution.read_bytes())
+    checks = load_reference("02", exercise).exercises
+    assert len(checks) >= 1 and checks[0] == "02"
+    done = grade(tmp_path / "class", tmp_path / "report", "--timeout", str(TIMEOUT))
+    assert done.returncode == 0, done.stderr[-3000:]
+    with (tmp_path / "report" / "grades.csv").open(encoding="utf-8") as file:
+        rows = [(r["learner"], r["exercise"], r["status"]) for r in csv.DictReader(file)]
+    assert rows == [("zoe", check, "passed") for check in checks], rows

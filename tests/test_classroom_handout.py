@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from agentlab.classroom.handout import make_handout
-from agentlab.classroom.reference import NOTEBOOKS, answer_cells, reference_notebooks, source_of
+from agentlab.classroom.reference import (
+    NOTEBOOKS,
+    answer_cells,
+    checked_exercise,
+    is_check_cell,
+    reference_notebooks,
+    solution_answers,
+    source_of,
+)
 from agentlab.errors import ConfigurationError
 
 LESSONS = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -58,15 +66,23 @@ def test_a_handout_never_goes_inside_the_course(tmp_path: Path) -> None:
 # -- Hints stay hints ---------------------------------------------------------------------------------------
 
 
-def answer_lines(exercise: str, path: Path) -> list[str]:
-    """The solution's answer code, line by line, without blank lines, comments, imports and prints."""
-    ids = [c.get("id") for c in answer_cells(json.loads(path.read_text(encoding="utf-8"))["cells"])]
-    solution = NOTEBOOKS / "solutions" / path.name.replace("_exercise", "_solution")
-    code = "\n".join(
-        source_of(c) for c in json.loads(solution.read_text(encoding="utf-8"))["cells"] if c.get("id") in ids
+def answers_by_exercise(path: Path) -> dict[str, list[str]]:
+    """Each exercise of the notebook and its solution's answer code (the answer cells before its check cell),
+    line by line, without blank lines, comments, imports and prints."""
+    exercise = json.loads(path.read_text(encoding="utf-8"))
+    solution = json.loads((NOTEBOOKS / "solutions" / path.name.replace("_exercise", "_solution")).read_text())
+    solved = dict(
+        zip([id(c) for c in answer_cells(exercise["cells"])], solution_answers(exercise, solution), strict=True)
     )
+    found: dict[str, list[str]] = {}
+    pending: list[str] = []
+    for cell in exercise["cells"]:
+        pending += solved.get(id(cell), "").splitlines()
+        if is_check_cell(cell):
+            found[checked_exercise(source_of(cell)) or path.name[:2]] = pending
+            pending = []
     skip = ("#", "import ", "from ", "print(")
-    return [line.strip() for line in code.splitlines() if line.strip() and not line.strip().startswith(skip)]
+    return {e: [x.strip() for x in lines if x.strip() and not x.strip().startswith(skip)] for e, lines in found.items()}
 
 
 def squeeze(text: str) -> str:
@@ -77,18 +93,22 @@ def given_away(hint: str, lines: list[str]) -> list[str]:
     return [line for line in lines if squeeze(line) in squeeze(hint)]
 
 
-PAIRS = sorted(reference_notebooks().items())
+CASES = sorted((e, path) for path in reference_notebooks().values() for e in answers_by_exercise(path))
 
 
-@pytest.mark.parametrize(("exercise", "path"), PAIRS, ids=[e for e, _ in PAIRS])
+@pytest.mark.parametrize(("exercise", "path"), CASES, ids=[e for e, _ in CASES])
 def test_hints_stay_hints(exercise: str, path: Path) -> None:
     hints = importlib.import_module(f"agentlab.exercises.ex{exercise}").HINTS
-    lines = answer_lines(exercise, path)
+    lines = answers_by_exercise(path)[exercise]
     assert lines and hints, f"exercise {exercise} has an answer and hints"
     for number, hint in enumerate(hints, 1):
         assert len(given_away(hint, lines)) < len(lines), f"hint {number} of {exercise} is the whole answer: {hint}"
     together = {line for hint in hints for line in given_away(hint, lines)}
     assert len(together) < len(lines), f"the hints of {exercise} together spell out the whole answer"
+
+
+def test_every_exercise_with_a_check_and_a_notebook_is_covered() -> None:
+    assert {"01", "02", "02b", "03", "04", "05", "06"} <= {e for e, _ in CASES}
 
 
 def test_the_hint_test_can_fail() -> None:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
@@ -25,24 +24,13 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from agentlab.classroom.discover import Submission
-from agentlab.classroom.forking import KERNEL_NAME
+from agentlab.classroom.forking import KERNEL_NAME, kernel_environment
+from agentlab.classroom.grades import Grade, Status
 from agentlab.classroom.notebook import BadSubmission, answer_notes, prepare, read_submission
 from agentlab.classroom.reference import Reference, source_of
 from agentlab.exercises import CHECK_MIME
 
-Status = Literal["passed", "failed", "error", "timeout", "missing"]
 GRADER_SECONDS = 30  # the grader's own cell gets this much even when the learner used up the time limit
-
-
-@dataclass(frozen=True)
-class Grade:
-    """One row of grades.csv."""
-
-    learner: str
-    exercise: str
-    status: Status
-    seconds: float | None
-    feedback: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -67,38 +55,44 @@ async def grade_all(
     references: dict[str, Reference],
     options: Options,
     jobs: int,
-    done: Callable[[Grade], None],
+    done: Callable[[list[Grade]], None],
 ) -> list[Grade]:
     """Grade every submission, ``jobs`` at a time, calling ``done`` as each one finishes; in input order."""
     slots = asyncio.Semaphore(max(1, jobs))
 
-    async def one(submission: Submission) -> Grade:
+    async def one(submission: Submission) -> list[Grade]:
         async with slots:
             reference = references.get(submission.exercise, Reference(submission.exercise))
-            grade = await grade_one(submission, reference, options)
-        done(grade)
-        return grade
+            grades = await grade_one(submission, reference, options)
+        done(grades)
+        return grades
 
-    return list(await asyncio.gather(*(one(s) for s in submissions)))
+    return [grade for grades in await asyncio.gather(*(one(s) for s in submissions)) for grade in grades]
 
 
-async def grade_one(submission: Submission, reference: Reference, options: Options) -> Grade:
-    """The Grade of one submission; a bad file is a Grade too, never an exception."""
-    learner, exercise = submission.learner, submission.exercise
+async def grade_one(submission: Submission, reference: Reference, options: Options) -> list[Grade]:
+    """One Grade per exercise of the submitted notebook; a bad file is a Grade too, never an exception."""
+    learner, exercises = submission.learner, reference.exercises
     if submission.path is None:
-        return Grade(learner, exercise, "missing", None, (f"not handed in: no {exercise}_*.ipynb in the folder",))
+        missing = (f"not handed in: no {submission.exercise}_*.ipynb in the folder",)
+        return [Grade(learner, exercise, "missing", None, missing) for exercise in exercises]
     try:
         notebook = read_submission(submission.path)
     except BadSubmission as bad:
-        return Grade(learner, exercise, "error", None, (str(bad),))
+        return [Grade(learner, exercise, "error", None, (str(bad),)) for exercise in exercises]
     notes = answer_notes(notebook, reference)
     executed = prepare(notebook, reference)
     started = time.perf_counter()
     run = await execute(executed, options)
     seconds = round(time.perf_counter() - started, 2)
     write_executed(executed, options.executed / learner / submission.path.name)
-    status, feedback = judge_run(executed, run, options.timeout)
-    return Grade(learner, exercise, status, seconds, (*notes, *feedback))
+    learner_cells = len(executed.cells) - len(exercises)
+    return [
+        Grade(learner, exercise, status, seconds, (*notes, *feedback))
+        for exercise, (status, feedback) in zip(
+            exercises, judge_run(executed, run, options.timeout, learner_cells), strict=True
+        )
+    ]
 
 
 async def execute(notebook: nbformat.NotebookNode, options: Options) -> Run:
@@ -110,7 +104,7 @@ async def execute(notebook: nbformat.NotebookNode, options: Options) -> Run:
         if not deadline:  # the clock starts with the first cell, after the kernel is up
             deadline.append(time.monotonic() + options.timeout)
         left = math.ceil(deadline[0] - time.monotonic())
-        return max(left, GRADER_SECONDS) if cell is notebook.cells[-1] else max(left, 1)
+        return max(left, GRADER_SECONDS) if cell.metadata.get("agentlab") else max(left, 1)
 
     def started(cell: Any, cell_index: int, **_: Any) -> None:
         run.cell_index = cell_index
@@ -130,7 +124,9 @@ async def execute(notebook: nbformat.NotebookNode, options: Options) -> Run:
         )
         try:
             # the kernel's own stderr is noise here (its outputs reach the notebook through the kernel protocol)
-            await client.async_execute(env=kernel_environment(options), stderr=subprocess.DEVNULL)
+            await client.async_execute(
+                env=kernel_environment(options.server_url, options.time_scale), stderr=subprocess.DEVNULL
+            )
         except CellTimeoutError:
             run.ended = "timeout"
         except DeadKernelError:
@@ -147,33 +143,29 @@ def kernel_manager(options: Options) -> AsyncKernelManager | None:
     return AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=options.kernels)
 
 
-def kernel_environment(options: Options) -> dict[str, str]:
-    """The learner's kernel: offline, on the shared server, at the grader's time scale, with no keys."""
-    env = {key: value for key, value in os.environ.items() if not key.endswith(("_API_KEY", "_TOKEN"))}
-    env.pop("NBGRADER_EXECUTION", None)
-    env.update(
-        AGENTLAB_BACKEND="offline",
-        AGENTLAB_OFFLINE_URL=options.server_url,
-        AGENTLAB_TIME_SCALE=str(options.time_scale),
-        MPLBACKEND="Agg",
-    )
-    return env
+Judged = tuple[Status, list[str]]  # a grader cell's status and feedback
 
 
-def judge_run(notebook: nbformat.NotebookNode, run: Run, timeout: float) -> tuple[Status, list[str]]:
-    """The status and feedback: the grader cell's verdict, with the learner's errors named before it."""
-    learner_cells = notebook.cells[:-1]
+def judge_run(notebook: nbformat.NotebookNode, run: Run, timeout: float, learner_cells: int) -> list[Judged]:
+    """Per grader cell, the status and feedback: its verdict, with the learner's errors named before it."""
+    learner, graders = notebook.cells[:learner_cells], notebook.cells[learner_cells:]
     if run.ended == "timeout":
-        return "timeout", [f"{describe_cell(learner_cells, run.cell_index)} did not finish within {timeout:g} s"]
-    if run.ended == "died":
-        where = describe_cell(learner_cells, run.cell_index)
-        return "error", [f"the kernel died while running {where} (os._exit, a crash, or out of memory)"]
+        ended: Judged = "timeout", [f"{describe_cell(learner, run.cell_index)} did not finish within {timeout:g} s"]
+    elif run.ended == "died":
+        where = describe_cell(learner, run.cell_index)
+        ended = "error", [f"the kernel died while running {where} (os._exit, a crash, or out of memory)"]
+    else:
+        ended = "error", [run.ended]
     if run.ended != "ok":
-        return "error", [run.ended]
-    errors = cell_errors(learner_cells)
-    verdict = read_verdict(notebook.cells[-1])
+        return [ended for _ in graders]
+    errors = cell_errors(learner)
+    return [judge_verdict(cell, errors) for cell in graders]
+
+
+def judge_verdict(cell: Any, errors: list[str]) -> Judged:
+    verdict = read_verdict(cell)
     if verdict is None:
-        return "error", [*errors, "the grader's check did not run: " + grader_problem(notebook.cells[-1])]
+        return "error", [*errors, "the grader's check did not run: " + grader_problem(cell)]
     messages = [str(m) for m in verdict.get("messages", [])]
     if verdict.get("passed") is True:
         return "passed", [*errors, *messages]

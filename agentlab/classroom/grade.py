@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import sys
 from contextlib import nullcontext
@@ -19,10 +18,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from agentlab.classroom.discover import Submission, discover
-from agentlab.classroom.execute import Grade, Options, grade_all, kernel_environment
-from agentlab.classroom.forking import forked_kernels
+from agentlab.classroom.forking import forked_kernels, kernel_environment
+from agentlab.classroom.grades import Grade
 from agentlab.classroom.reference import Reference, load_reference, reference_notebooks
-from agentlab.classroom.report import write_report
 from agentlab.errors import AgentLabError
 from agentlab.offline import config_from_env, start
 
@@ -37,6 +35,8 @@ def grade_command(args: argparse.Namespace) -> int:
     except (AgentLabError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from agentlab.classroom.report import write_report
+
     write_report(grades, args.out)
     passed = sum(g.status == "passed" for g in grades)
     print(f"{passed}/{len(grades)} passed; wrote {args.out / 'grades.csv'} and {args.out / 'report.html'}")
@@ -57,8 +57,11 @@ def grade_class(
     references.update({s.exercise: Reference(s.exercise) for s in submissions if s.exercise not in references})
     config = config_from_env({**os.environ, "AGENTLAB_TIME_SCALE": str(time_scale)})
     with start(config) as server:
-        options = Options(timeout, time_scale, server.base_url, out / "executed")
-        with forked_kernels(kernel_environment(options)) if fork else nullcontext() as kernels:
-            options = dataclasses.replace(options, kernels=kernels)
+        env = kernel_environment(server.base_url, time_scale)
+        with forked_kernels(env) if fork else nullcontext(lambda: None) as kernels:
+            # nbclient and nbformat load while the zygote warms up
+            from agentlab.classroom.execute import Options, grade_all
+
+            options = Options(timeout, time_scale, server.base_url, out / "executed", kernels())
             with tqdm(total=len(submissions), desc="grading", unit="notebook") as bar:
                 return asyncio.run(grade_all(submissions, references, options, jobs, lambda _: bar.update()))

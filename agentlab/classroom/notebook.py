@@ -72,21 +72,22 @@ def prepare(notebook: nbformat.NotebookNode, reference: Reference) -> nbformat.N
     for cell in copy.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    cell = nbformat.v4.new_code_cell(grader_source(reference))  # type: ignore[no-untyped-call]
-    cell.metadata["agentlab"] = {"grader": True}
-    if copy.get("nbformat_minor", 0) >= 5:
-        cell["id"] = GRADER_CELL_ID
-    else:
-        cell.pop("id", None)
-    copy.cells.append(cell)
+    for exercise in reference.exercises:  # one grader cell per exercise of the notebook, last
+        cell = nbformat.v4.new_code_cell(grader_source(exercise, reference.arguments(exercise)))  # type: ignore[no-untyped-call]
+        cell.metadata["agentlab"] = {"grader": exercise}
+        if copy.get("nbformat_minor", 0) >= 5:
+            cell["id"] = f"{GRADER_CELL_ID}-{exercise}"
+        else:
+            cell.pop("id", None)
+        copy.cells.append(cell)
     return copy
 
 
-def grader_source(reference: Reference) -> str:
+def grader_source(exercise: str, arguments: dict[str, str]) -> str:
     """One expression: reload the grader's kernel module and show its fresh verdict."""
     return (
         "# added by the grader: a fresh check on your variables\n"
         '__import__("importlib").reload(__import__("agentlab.classroom.kernel", fromlist=["judge"])).judge(\n'
-        f"    {reference.exercise!r}, globals(), {reference.arguments!r}\n"
+        f"    {exercise!r}, globals(), {arguments!r}\n"
         ")"
     )

@@ -22,12 +22,23 @@ EXERCISE_FILE = re.compile(r"^(\d{2}[a-z]?)_[^/]*\.ipynb$")  # 01_…, 02b_…
 
 @dataclass(frozen=True)
 class Reference:
-    """What the grader knows about one exercise from the course's own exercise notebook."""
+    """What the grader knows about one exercise notebook of the course (``exercise`` is its file's number).
+
+    A notebook may hold more than one exercise (``02`` and ``02b``): one check cell each, in ``checks``.
+    """
 
     exercise: str
     file_name: str = ""
     answer_ids: tuple[str, ...] = ()
-    arguments: dict[str, str] = field(default_factory=dict)  # check's keyword -> the expression the cell passes
+    checks: dict[str, dict[str, str]] = field(default_factory=dict)  # exercise -> check keyword -> expression
+
+    @property
+    def exercises(self) -> tuple[str, ...]:
+        """The exercises this notebook is graded on, in the order of their check cells."""
+        return tuple(self.checks) or (self.exercise,)
+
+    def arguments(self, exercise: str) -> dict[str, str]:
+        return self.checks.get(exercise, {})
 
 
 def exercise_of(file_name: str) -> str | None:
@@ -51,8 +62,11 @@ def load_reference(exercise: str, path: Path | None) -> Reference:
         return Reference(exercise)
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     answers = tuple(str(cell.get("id", "")) for cell in answer_cells(cells))
-    checks = [source_of(cell) for cell in cells if is_check_cell(cell)]
-    return Reference(exercise, path.name, answers, check_arguments(checks[0]) if checks else {})
+    checks = {}
+    for cell in cells:
+        if is_check_cell(cell):
+            checks[checked_exercise(source_of(cell)) or exercise] = check_arguments(source_of(cell))
+    return Reference(exercise, path.name, answers, checks)
 
 
 def source_of(cell: dict[str, Any]) -> str:
@@ -65,23 +79,47 @@ def is_check_cell(cell: dict[str, Any]) -> bool:
 
 
 def answer_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The cells a learner fills in: nbgrader solution cells, or else the code cells with a TODO."""
+    """The cells a learner fills in: the code cells with a TODO, and those nbgrader marks as solution cells."""
     code = [cell for cell in cells if cell.get("cell_type") == "code"]
-    marked = [cell for cell in code if cell.get("metadata", {}).get("nbgrader", {}).get("solution")]
-    return marked or [cell for cell in code if "TODO" in source_of(cell)]
+    return [c for c in code if c.get("metadata", {}).get("nbgrader", {}).get("solution") or "TODO" in source_of(c)]
+
+
+def check_call(source: str) -> ast.Call | None:
+    """The ``check(...)`` call in a cell's source, if it parses."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    calls = (n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name))
+    return next((call for call in calls if isinstance(call.func, ast.Name) and call.func.id == "check"), None)
+
+
+def checked_exercise(source: str) -> str | None:
+    """``"02b"`` for a cell ``check("02b", ...)``."""
+    call = check_call(source)
+    if call and call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+        return call.args[0].value.strip().zfill(2)
+    return None
+
+
+def solution_answers(exercise: dict[str, Any], solution: dict[str, Any]) -> list[str]:
+    """The solution's version of each answer cell: the cell with the same id, or else the one in the same place
+    among the code cells (notebooks built apart have different ids)."""
+    by_id = {cell.get("id"): cell for cell in solution["cells"]}
+    code = [cell for cell in exercise["cells"] if cell.get("cell_type") == "code"]
+    solved = [cell for cell in solution["cells"] if cell.get("cell_type") == "code"]
+    found = []
+    for answer in answer_cells(exercise["cells"]):
+        match = by_id.get(answer.get("id"))
+        if match is None and len(code) == len(solved):
+            match = solved[code.index(answer)]
+        found.append(source_of(match) if match else "")
+    return found
 
 
 def check_arguments(source: str) -> dict[str, str]:
     """The keyword arguments of the ``check(...)`` call in a cell, as source text (``{"total": "total"}``)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    call = check_call(source)
+    if call is None:
         return {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "check":
-            return {
-                keyword.arg: ast.get_source_segment(source, keyword.value) or keyword.arg
-                for keyword in node.keywords
-                if keyword.arg is not None
-            }
-    return {}
+    return {k.arg: ast.get_source_segment(source, k.value) or k.arg for k in call.keywords if k.arg is not None}

@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from agentlab.classroom.execute import Grade
+from agentlab.classroom.grades import Grade
 
 COLUMNS = ("learner", "exercise", "status", "seconds", "feedback")
 COLOURS = {"passed": "#c8e6c9", "failed": "#ffcdd2", "error": "#ffe0b2", "timeout": "#fff9c4", "missing": "#eeeeee"}
@@ -109,15 +109,21 @@ def chart_png(grades: list[Grade]) -> str:
     from matplotlib.figure import Figure
 
     rates, common = pass_rates(grades), common_feedback(grades)
-    figure = Figure(figsize=(11, 3.2), layout="constrained")
+    figure = Figure(figsize=(11, 1.6 + 0.45 * len(rates)), layout="constrained")
     FigureCanvasAgg(figure)
-    left, right = figure.subplots(1, 2, width_ratios=(1, 2))
-    left.bar(list(rates), [100 * r for r in rates.values()], color="#1b7f3b")
-    left.set(ylim=(0, 100), ylabel="passed (%)", xlabel="exercise", title="pass rate per exercise")
-    labels = [f"{e}: {text[:70]}" for e, (text, _) in common.items()] or ["everyone passed"]
-    right.barh(labels, [n for _, n in common.values()] or [0], color="#b3261e")
+    left, right = figure.subplots(1, 2, width_ratios=(1, 3))
+    left.barh(list(rates), [100 * r for r in rates.values()], color="#1b7f3b")
+    left.invert_yaxis()
+    left.set(xlim=(0, 100), xlabel="passed (%)", ylabel="exercise", title="pass rate")
+    exercises = list(common) or ["-"]
+    counts = [n for _, n in common.values()] or [0]
+    right.barh(exercises, counts, color="#f4c7c3")
     right.invert_yaxis()
-    right.set(xlabel="learners", title="most common feedback per exercise (not passed)")
+    for exercise, (text, _) in common.items():  # the feedback written over its bar, so long texts fit
+        right.text(
+            0.02, exercise, f" {text[:110]}", va="center", ha="left", fontsize=8, transform=right.get_yaxis_transform()
+        )
+    right.set(xlim=(0, max(counts) + 1), xlabel="learners", title="most common feedback of those who did not pass")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
