@@ -68,7 +68,7 @@ def serving(app: web.Application, received: list[Received] | None = None) -> Ite
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
         await site.start()
-        bound.set_result(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        bound.set_result(int(runner.addresses[0][1]))
         await stop.wait()
         await runner.cleanup()
 

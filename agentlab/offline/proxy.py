@@ -94,7 +94,8 @@ def create_proxy_app(config: ServerConfig, upstream: str | None = None) -> web.A
 
 async def open_session(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-    async with aiohttp.ClientSession(connector=connector, timeout=UPSTREAM_TIMEOUT, auto_decompress=True) as session:
+    jar = aiohttp.DummyCookieJar()  # cookies are the client's business: they pass through, the proxy keeps none
+    async with aiohttp.ClientSession(connector=connector, timeout=UPSTREAM_TIMEOUT, cookie_jar=jar) as session:
         app[UPSTREAM].session = session
         yield
         app[UPSTREAM].session = None
