@@ -119,7 +119,7 @@ asyncio.run(main())
 def test_a_run_killed_between_rounds_resumes_and_sends_no_turn_twice(tmp_path: Path) -> None:
     state_path = tmp_path / "state.json"
     prompts, expected = prompts_and_answers(200)
-    with start(config(batch_seconds=4)) as server:
+    with start(config(batch_seconds=10)) as server:  # round 2 in flight for 0.5 s: time to kill the child in it
         child = subprocess.Popen([sys.executable, "-c", RUN_IN_A_CHILD, server.base_url, str(state_path), "200"])
         try:
             state = wait_for_state(state_path, lambda s: s["round"] == 2 and (s["pending"] or {}).get("batch_id"))
