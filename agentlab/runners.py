@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from agentlab.agent import Agent, Prompt, check_prompts
 from agentlab.budget import Budget, budget_for_batch
+from agentlab.errors import ConfigurationError
 from agentlab.events import BatchEventHandler, ProgressOption
 from agentlab.results import Batch, Outcome, RunResult
 from agentlab.tracker import BatchTracker
@@ -148,9 +149,11 @@ def check_limits(max_concurrency: int | None, timeout: float | None) -> tuple[as
     if max_concurrency is not None and (
         not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1
     ):
-        raise ValueError(f"max_concurrency must be a whole number of at least 1, got {max_concurrency!r}")
+        raise ConfigurationError(f"max_concurrency must be a whole number of at least 1, got {max_concurrency!r}")
     if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be a number of seconds greater than 0 (or None for no limit), got {timeout!r}")
+        raise ConfigurationError(
+            f"timeout must be a number of seconds greater than 0 (or None for no limit), got {timeout!r}"
+        )
     return (asyncio.Semaphore(max_concurrency) if max_concurrency else None), timeout
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 from agentlab.agent import Agent, EventHandler, Prompt
 from agentlab.budget import Budget
@@ -36,6 +37,8 @@ class BatchTracker:
     ) -> None:
         self.runner = runner
         self.budget = budget  # run_bounded(..., budget=...): every model call of the batch spends from it
+        # passed only when set, so that an Agent subclass whose run() predates budgets still works
+        self.extra: dict[str, Any] = {"budget": budget} if budget is not None else {}
         self.prompts = prompts
         self.progress = make_progress(progress)
         self.listeners: list[BatchEventHandler] = [h for h in (on_event, self.log_event if log else None) if h]
@@ -67,7 +70,7 @@ class BatchTracker:
             limit = asyncio.timeout(timeout)
             try:
                 async with limit:
-                    result = await agent.run(prompt, on_event=self.handler_for(index), budget=self.budget)
+                    result = await agent.run(prompt, on_event=self.handler_for(index), **self.extra)
             except TimeoutError:
                 if timeout is None or not limit.expired():  # a TimeoutError of the conversation's own
                     raise
