@@ -41,7 +41,13 @@ KNOWN_FAILURES: dict[str, str] = {
         "cell 17 reads GET /offline/batch-stats (which batched turns were sent twice), a counter that only the "
         "offline server's Batch API keeps; the proxy and a real API have no such path (404, then KeyError 'repeated')"
     ),
+    "06_tools_inside_a_conversation": (
+        "cell 19, `assert fixed.report.wall_time <= 0.5 * frozen.report.wall_time`, holds only while a model turn "
+        "is short beside the tool's sleep (0.05 s here): the scripted model's 17 ms turns guarantee it on a quiet "
+        "machine, one more hop on a busy one does not (measured 0.30 s vs 0.47 s), nor does a real model's 1-2 s"
+    ),
 }
+FLAKY = {"06_tools_inside_a_conversation"}  # passes on a quiet machine: not a strict xfail
 
 RUN_ONE = """
 import sys, nbformat
@@ -129,7 +135,7 @@ def ran(upstream: Served, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(p.stem, marks=pytest.mark.xfail(reason=KNOWN_FAILURES[p.stem], strict=True))
+        pytest.param(p.stem, marks=pytest.mark.xfail(reason=KNOWN_FAILURES[p.stem], strict=p.stem not in FLAKY))
         if p.stem in KNOWN_FAILURES
         else p.stem
         for p in EVERY
