@@ -192,14 +192,16 @@ async def write_stream(
         headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
     )
     await stream.prepare(request)
-    sequence, clock = 0, asyncio.get_running_loop()
+    sequence, clock, pending = 0, asyncio.get_running_loop(), bytearray()
     due = clock.time()  # each event has its moment from the start: a busy server catches up, never drifts
     try:
         for sequence, (event, wait) in enumerate(zip(events[:halfway], waits[:halfway], strict=True)):
             due += wait
-            if wait > 0:
-                await asyncio.sleep(max(0.0, due - clock.time()))
-            await send(stream, event, sequence)
+            if due > clock.time():  # this one is for later: send everything due by now in one write, then wait
+                await flush(stream, pending)
+                await asyncio.sleep(due - clock.time())
+            pending += frame(event, sequence)
+        await flush(stream, pending)
         if fault == "drop":
             return hang_up(request, stream)
         if fault == "failed":
@@ -207,7 +209,8 @@ async def write_stream(
     except ConnectionError:  # the client went away between two events: nothing left to tell it
         return stream
     except Exception as exc:  # a bug of ours after the stream started: too late for a 500, say it in the stream
-        await send(stream, error_event(exc), sequence + 1)
+        await flush(stream, pending)
+        await send(stream, error_event(exc), sequence)  # in the place of the event that could not be sent
     await stream.write_eof()
     return stream
 
@@ -217,9 +220,21 @@ def wants_obfuscation(body: dict[str, Any]) -> bool:
     return bool((body.get("stream_options") or {}).get("include_obfuscation", True))
 
 
-async def send(stream: web.StreamResponse, event: Event, sequence: int) -> None:
+def frame(event: Event, sequence: int) -> bytes:
+    """One event as Server-Sent Events put it on the wire: ``event: <type>``, ``data: <json>``, a blank line."""
     data = json.dumps({**event, "sequence_number": sequence}, separators=(",", ":"))
-    await stream.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
+    return f"event: {event['type']}\ndata: {data}\n\n".encode()
+
+
+async def send(stream: web.StreamResponse, event: Event, sequence: int) -> None:
+    await stream.write(frame(event, sequence))
+
+
+async def flush(stream: web.StreamResponse, pending: bytearray) -> None:
+    """Write the events that are due, in one write (one system call, not one per event)."""
+    if pending:
+        await stream.write(bytes(pending))
+        pending.clear()
 
 
 def hang_up(request: web.Request, stream: web.StreamResponse) -> web.StreamResponse:
