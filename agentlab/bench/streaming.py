@@ -34,11 +34,19 @@ def run(quick: bool, sizes: list[int] | None = None) -> dict[str, Any]:
     sizes = sizes or [QUICK_N if quick else N]
     server = start_process(time_scale=1.0, seed=0)
     os.environ["AGENTLAB_OFFLINE_URL"] = server.base_url  # agentlab's default client talks to this server
+    load = os.getloadavg()[0]
     try:
         results = [asyncio.run(measure(n, stream)) for n in sizes for stream in (False, True)]
+        raw = [asyncio.run(raw_streams(server.base_url, n)) for n in sizes]
     finally:
         server.stop()
-    lines = [describe(r) for r in results]
+    lines = [f"load average before: {load:.1f} (on {os.cpu_count()} CPUs): a busy machine delays every figure"]
+    lines += [describe(r) for r in results]
+    lines += [
+        f"  raw SSE reader, N={r['n']}: first delta {r['first_median']:.3f} s of a {r['total_median']:.3f} s "
+        "stream (median; aiohttp, no openai client, no agent)"
+        for r in raw
+    ]
     biggest = [r for r in results if r["n"] == max(sizes)]
     plain, streamed = biggest
     checks = [
@@ -50,7 +58,27 @@ def run(quick: bool, sizes: list[int] | None = None) -> dict[str, Any]:
         {"figure": f, "value": v, "target": f"{op} {t:g}", "pass": v >= t if op == ">=" else v <= t}
         for f, v, op, t in checks
     ]
-    return {"sizes": sizes, "results": results, "lines": lines, "targets": targets}
+    return {"sizes": sizes, "load_average": load, "results": results, "raw": raw, "lines": lines, "targets": targets}
+
+
+async def raw_streams(base_url: str, n: int) -> dict[str, Any]:
+    """``n`` one-turn streams read with a bare aiohttp client: the server's pacing without any client cost."""
+    import aiohttp  # the server's own dependency; only this figure needs it on the client side
+
+    async def one(session: aiohttp.ClientSession, i: int) -> tuple[float, float]:
+        body = {"model": "gpt-5-mini", "input": "Hello there, who are you?", "stream": True, "metadata": {"n": str(i)}}
+        started, first = time.perf_counter(), 0.0
+        async with session.post(base_url + "/responses", json=body) as answer:
+            async for line in answer.content:
+                if not first and line.startswith(b"event: response.output_text.delta"):
+                    first = time.perf_counter() - started
+        return first, time.perf_counter() - started
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await one(session, -1)
+        timings = await asyncio.gather(*(one(session, i) for i in range(n)))
+    firsts, totals = [f for f, _ in timings], [t for _, t in timings]
+    return {"n": n, "first_median": statistics.median(firsts), "total_median": statistics.median(totals)}
 
 
 async def measure(n: int, stream: bool) -> dict[str, Any]:
