@@ -96,9 +96,8 @@ def targets(results: list[dict[str, Any]], rps: float, big: int) -> list[tuple[s
     checks.append(
         (f"wall / latency floor at N={mid}, (1)", at[("agentlab_default", mid)]["wall"] / (2 * TURN_SECONDS), "<=", 2.0)
     )
-    checks.append(
-        ("client CPU per model call, (1), ms", max(r["cpu_ms_per_call"] for r in default if r["n"] >= 10), "<=", 3.0)
-    )
+    measured = [r for r in default if r["n"] >= 10] or default  # N=1 is mostly start-up; a tiny run has only it
+    checks.append(("client CPU per model call, (1), ms", max(r["cpu_ms_per_call"] for r in measured), "<=", 3.0))
     checks.append(
         (
             f"memory per in-flight conversation at N={big}, (1), KB",
@@ -111,7 +110,7 @@ def targets(results: list[dict[str, Any]], rps: float, big: int) -> list[tuple[s
     return [(name, v, op, limit, v <= limit if op == "<=" else v >= limit) for name, v, op, limit in checks]
 
 
-def describe(r: dict[str, Any]) -> str:
+def table_line(r: dict[str, Any]) -> str:
     """One table line for one (contender, N)."""
     return (
         f"N={r['n']:>5}  {LABELS[r['contender']]:<36} wall {r['wall']:7.2f} s  longest {r['longest']:5.2f} s  "
@@ -157,7 +156,7 @@ def run_contenders(contenders: list[str], sizes: list[int], lines: list[str]) ->
                 if name == "agentlab_serial" and n > 10:
                     continue
                 results.append(run_contender(name, n, server.base_url))
-                lines.append(describe(results[-1]))
+                lines.append(table_line(results[-1]))
                 print(lines[-1], flush=True)  # as it goes: a full run takes minutes
     finally:
         server.stop()
