@@ -68,7 +68,7 @@ def test_a_handout_never_goes_inside_the_course(tmp_path: Path) -> None:
 
 def answers_by_exercise(path: Path) -> dict[str, list[str]]:
     """Each exercise of the notebook and its solution's answer code (the answer cells before its check cell),
-    line by line, without blank lines, comments, imports and prints."""
+    line by line, without blank lines, comments, imports, prints, and the lines the exercise already gives."""
     exercise = json.loads(path.read_text(encoding="utf-8"))
     solution = json.loads((NOTEBOOKS / "solutions" / path.name.replace("_exercise", "_solution")).read_text())
     solved = dict(
@@ -81,8 +81,13 @@ def answers_by_exercise(path: Path) -> dict[str, list[str]]:
         if is_check_cell(cell):
             found[checked_exercise(source_of(cell)) or path.name[:2]] = pending
             pending = []
+    given = {line.strip() for cell in exercise["cells"] for line in source_of(cell).splitlines()}
     skip = ("#", "import ", "from ", "print(")
-    return {e: [x.strip() for x in lines if x.strip() and not x.strip().startswith(skip)] for e, lines in found.items()}
+
+    def keep(line: str) -> bool:
+        return bool(line.strip()) and not line.strip().startswith(skip) and line.strip() not in given
+
+    return {e: [x.split("  #")[0].strip() for x in lines if keep(x)] for e, lines in found.items()}
 
 
 def squeeze(text: str) -> str:

@@ -12,8 +12,8 @@ HINTS = [
     "`agent.run(p)` on its own only makes a coroutine: it starts when something awaits it. "
     "`asyncio.create_task(agent.run(p))` starts it at once.",
     "Make the tasks first, then `side_result = await agent.run(side)`: while you wait for it, the tasks run.",
-    "`tasks = [asyncio.create_task(agent.run(p)) for p in prompts]`, then `side_result = await agent.run(side)`, "
-    "then `results = await asyncio.gather(*tasks)`.",
+    "Three steps, in this order: one `asyncio.create_task` per prompt; then await the side conversation into "
+    "`side_result`; only then gather the tasks into `results`.",
 ]
 
 
