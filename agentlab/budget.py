@@ -1,27 +1,24 @@
 """A rate-limit budget: spend the provider's requests and tokens per minute without a single 429.
 
-Past a few dozen conversations, the limit a batch meets first is the provider's: requests per minute (RPM)
-and tokens per minute (TPM). A ``Budget`` is shared by every model call that goes through it (the runners,
-several batches at once, one process):
+Past a few dozen conversations, the limit met first is the provider's: requests and tokens per minute. A
+``Budget`` is shared by every model call that goes through it (runners, batches at once, one process):
 
 1. **Reserve** before each call: one request and the call's estimated tokens (its input, counted by the same
    rule the server uses, plus a guess of its output). If the budget does not hold them yet, the call waits
    its turn (first come, first served) until the minute has refilled enough.
 2. **Settle** after the answer, against ``usage``: what the estimate held beyond what was used goes back.
-3. **Listen to the server**: the ``x-ratelimit-*`` headers of each answer say the server's limit and what
-   it has left. The budget takes its limits from them when none were given, learns the length of the minute
-   (the offline server's is ``60 s × AGENTLAB_TIME_SCALE``), and brings its level down to what the server has
-   left, less what is still in flight and a small margin. A budget that starts full would otherwise run
-   ahead of a server whose minute is already partly spent. The first call goes alone, to hear the server.
+3. **Listen to the server**: the ``x-ratelimit-*`` headers say the server's limits and what it has left.
+   The budget takes its limits from them when none were given, learns the minute (the offline server's is
+   ``60 s × AGENTLAB_TIME_SCALE``), and comes down to what the server has left, less what is in flight and a
+   small margin: a budget that starts full would run ahead of a server whose minute is already partly spent.
 4. **If a 429 comes anyway**, nothing is sent until ``Retry-After`` has passed, and the call is tried again
    *through the budget*. That is why calls under a budget use ``client.with_options(max_retries=0)``: the
    openai client's own retries would resend at once, outside the budget, and a short ``retry-after-ms``
    makes such retries snowball into a storm of 429s.
 
-Why not aiolimiter or pyrate-limiter? Both take weights, but neither can give back part of a weight once
-taken (aiolimiter's level and pyrate-limiter's window of items have no public way to return tokens), and
-neither can be lowered to what the server reports. Reserve-and-settle needs both, so the bucket here is
-our own: ``agentlab.limits.Bucket``, a few lines, tested on its own with a fake clock.
+Why not aiolimiter or pyrate-limiter? Both take weights, but neither can give back part of one once taken
+(no public way to return tokens) nor be lowered to what the server reports. Reserve-and-settle needs both,
+so the bucket is our own: ``agentlab.limits.Bucket``, a few lines, tested on its own with a fake clock.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -53,6 +49,7 @@ from agentlab.limits import (
     offline_minute,
     parse_rate_headers,
     retry_after,
+    retry_wait,
     should_retry,
 )
 
@@ -68,7 +65,8 @@ class Budget:
 
     ``minute`` is the length of the provider's minute in seconds: 60 for the real API; by default the
     offline server's (``60 × AGENTLAB_TIME_SCALE``), then learned from the headers. ``margin`` is the share
-    of each limit kept unspent. A budget belongs to one event loop at a time.
+    of each limit kept unspent. It starts empty (``start_full=True``: a key nobody else spends) until the
+    first answer's headers say what the server has left. A budget belongs to one event loop at a time.
     """
 
     def __init__(
@@ -79,6 +77,7 @@ class Budget:
         minute: float | None = None,
         margin: float = 0.02,
         max_retries: int = 8,
+        start_full: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.requests_per_minute = check_positive("requests_per_minute", requests_per_minute)
@@ -89,12 +88,13 @@ class Budget:
         self.minute = check_positive("minute", minute) or offline_minute()
         self.clock = clock
         now = clock()
-        self.requests = Bucket.full(self.requests_per_minute, self.minute, now)
-        self.tokens = Bucket.full(self.tokens_per_minute, self.minute, now)
+        # Empty until the first answer says what is left: another job may have spent this minute already.
+        self.requests = Bucket.full(self.requests_per_minute, self.minute, now, empty=not start_full)
+        self.tokens = Bucket.full(self.tokens_per_minute, self.minute, now, empty=not start_full)
         self.paused_until = 0.0
         self.heard_server = self.heard_minute = False
-        self.in_flight = 0
-        self.in_flight_tokens = 0
+        self.outstanding: set[Reservation] = set()  # sent, not yet answered
+        self.durations: deque[float] = deque(maxlen=32)  # of recent calls: the fastest bounds the round trip
         self.input_ratio = 1.1  # server's input tokens per estimated token, learned from usage
         self.outputs: deque[int] = deque(maxlen=64)  # recent output sizes: the next output's guess
         self.stats = BudgetStats(log=deque(maxlen=100_000))
@@ -126,15 +126,15 @@ class Budget:
             for bucket, amount in ((self.requests, 1), (self.tokens, estimate)):
                 if bucket is not None:
                     bucket.take(amount, now)
-            self.in_flight += 1
-            self.in_flight_tokens += estimate
+            reservation = Reservation(estimate, input_tokens, self.scaled(input_tokens), now)
+            self.outstanding.add(reservation)
         self.stats.waited += now - started
-        return Reservation(estimate, input_tokens)
+        return reservation
 
     def estimate(self, input_tokens: int) -> int:
         """Input tokens (scaled by what the server has counted so far) plus the largest recent output."""
-        scaled_input = math.ceil(round(input_tokens * self.input_ratio, 6))
-        estimate = scaled_input + max(self.outputs, default=256)
+        scaled_input = self.scaled(input_tokens)
+        estimate = scaled_input + math.ceil(1.2 * max(self.outputs, default=213)) + 2  # outputs vary: headroom
         if self.tokens is not None:
             if scaled_input > self.tokens.capacity:
                 raise RequestTooLarge(
@@ -145,10 +145,20 @@ class Budget:
             estimate = min(estimate, math.floor(self.tokens.capacity))
         return estimate
 
+    def scaled(self, input_tokens: int) -> int:
+        return math.ceil(round(input_tokens * self.input_ratio, 6))
+
+    def unseen(self, now: float) -> tuple[int, int]:
+        """Requests and tokens in flight that the server's headers do not count yet: the outputs of every call
+        in flight, and the whole of those sent too recently to have reached it (within the fastest call)."""
+        recent = now - min(self.durations, default=math.inf)
+        young = [r for r in self.outstanding if r.sent_at > recent]
+        return len(young), sum(r.tokens - r.scaled_input for r in self.outstanding) + sum(r.scaled_input for r in young)
+
     def seconds_until_fits(self, estimate: int) -> float:
         """0 when the call may go now; otherwise how long to wait (math.inf: until an answer comes)."""
         now = self.clock()
-        if not self.heard_server and self.in_flight:
+        if not self.heard_server and self.outstanding:
             return math.inf  # the first call goes alone: its headers tell how much the server has left
         wait = self.paused_until - now
         for bucket, amount in ((self.requests, 1), (self.tokens, estimate)):
@@ -162,15 +172,16 @@ class Budget:
     def settle(self, reservation: Reservation, used: int | None, headers: Mapping[str, str], status: int) -> None:
         """The answer has come: give back what the estimate held beyond ``used``; hear the headers."""
         now = self.clock()
-        self.in_flight -= 1
-        self.in_flight_tokens -= reservation.tokens
+        self.outstanding.discard(reservation)
+        if status:
+            self.durations.append(now - reservation.sent_at)
         used = reservation.tokens if used is None else used
         if self.tokens is not None:
             self.tokens.give_back(reservation.tokens - used, now)
         if status == 429 and self.requests is not None:
             self.requests.give_back(1, now)  # a refused request took nothing from the server
         if status:  # an answer came (not a lost connection): hear what its headers say
-            self.hear(parse_rate_headers(headers), now)
+            self.hear(parse_rate_headers(headers), now, first=not self.heard_server)
             self.heard_server = True
         self.stats.calls += 1
         self.stats.tokens += used
@@ -179,19 +190,18 @@ class Budget:
             self.stats.log.append((now, used, status))
         self.changed.set()  # wake the head of the queue: tokens may have come back
 
-    def hear(self, server: RateHeaders, now: float) -> None:
+    def hear(self, server: RateHeaders, now: float, first: bool = False) -> None:
         """Take limits and the minute from the headers, and come down to what the server has left."""
         if self.learn_minute and server.minute is not None:
             self.minute = min(server.minute, self.minute if self.heard_minute else math.inf)
             self.heard_minute = True  # each reading can only be a little long: the shortest is the closest
         self.requests = self.adopt(self.requests, self.requests_per_minute, server.limit_requests, now)
         self.tokens = self.adopt(self.tokens, self.tokens_per_minute, server.limit_tokens, now)
-        for bucket, remaining, in_flight in (
-            (self.requests, server.remaining_requests, self.in_flight),
-            (self.tokens, server.remaining_tokens, self.in_flight_tokens),
+        for bucket, remaining, in_flight in zip(
+            (self.requests, self.tokens), server.remaining, self.unseen(now), strict=True
         ):
             if bucket is not None and remaining is not None:
-                bucket.lower_to(remaining - in_flight, now)
+                bucket.lower_to(remaining - in_flight, now, exactly=first)  # the first answer: up or down
 
     def adopt(self, bucket: Bucket | None, configured: float | None, limit: int | None, now: float) -> Bucket | None:
         """The server's limit (or the configured one, if lower), over the minute as learned so far."""
@@ -214,8 +224,7 @@ class Budget:
 
     def refused(self, reservation: Reservation, exc: openai.APIError) -> float | None:
         """A 4xx/5xx answer or a lost connection: settle it; how long the server asks to wait, if it says."""
-        status = exc.status_code if isinstance(exc, openai.APIStatusError) else 0
-        headers = exc.response.headers if isinstance(exc, openai.APIStatusError) else {}
+        status, headers = (exc.status_code, exc.response.headers) if isinstance(exc, openai.APIStatusError) else (0, {})
         self.settle(reservation, 0 if status == 429 else reservation.input_tokens, headers, status)
         wait = retry_after(headers)
         if status == 429:  # nothing goes out until the server's Retry-After has passed
@@ -255,7 +264,8 @@ class Budget:
                 wait = self.refused(reservation, exc)
                 if not should_retry(exc) or attempt == self.max_retries:
                     raise
-                await self.back_off(attempt, wait, getattr(exc, "status_code", 0))
+                self.stats.retries += 1  # a 429 waits in the budget; other errors back off as the client would
+                await asyncio.sleep(retry_wait(attempt, wait, getattr(exc, "status_code", 0)))
                 continue
             except BaseException:  # cancelled (a timeout): the tokens may have been spent; keep them
                 self.settle(reservation, reservation.input_tokens, {}, 0)
@@ -267,15 +277,6 @@ class Budget:
             self.settle(reservation, usage.total_tokens if usage else None, raw.headers, 200)
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
-
-    async def back_off(self, attempt: int, wait: float | None, status: int) -> None:
-        """A 429 waits in the budget (paused until Retry-After); other errors back off as the client would."""
-        self.stats.retries += 1
-        if status == 429:
-            return
-        if wait is None or not 0 < wait <= 120:
-            wait = min(0.5 * 2.0**attempt, 8.0) * (1 - 0.25 * random.random())
-        await asyncio.sleep(wait)
 
 
 def budget_for_batch(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import re
 from collections import deque
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ __all__ = [
     "check_fraction",
     "check_count",
     "should_retry",
+    "retry_wait",
 ]
 
 DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
@@ -55,9 +57,9 @@ class Bucket:
     updated: float
 
     @classmethod
-    def full(cls, capacity: float | None, minute: float, now: float) -> Bucket | None:
-        """A full bucket, or None when there is no limit."""
-        return None if capacity is None else cls(capacity, minute, capacity, now)
+    def full(cls, capacity: float | None, minute: float, now: float, *, empty: bool = False) -> Bucket | None:
+        """A full bucket (or an empty one), or None when there is no limit."""
+        return None if capacity is None else cls(capacity, minute, 0.0 if empty else capacity, now)
 
     def refill(self, now: float) -> None:
         if now > self.updated:
@@ -72,10 +74,11 @@ class Bucket:
         self.refill(now)
         self.level = min(self.capacity, self.level + max(0.0, amount))
 
-    def lower_to(self, level: float, now: float) -> None:
-        """Never hold more than ``level`` (what the server says it has left, less what is in flight)."""
+    def lower_to(self, level: float, now: float, *, exactly: bool = False) -> None:
+        """Never hold more than ``level`` (what the server says it has left, less what is in flight);
+        ``exactly``: hold just that, even if it is more (the first word from the server)."""
         self.refill(now)
-        self.level = min(self.level, level)
+        self.level = min(self.capacity, level) if exactly else min(self.level, level)
 
     def seconds_until(self, amount: float, *, cap: bool = False) -> float:
         """How long until the bucket holds ``amount`` (at most its capacity, with ``cap``); 0 if it does."""
@@ -84,12 +87,14 @@ class Bucket:
         return max(0.0, (amount - self.level) * self.minute / self.capacity)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Reservation:
-    """What one call holds from the budget until it is settled."""
+    """What one call holds from the budget until it is settled (compared by identity: each is one call)."""
 
-    tokens: int
-    input_tokens: int
+    tokens: int  # the whole estimate: the input as the server counts it, and a guess of the output
+    input_tokens: int  # the input by the budget's own count, before it learned the server's
+    scaled_input: int = 0  # the input as the server is expected to count it
+    sent_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -113,6 +118,10 @@ class RateHeaders:
     remaining_tokens: int | None = None
     reset_tokens: float | None = None
     minute: float | None = None  # the server's minute in seconds, when the headers tell it precisely enough
+
+    @property
+    def remaining(self) -> tuple[int | None, int | None]:
+        return self.remaining_requests, self.remaining_tokens
 
 
 def parse_rate_headers(headers: Mapping[str, str]) -> RateHeaders:
@@ -240,3 +249,12 @@ def should_retry(exc: APIStatusError | APIConnectionError) -> bool:
     if exc.response.headers.get("x-should-retry") == "false":
         return False
     return exc.status_code in RETRYABLE or exc.status_code >= 500
+
+
+def retry_wait(attempt: int, wait: float | None, status: int) -> float:
+    """After a 429, 0: the budget is paused until Retry-After. Else Retry-After, or the openai client's backoff."""
+    if status == 429:
+        return 0.0
+    if wait is None or not 0 < wait <= 120:
+        wait = min(0.5 * 2.0**attempt, 8.0) * (1 - 0.25 * random.random())
+    return wait

@@ -24,5 +24,6 @@ SECTIONS: dict[str, str] = {
     "runners": "agentlab.bench.runners",
     "proxy": "agentlab.bench.proxy",
     "streaming": "agentlab.bench.streaming",
+    "budgets": "agentlab.bench.budgets",
     "grading": "agentlab.bench.grading",
 }

@@ -218,6 +218,7 @@ class RateLimiter:
             "admitted": self.admitted,
             "refused": self.refused,
             "spent_tokens": self.spent_tokens,
+            "clock": self.clock(),  # time.monotonic() of this machine, for charts of spending over time
             "headers": self.headers(),
         }
 
