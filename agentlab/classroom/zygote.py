@@ -139,6 +139,10 @@ def main(path: str) -> int:
     preload()
     zygote = Zygote(path)
     print("ready", flush=True)
+    # Nobody reads our stdout after this line: a kernel writing to it would fill the pipe and block.
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
     zygote.serve(parent=os.getppid())
     return 0
 
