@@ -14,6 +14,7 @@ from agentlab.errors import (
     ConfigurationError,
     ConversationTimeout,
     MaxTurnsExceeded,
+    PromptError,
     ToolError,
 )
 from agentlab.results import (
@@ -49,6 +50,7 @@ __all__ = [
     "Fulfilled",
     "MaxTurnsExceeded",
     "Outcome",
+    "PromptError",
     "Rejected",
     "RequestTooLarge",
     "RunResult",

@@ -19,7 +19,7 @@ from openai import AsyncOpenAI
 from openai.types.responses import Response, ResponseFunctionToolCall
 
 from agentlab.client import DEFAULT_MODEL, default_client
-from agentlab.errors import ConfigurationError, MaxTurnsExceeded, translate_error
+from agentlab.errors import ConfigurationError, MaxTurnsExceeded, PromptError, translate_error
 from agentlab.results import AgentEvent, RunResult, Span, Usage
 from agentlab.streaming import stream_response
 from agentlab.tools import Tool, tool
@@ -180,7 +180,7 @@ def start_transcript(prompt: Prompt) -> list[InputItem]:
         return [{"role": "user", "content": prompt}]
     if isinstance(prompt, list) and all(isinstance(item, dict) for item in prompt):
         return [dict(item) for item in prompt]
-    raise TypeError(
+    raise PromptError(
         "a prompt must be a str or a list of input items (dicts such as "
         f"{{'role': 'user', 'content': '...'}}), got {type(prompt).__name__}"
     )
@@ -189,13 +189,13 @@ def start_transcript(prompt: Prompt) -> list[InputItem]:
 def check_prompts(prompts: Iterable[object]) -> list[Prompt]:
     """Check every prompt of a batch up front; a TypeError names the index of the first bad one."""
     if isinstance(prompts, (str, bytes, dict)):
-        raise TypeError(f"prompts must be a list of prompts, got a single {type(prompts).__name__}: wrap it in [...]")
+        raise PromptError(f"prompts must be a list of prompts, got a single {type(prompts).__name__}: wrap it in [...]")
     checked: list[Prompt] = []
     for index, prompt in enumerate(prompts):
         try:
             start_transcript(prompt)  # type: ignore[arg-type]
-        except TypeError as exc:
-            raise TypeError(f"prompts[{index}]: {exc}") from None
+        except PromptError as exc:
+            raise PromptError(f"prompts[{index}]: {exc}") from None
         checked.append(prompt)  # type: ignore[arg-type]
     return checked
 

@@ -23,6 +23,10 @@ class ConfigurationError(AgentLabError, ValueError):
     """The library was set up or called in a way that cannot work (a missing key, a bad tool, …)."""
 
 
+class PromptError(ConfigurationError, TypeError):
+    """A prompt, or a batch of prompts, has a shape that no model call can take (also a ``TypeError``)."""
+
+
 class ToolError(AgentLabError):
     """A tool could not be built or called. Inside a run, tool errors go back to the model instead."""
 

@@ -16,7 +16,7 @@ from openai.types.responses import ResponseFunctionToolCall
 
 from agentlab import Agent, BackendError, ConfigurationError, RunResult, default_client, tool
 from agentlab.agent import check_prompts, describe_arguments, start_transcript
-from agentlab.errors import translate_error
+from agentlab.errors import AgentLabError, PromptError, translate_error
 from agentlab.results import AgentEvent
 from agentlab.tools.math import MATH_TOOLS
 
@@ -123,8 +123,9 @@ def test_bad_configuration_is_refused() -> None:
         start_transcript(42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"prompts\[1\]"):
         check_prompts(["ok", 3])
-    with pytest.raises(TypeError, match="wrap it in"):
+    with pytest.raises(TypeError, match="wrap it in") as caught:
         check_prompts("just one string")
+    assert isinstance(caught.value, PromptError) and isinstance(caught.value, AgentLabError)  # one tree
 
 
 def test_plain_functions_become_tools_and_agent_stays_frozen() -> None:

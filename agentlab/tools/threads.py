@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentlab.errors import ConfigurationError
+
 __all__ = ["Job", "ToolThreads", "tool_threads"]
 
 
@@ -44,7 +46,7 @@ class ToolThreads:
 
     def __init__(self, size: int, max_abandoned: int | None = None) -> None:
         if size < 1:
-            raise ValueError(f"a pool needs at least 1 thread, got size={size}")
+            raise ConfigurationError(f"a pool needs at least 1 thread, got size={size}: set AGENTLAB_TOOL_THREADS >= 1")
         self.size = size
         self.max_abandoned = 4 * size if max_abandoned is None else max_abandoned
         self.workers = 0  # threads that take jobs: busy or idle, at most `size`
@@ -113,6 +115,14 @@ def run(job: Job) -> None:
         job.future.set_result(result)
 
 
+def threads_from_env() -> int:
+    """``AGENTLAB_TOOL_THREADS`` (default 32): how many sync tool calls may run at once."""
+    text = os.environ.get("AGENTLAB_TOOL_THREADS", "32").strip()
+    if not text.isdigit():
+        raise ConfigurationError(f"AGENTLAB_TOOL_THREADS={text!r} is not a whole number: set it to, say, 32")
+    return int(text)
+
+
 _pool: ToolThreads | None = None
 _pool_lock = threading.Lock()
 
@@ -122,5 +132,5 @@ def tool_threads() -> ToolThreads:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ToolThreads(int(os.environ.get("AGENTLAB_TOOL_THREADS", "32")))
+            _pool = ToolThreads(threads_from_env())
         return _pool

@@ -13,7 +13,10 @@ import textwrap
 import threading
 import time
 
-from agentlab.tools.threads import ToolThreads
+import pytest
+
+from agentlab.errors import ConfigurationError
+from agentlab.tools.threads import ToolThreads, threads_from_env
 
 
 def test_at_most_size_calls_run_at_once() -> None:
@@ -116,3 +119,13 @@ def test_hung_sync_tools_neither_starve_the_others_nor_block_exit() -> None:
     assert report["errors"] == ["ConversationTimeout"] * hung
     # the process ends as soon as the batch does: the stuck threads are daemons (before: it never exited)
     assert elapsed - report["seconds"] < 30, f"exit took {elapsed - report['seconds']:.1f} s after the batch"
+
+
+def test_the_pool_size_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTLAB_TOOL_THREADS", "8")
+    assert threads_from_env() == 8
+    monkeypatch.setenv("AGENTLAB_TOOL_THREADS", "lots")
+    with pytest.raises(ConfigurationError, match="AGENTLAB_TOOL_THREADS='lots' is not a whole number"):
+        threads_from_env()
+    with pytest.raises(ConfigurationError, match="set AGENTLAB_TOOL_THREADS >= 1"):
+        ToolThreads(size=0)
