@@ -89,7 +89,7 @@ def judge_total(runs: list[RunResult], total: float) -> Feedback:
                 "loop (not inside it), and stop it just after.",
             ),
         )
-    if total > 1.5 * wall:
+    if total > 3 * wall:  # room for what comes before the first start (the offline server starts on first use)
         return Feedback(
             False,
             (
