@@ -24,32 +24,8 @@ def check(prompts: Any = ..., outcomes: Any = ..., failed: Any = ..., client: An
     """
     if names := missing(prompts=prompts, outcomes=outcomes, failed=failed):
         return Feedback(False, (fill_in(names),))
-    if not_awaited(outcomes):
-        return Feedback(
-            False,
-            (
-                "`outcomes` holds something not yet awaited: write `await run_settled(agent, prompts)` "
-                "(or `await asyncio.gather(...)`).",
-            ),
-        )
-    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-        return Feedback(False, ("pass the exercise's list of `prompts` to check(...) as well.",))
-    if not isinstance(outcomes, (list, tuple)):
-        return Feedback(
-            False,
-            (
-                f"`outcomes` should be the list that `await run_settled(agent, prompts)` returns; it "
-                f"is {describe(outcomes)}.",
-            ),
-        )
-    if len(outcomes) != len(prompts):
-        return Feedback(
-            False,
-            (
-                f"you have {len(outcomes)} outcomes for {len(prompts)} prompts: keep one per prompt, failures included "
-                "(run_settled, or gather with return_exceptions=True).",
-            ),
-        )
+    if problem := shape_problem(prompts, outcomes):
+        return Feedback(False, (problem,))
     expected = [i for i, p in enumerate(prompts) if "[fault=" in p]
     problem = outcome_problem(prompts, list(outcomes), expected) or failed_problem(failed, expected, len(prompts))
     if problem is None and client is not None and not is_closed(client):
@@ -68,6 +44,28 @@ def check(prompts: Any = ..., outcomes: Any = ..., failed: Any = ..., client: An
             f"Nothing was lost: the other {kept} answers are all there.{closed}",
         ),
     )
+
+
+def shape_problem(prompts: Any, outcomes: Any) -> str | None:
+    """Awaited, a list of one outcome per prompt: what is wrong with the shape of the answer, or None."""
+    if not_awaited(outcomes):
+        return (
+            "`outcomes` holds something not yet awaited: write `await run_settled(agent, prompts)` "
+            "(or `await asyncio.gather(...)`)."
+        )
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        return "pass the exercise's list of `prompts` to check(...) as well."
+    if not isinstance(outcomes, (list, tuple)):
+        return (
+            f"`outcomes` should be the list that `await run_settled(agent, prompts)` returns; it "
+            f"is {describe(outcomes)}."
+        )
+    if len(outcomes) != len(prompts):
+        return (
+            f"you have {len(outcomes)} outcomes for {len(prompts)} prompts: keep one per prompt, failures included "
+            "(run_settled, or gather with return_exceptions=True)."
+        )
+    return None
 
 
 def outcome_problem(prompts: list[str], outcomes: list[Any], expected: list[int]) -> str | None:
