@@ -10,16 +10,20 @@ the markers, remove them, forward, answer):
   ``offline.start_process`` runs it), which forwards to the same stand-in.
 
 Figures: the median latency of one request each way, and what the proxy adds to it (the target: at most
-1 ms); and the round's wall time over its 100 requests, which is what a batch of 100 pays per request.
-On a busy 2-core machine three processes share two cores, so both figures move with the host's load.
+1 ms); the round's wall time over its 100 requests, which is what a batch of 100 pays per request; and the
+proxy process's own CPU time per request, which the host's load hardly moves. On a busy 2-core machine three
+processes share two cores, and 100 requests that arrive at once queue for the proxy's one thread, so the two
+latency figures move with the host's load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -60,6 +64,15 @@ async def one_round(session: aiohttp.ClientSession, url: str, bodies: list[bytes
     return time.perf_counter() - started, list(latencies)
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``; 0 elsewhere): a figure load hardly moves."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(direct: str, proxied: str, rounds: int) -> dict[str, dict[str, list[float]]]:
     bodies = [agent_body(i) for i in range(IN_FLIGHT)]
     figures: dict[str, dict[str, list[float]]] = {name: {"walls": [], "latencies": []} for name in ("direct", "proxy")}
@@ -82,7 +95,9 @@ def run(quick: bool) -> dict[str, Any]:
     try:
         stand_in = start_process(time_scale=0.05, jitter=0.0)
         proxy = start_process(time_scale=0.05, upstream=stand_in.base_url)
+        cpu_before = cpu_seconds(proxy.pid)
         figures = asyncio.run(measure(stand_in.base_url + "/responses", proxy.base_url + "/responses", rounds))
+        figures["proxy"]["cpu"] = [cpu_seconds(proxy.pid) - cpu_before]
     finally:
         for server in (proxy, stand_in):
             if server is not None:
@@ -97,6 +112,7 @@ def summarize(figures: dict[str, dict[str, list[float]]], rounds: int) -> dict[s
     walls = zip(figures["proxy"]["walls"], figures["direct"]["walls"], strict=True)
     per_request = [(p - d) / IN_FLIGHT * 1000 for p, d in walls]
     batch_added_ms = statistics.median(per_request)
+    cpu_ms = figures["proxy"]["cpu"][0] / ((rounds + 1) * IN_FLIGHT) * 1000  # the warm-up round included
     return {
         "in_flight": IN_FLIGHT,
         "rounds": rounds,
@@ -104,11 +120,13 @@ def summarize(figures: dict[str, dict[str, list[float]]], rounds: int) -> dict[s
         "proxy_median_ms": proxy_ms,
         "added_median_ms": added_ms,
         "batch_added_per_request_ms": batch_added_ms,
+        "proxy_cpu_per_request_ms": cpu_ms,
         "lines": [
             f"{IN_FLIGHT} requests in flight, {rounds} rounds each way, alternating:",
             f"  median latency direct {direct_ms:7.2f} ms   through the proxy {proxy_ms:7.2f} ms"
             f"   added {added_ms:6.2f} ms",
             f"  a round's wall time over its {IN_FLIGHT} requests: the proxy adds {batch_added_ms:.2f} ms per request",
+            f"  the proxy process's own CPU: {cpu_ms:.2f} ms per request",
         ],
         "targets": [
             {
