@@ -3,7 +3,8 @@
 The grader starts one offline server and points every kernel at it. Kernels run at ``--time-scale`` (default
 0.1): the checks judge from the results' own time stamps, with slack that scales with the durations, so a "3 s"
 conversation may take 0.3 s and the verdict is the same. Not smaller: a busy machine adds overheads that do not
-shrink with the scale (a loop's own few tenths of a second), and at 0.05 exercise 01 then fails a right answer.
+shrink with the scale (a fresh loop's first request), and at 0.05 exercises 01 and 02 then can refuse a right
+answer.
 """
 
 from __future__ import annotations
