@@ -18,6 +18,7 @@ import concurrent.futures
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,8 @@ def ran(upstream: Served, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         if first.returncode != 0 and name not in KNOWN_FAILURES:
             again = run_demo(out, env) if name == "demo" else run_notebook(by_name[name], out / f"{name}.ipynb", env)
             runs[name] = Ran(again.returncode, again.output, again.produced + first.produced, first.output)
+            if again.returncode == 0:  # say so in the warnings summary: a timing assert that a busy host upset
+                warnings.warn(f"{name} passed only when run alone; two at a time: {first.output[:400]}", stacklevel=1)
     return runs
 
 
