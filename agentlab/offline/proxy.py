@@ -20,7 +20,10 @@ process. For each ``POST /v1/responses`` it:
 
 ``[mistake=…]`` and ``[loop]`` need the scripted model: in proxy mode they are a 400 that says so (no lesson,
 exercise or the demo uses them; they belong to the offline server's own tests). Every other path under ``/v1``
-(``/v1/models``, files, batches) is forwarded as it is; a ``text/event-stream`` answer is streamed through.
+(``/v1/models``, files, batches) is forwarded as it is (markers inside an uploaded batch file are not
+removed); a ``text/event-stream`` answer is streamed through, only its ``response.completed`` waiting for a
+duration, and ``[fault=drop|failed]`` break a stream at its first delta. ``AGENTLAB_FAULT_RATE`` draws random
+faults here as it does offline. ``GET /offline/stats`` counts the proxy's own answers and injected faults.
 """
 
 from __future__ import annotations
