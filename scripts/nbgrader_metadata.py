@@ -91,13 +91,16 @@ def dumps(notebook: dict[str, Any]) -> str:
 
 
 def solution_ids(exercise: dict[str, Any], solution: dict[str, Any], answers: list[str]) -> list[str]:
-    """The solution's answer cells: the same ids, or else the same places among the code cells."""
+    """The solution's answer cells: the same ids, or else the same places among the code cells, from the top."""
     ids = {str(c.get("id")) for c in solution["cells"]}
     if all(answer in ids for answer in answers):
         return answers
     code = [str(c.get("id")) for c in exercise["cells"] if c["cell_type"] == "code"]
-    solved = [str(c.get("id")) for c in solution["cells"] if c["cell_type"] == "code"]
-    return [solved[code.index(a)] for a in answers] if len(code) == len(solved) else []
+    solved = [c for c in solution["cells"] if c["cell_type"] == "code"]
+    places = [code.index(a) for a in answers]
+    if any(p >= len(solved) or source(solved[p]).lstrip().startswith("check(") for p in places):
+        return []
+    return [str(solved[p].get("id")) for p in places]
 
 
 def updated() -> dict[Path, str]:

@@ -104,15 +104,15 @@ def checked_exercise(source: str) -> str | None:
 
 def solution_answers(exercise: dict[str, Any], solution: dict[str, Any]) -> list[str]:
     """The solution's version of each answer cell: the cell with the same id, or else the one in the same place
-    among the code cells (notebooks built apart have different ids)."""
+    among the code cells, counted from the top (notebooks built apart have different ids)."""
     by_id = {cell.get("id"): cell for cell in solution["cells"]}
     code = [cell for cell in exercise["cells"] if cell.get("cell_type") == "code"]
     solved = [cell for cell in solution["cells"] if cell.get("cell_type") == "code"]
     found = []
     for answer in answer_cells(exercise["cells"]):
-        match = by_id.get(answer.get("id"))
-        if match is None and len(code) == len(solved):
-            match = solved[code.index(answer)]
+        match, place = by_id.get(answer.get("id")), code.index(answer)
+        if match is None and place < len(solved) and not is_check_cell(solved[place]):
+            match = solved[place]
         found.append(source_of(match) if match else "")
     return found
 
