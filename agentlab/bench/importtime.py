@@ -15,7 +15,8 @@ from typing import Any
 # What `import agentlab` must not load: the offline server, aiohttp's server, pyplot, widgets, the benchmark.
 HEAVY = ("agentlab.offline", "aiohttp.web", "matplotlib.pyplot", "ipywidgets", "agentlab.bench")
 PROBE = "import sys, agentlab; print(__import__('json').dumps(sorted(sys.modules)))"
-TARGET_MS = 1500.0
+TARGET_MS = 1500.0  # on an idle 2-core machine; a loaded one measures more (compare with calibration_ms)
+OWN_TARGET_MS = 500.0
 
 
 def best_seconds(code: str, repeat: int) -> float:
@@ -39,27 +40,26 @@ def run(quick: bool) -> dict[str, Any]:
     repeat = 3 if quick else 7
     empty = best_seconds("pass", repeat)
     agentlab_ms = (best_seconds("import agentlab", repeat) - empty) * 1000
+    openai_ms = (best_seconds("import openai, openai.types.responses", repeat) - empty) * 1000
     heavy = loaded_heavy_modules()
+    own = agentlab_ms - openai_ms  # what agentlab adds to the openai client it needs anyway
     return {
         "import_ms": agentlab_ms,
+        "openai_import_ms": openai_ms,
         "interpreter_ms": empty * 1000,
         "heavy_modules_loaded": heavy,
         "lines": [
-            f"import agentlab: {agentlab_ms:.0f} ms (best of {repeat}, beyond an empty interpreter's "
-            f"{empty * 1000:.0f} ms); heavy modules loaded: {', '.join(heavy) or 'none'}"
+            f"import agentlab: {agentlab_ms:.0f} ms, of which import openai {openai_ms:.0f} ms and agentlab's own "
+            f"{own:.0f} ms (best of {repeat}, beyond an empty interpreter's {empty * 1000:.0f} ms); "
+            f"heavy modules loaded: {', '.join(heavy) or 'none'}"
         ],
         "targets": [
-            {
-                "figure": "import agentlab, ms",
-                "value": agentlab_ms,
-                "target": f"<= {TARGET_MS:g}",
-                "pass": agentlab_ms <= TARGET_MS,
-            },
-            {
-                "figure": "heavy modules loaded by import agentlab",
-                "value": float(len(heavy)),
-                "target": "<= 0",
-                "pass": not heavy,
-            },
+            target("import agentlab, ms", agentlab_ms, TARGET_MS),
+            target("import agentlab beyond import openai, ms", own, OWN_TARGET_MS),
+            target("heavy modules loaded by import agentlab", float(len(heavy)), 0),
         ],
     }
+
+
+def target(figure: str, value: float, most: float) -> dict[str, Any]:
+    return {"figure": figure, "value": value, "target": f"<= {most:g}", "pass": value <= most}
