@@ -34,7 +34,7 @@ LAYERS: list[tuple[float, tuple[str, ...]]] = [
     (4, ("agentlab.agent",)),
     (5, ("agentlab.runners", "agentlab.tracker", "agentlab.batch", "agentlab.batch.*")),
     (5.5, ("agentlab",)),
-    (6, ("agentlab.charts", "agentlab.progress", "agentlab.lanes")),
+    (6, ("agentlab.charts", "agentlab.progress", "agentlab.lanes", "agentlab.budget_views")),
     (7, ("agentlab.exercises", "agentlab.exercises.*", "agentlab.classroom", "agentlab.classroom.*")),
     (8, ("agentlab.__main__", "agentlab.demo", "agentlab.bench", "agentlab.bench.*")),
 ]
