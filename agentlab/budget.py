@@ -150,8 +150,8 @@ class Budget:
 
     def unseen(self, now: float) -> tuple[int, int]:
         """Requests and tokens in flight that the server's headers do not count yet: the outputs of every call
-        in flight, and the whole of those sent too recently to have reached it (within the fastest call)."""
-        recent = now - min(self.durations, default=math.inf)
+        in flight, and the whole of those sent too recently to have reached it (a quarter of the fastest call)."""
+        recent = now - min(self.durations, default=math.inf) / 4
         young = [r for r in self.outstanding if r.sent_at > recent]
         return len(young), sum(r.tokens - r.scaled_input for r in self.outstanding) + sum(r.scaled_input for r in young)
 

@@ -106,7 +106,7 @@ async def test_a_call_sent_too_recently_to_have_reached_the_server_counts_whole(
     clock = FakeClock()
     budget = Budget(tokens_per_minute=10_000, minute=60, margin=0, start_full=True, clock=clock)
     first = await budget.reserve(input_tokens=10)
-    clock.now += 0.2  # the fastest call takes 0.2 s: a call sent less than 0.2 s ago may not be there yet
+    clock.now += 0.8  # the fastest call takes 0.8 s: a call sent less than 0.2 s ago may not be there yet
     budget.settle(first, used=20, headers=headers(9800, 10_000), status=200)
     early = await budget.reserve(input_tokens=10)
     clock.now += 0.5
