@@ -27,6 +27,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import math
 import os
 import time
 import urllib.error
@@ -37,7 +38,7 @@ from typing import Any, cast
 
 from openai import AsyncOpenAI, DefaultAioHttpClient
 
-from agentlab import Agent, Budget, Fulfilled, run_bounded, run_concurrent
+from agentlab import Agent, BackendError, Budget, Fulfilled, run_bounded, run_concurrent
 from agentlab.bench.cookbook import CookbookLimiter
 from agentlab.offline import OfflineServer, start_process
 
@@ -67,12 +68,13 @@ def run(quick: bool, sizes: list[int] | None = None) -> dict[str, Any]:
         server.stop()
         os.environ.pop("AGENTLAB_TIME_SCALE") if scale is None else os.environ.update(AGENTLAB_TIME_SCALE=scale)
     a, c, d = (results[name] for name in ("a_concurrent_client_retries", "c_cookbook", "d_budget"))
+    a_wall = math.inf if a["failed"] else a["wall"]  # run_concurrent is all or nothing
     checks = [
         ("(d) responses with status 429", d["rate_limited"], "<=", 0),
         ("(d) steady-state tokens per minute / T", d["steady_share"], ">=", 0.9),
         ("(d) share of T / (c) share of T", d["steady_share"] / max(c["steady_share"], 1e-9), ">=", 1.0),
         ("(c) 429s - (d) 429s", c["rate_limited"] - d["rate_limited"], ">=", 1),
-        ("(d) wall time / (a) wall time", d["wall"] / a["wall"], "<=", 1.0),
+        ("(d) wall time / (a) wall time (inf: (a) did not finish)", d["wall"] / a_wall, "<=", 1.0),
     ]
     targets = [
         {"figure": f, "value": v, "target": f"{op} {t:g}", "pass": v >= t if op == ">=" else v <= t}
@@ -154,7 +156,10 @@ async def measure_on(server: OfflineServer, name: str, n: int) -> dict[str, Any]
 
 
 async def run_a(agent: Agent, prompts: list[str]) -> int:
-    await run_concurrent(agent, prompts)  # all or nothing: a conversation that fails raises
+    try:
+        await run_concurrent(agent, prompts)  # all or nothing: a conversation that fails raises
+    except BackendError:
+        return len(prompts)  # the storm outlasted a conversation's retries: the whole batch is lost
     return 0
 
 
