@@ -15,7 +15,8 @@ HINTS = [
     "the server's limit is per minute.",
     "`run_bounded` also takes `requests_per_minute=` and `tokens_per_minute=`: give it the server's numbers "
     "(they are printed above), or `budget=Budget()` to learn them from the x-ratelimit-* headers.",
-    "One line: `outcomes = await run_bounded(agent, prompts, requests_per_minute=RPM, tokens_per_minute=TPM)`.",
+    "It is still one `await run_bounded(...)` line: keep the agent and the prompts, and add the two per-minute "
+    "numbers as keywords. The budget then waits before each call instead of the server refusing it.",
 ]
 
 LOWEST_SHARE = 0.6  # of the tokens per minute the server allows: a budget spends about all of it
