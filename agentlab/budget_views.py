@@ -64,7 +64,7 @@ class ServerMeter:
 
 def tokens_chart(samples: list[tuple[float, int, int]], tpm: float, minute: float, title: str = "") -> Any:
     """Tokens let through per quarter minute, against the limit's quarter (the budget line); 429s in red."""
-    import matplotlib.pyplot as plt
+    from agentlab.charts import Chart  # a Figure that shows itself as a PNG, with no pyplot (charts.py)
 
     window = minute / 4
     bins = max(1, int(samples[-1][0] / window) + 1) if samples else 1
@@ -72,7 +72,8 @@ def tokens_chart(samples: list[tuple[float, int, int]], tpm: float, minute: floa
     for (_, k0, r0), (t1, k1, r1) in zip(samples, samples[1:], strict=False):
         spent[min(bins - 1, int(t1 / window))] += k1 - k0
         refused[min(bins - 1, int(t1 / window))] += r1 - r0
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig = Chart(figsize=(8, 3.2))
+    ax = fig.subplots()
     starts = [i * window for i in range(bins)]
     ax.bar(starts, spent, width=window * 0.9, align="edge", color="#4c72b0", label="tokens let through")
     ax.axhline(tpm / 4, color="black", linestyle="--", label=f"the limit: {tpm:g} tokens per minute")
@@ -82,7 +83,7 @@ def tokens_chart(samples: list[tuple[float, int, int]], tpm: float, minute: floa
     ax.set_xlabel(f"seconds (one minute of the server = {minute:.3g} s)")
     ax.set_ylabel("tokens per quarter minute")
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # outside: covers no bar
     fig.tight_layout()
     return fig
 
