@@ -15,7 +15,7 @@ import contextlib
 import json
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from agentlab.budget import Budget
@@ -41,20 +41,11 @@ class ServerMeter:
         started = time.perf_counter()
 
         async def sample() -> None:
-            while True:
-                tokens, refused = await asyncio.to_thread(self.read)
-                self.samples.append((time.perf_counter() - started, tokens - tokens0, refused - refused0))
-                await asyncio.sleep(self.every)
-
-        task = asyncio.create_task(sample())
-        try:
-            yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             tokens, refused = await asyncio.to_thread(self.read)
             self.samples.append((time.perf_counter() - started, tokens - tokens0, refused - refused0))
+
+        async with repeating(sample, self.every):
+            yield self
 
     @property
     def rate_limited(self) -> int:
@@ -113,16 +104,27 @@ class BudgetGauge:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[BudgetGauge]:
-        async def redraw_often() -> None:
-            while True:
-                self.redraw()
-                await asyncio.sleep(self.every)
-
-        task = asyncio.create_task(redraw_often())
-        try:
-            yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        async def redraw() -> None:
             self.redraw()
+
+        async with repeating(redraw, self.every):
+            yield self
+
+
+@contextlib.asynccontextmanager
+async def repeating(step: Callable[[], Awaitable[None]], every: float) -> AsyncIterator[None]:
+    """Run ``step`` every ``every`` seconds while the block runs, and once more when it ends (the final state)."""
+
+    async def again_and_again() -> None:
+        while True:
+            await step()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(again_and_again())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await step()
