@@ -30,6 +30,18 @@ def not_awaited(results: Any) -> bool:
     return isinstance(results, (list, tuple)) and any(inspect.isawaitable(r) for r in results)
 
 
+def outcomes_problem(prompts: Any, outcomes: Any, runner: str, **answers: Any) -> str | None:
+    """What is wrong with a batch's ``outcomes`` before they can be judged: still a placeholder (it or one of
+    ``answers``), never awaited, or not one outcome per prompt. ``runner`` names the call that makes them."""
+    if names := missing(outcomes=outcomes, **answers):
+        return fill_in(names)
+    if not_awaited(outcomes):
+        return f"`outcomes` was never awaited: write `outcomes = await {runner}(...)`."
+    if not isinstance(prompts, list) or not isinstance(outcomes, (list, tuple)) or len(outcomes) != len(prompts):
+        return f"keep one outcome per prompt, in order: {runner} returns exactly that."
+    return None
+
+
 def run_results(results: Any) -> list[RunResult] | None:
     if isinstance(results, (list, tuple)) and results and all(isinstance(r, RunResult) for r in results):
         return list(results)

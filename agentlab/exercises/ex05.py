@@ -6,7 +6,7 @@ from typing import Any
 
 from agentlab.errors import BackendError
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fill_in, first_user_text, missing, not_awaited, peak, settle
+from agentlab.exercises._helpers import first_user_text, outcomes_problem, peak, settle
 from agentlab.results import RunResult
 
 HINTS = [
@@ -18,12 +18,8 @@ HINTS = [
 
 
 def check(prompts: Any = ..., outcomes: Any = ..., max_concurrency: int = 4, **_: Any) -> Feedback:
-    if names := missing(outcomes=outcomes):
-        return Feedback(False, (fill_in(names),))
-    if not_awaited(outcomes):
-        return Feedback(False, ("`outcomes` was never awaited: write `outcomes = await run_bounded(...)`.",))
-    if not isinstance(prompts, list) or not isinstance(outcomes, (list, tuple)) or len(outcomes) != len(prompts):
-        return Feedback(False, ("keep one outcome per prompt, in order: run_bounded returns exactly that.",))
+    if problem := outcomes_problem(prompts, outcomes, "run_bounded"):
+        return Feedback(False, (problem,))
     settled = [settle(o) for o in outcomes]
     hung = [i for i, p in enumerate(prompts) if "[fault=hang]" in str(p)]
     problem = (

@@ -7,7 +7,7 @@ import urllib.request
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fill_in, first_user_text, missing, not_awaited, settle
+from agentlab.exercises._helpers import first_user_text, outcomes_problem, settle
 from agentlab.limits import offline_minute
 
 HINTS = [
@@ -25,12 +25,8 @@ LOWEST_SHARE = 0.6  # of the tokens per minute the server allows: a budget spend
 def check(
     prompts: Any = ..., outcomes: Any = ..., server: Any = None, tokens_per_minute: Any = None, **_: Any
 ) -> Feedback:
-    if names := missing(outcomes=outcomes):
-        return Feedback(False, (fill_in(names),))
-    if not_awaited(outcomes):
-        return Feedback(False, ("`outcomes` was never awaited: write `outcomes = await run_bounded(...)`.",))
-    if not isinstance(prompts, list) or not isinstance(outcomes, (list, tuple)) or len(outcomes) != len(prompts):
-        return Feedback(False, ("keep one outcome per prompt, in order: run_bounded returns exactly that.",))
+    if problem := outcomes_problem(prompts, outcomes, "run_bounded"):
+        return Feedback(False, (problem,))
     settled = [settle(o) for o in outcomes]
     problem = rate_limit_problem(server) or order_problem(prompts, settled) or share_problem(settled, tokens_per_minute)
     if problem:

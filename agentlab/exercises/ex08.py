@@ -9,7 +9,7 @@ from typing import Any
 
 from agentlab.batch import BatchedReport
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fill_in, first_user_text, missing, not_awaited, settle
+from agentlab.exercises._helpers import first_user_text, outcomes_problem, settle
 
 HINTS = [
     "`run_batched(agent, prompts, state_path=...)` reads the state file first: with the same agent, prompts and "
@@ -22,12 +22,8 @@ HINTS = [
 
 
 def check(prompts: Any = ..., outcomes: Any = ..., state_path: Any = ..., saved: Any = ..., **_: Any) -> Feedback:
-    if names := missing(outcomes=outcomes, saved=saved):
-        return Feedback(False, (fill_in(names),))
-    if not_awaited(outcomes):
-        return Feedback(False, ("`outcomes` was never awaited: write `outcomes = await run_batched(...)`.",))
-    if not isinstance(prompts, list) or not isinstance(outcomes, (list, tuple)) or len(outcomes) != len(prompts):
-        return Feedback(False, ("keep one outcome per prompt, in order: run_batched returns exactly that.",))
+    if problem := outcomes_problem(prompts, outcomes, "run_batched", saved=saved):
+        return Feedback(False, (problem,))
     report = getattr(outcomes, "report", None)
     if report is None:
         return Feedback(
