@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 from openai import AsyncOpenAI
+from test_stream_server import answering_with
 
 from agentlab import Agent, run_bounded, run_settled
 from agentlab.errors import BackendError
@@ -116,20 +117,10 @@ def test_an_error_event_is_a_backend_error_that_says_what_the_server_said() -> N
         return await write_stream(request, body, 0.0)
 
     async def run() -> BaseException:
-        app = web.Application()
-        app.router.add_post("/v1/responses", broken)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+        async with answering_with(broken) as client:
             outcomes = await run_settled(Agent("a", "b", stream=True, client=client), ["Hi"])
             assert isinstance(outcomes[0], Rejected)
             return outcomes[0].reason
-        finally:
-            await runner.cleanup()
 
     reason = asyncio.run(run())
     assert isinstance(reason, BackendError)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -277,21 +278,30 @@ def test_an_error_after_the_stream_started_is_an_error_event() -> None:
         return await write_stream(request, body, 0.0)
 
     async def run() -> str:
-        app = web.Application()
-        app.router.add_post("/v1/responses", broken)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+        async with answering_with(broken) as client:
             stream = await client.responses.create(model="gpt-5-mini", input="Hi", stream=True)
             with pytest.raises(openai.APIError) as caught:
                 async for _ in stream:
                     pass
             return caught.value.message
-        finally:
-            await runner.cleanup()
 
     assert "The offline server failed" in asyncio.run(run())
+
+
+@contextlib.asynccontextmanager
+async def answering_with(handler: Any) -> AsyncIterator[AsyncOpenAI]:
+    """A bare aiohttp app whose POST /v1/responses is ``handler``, and an openai client (no retries) pointed at it."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_post("/v1/responses", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+    try:
+        yield client
+    finally:
+        await client.close()
+        await runner.cleanup()
