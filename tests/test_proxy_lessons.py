@@ -42,13 +42,8 @@ KNOWN_FAILURES: dict[str, str] = {
         "cell 17 reads GET /offline/batch-stats (which batched turns were sent twice), a counter that only the "
         "offline server's Batch API keeps; the proxy and a real API have no such path (404, then KeyError 'repeated')"
     ),
-    "06_tools_inside_a_conversation": (
-        "cell 19, `assert fixed.report.wall_time <= 0.5 * frozen.report.wall_time`, holds only while a model turn "
-        "is short beside the tool's sleep (0.05 s here): the scripted model's 17 ms turns guarantee it on a quiet "
-        "machine, one more hop on a busy one does not (measured 0.30 s vs 0.47 s), nor does a real model's 1-2 s"
-    ),
 }
-FLAKY = {"06_tools_inside_a_conversation"}  # passes on a quiet machine: not a strict xfail
+FLAKY: set[str] = set()  # names that pass on a quiet machine only: not a strict xfail
 
 RUN_ONE = """
 import sys, nbformat
