@@ -42,7 +42,7 @@ from aiohttp import web
 
 from agentlab.offline.latency import ServerConfig
 from agentlab.offline.markers import parse_markers
-from agentlab.offline.proxy_markers import ConversationClock, last_user_text, without_markers
+from agentlab.offline.proxy_markers import ConversationClock, last_user_text, raw_without_markers, without_markers
 from agentlab.offline.server import (
     CONFIG,
     STATS,
@@ -65,7 +65,8 @@ PROXY_HEADER = "x-agentlab-proxy"
 HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "expect"}
 NOT_FORWARDED = HOP_BY_HOP | {"content-length", "accept-encoding", PROXY_HEADER}
 NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
-ANY_MARKER = re.compile(rb"\[\s*(?:duration|fault|mistake|loop)\s*[=\]]|\\u", re.IGNORECASE)
+SPACE = rb"(?:\s|\\[nrtf])*"  # a space, or one that JSON escapes
+ANY_MARKER = re.compile(rb"\[" + SPACE + rb"(?:duration|fault|mistake|loop)" + SPACE + rb"[=\]]", re.IGNORECASE)
 COMPLETED = b"event: response.completed"
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=900, sock_connect=10)  # the client's own timeout cuts sooner
 
@@ -111,7 +112,7 @@ async def proxy_response(request: web.Request) -> web.StreamResponse:
     raw = await read_body(request, request.app[CONFIG].read_timeout)
     if looped := came_back(request, upstream):
         return looped
-    if not ANY_MARKER.search(raw):  # the usual case: nothing to read or remove, forward the bytes as they are
+    if not ANY_MARKER.search(raw) and b"\\u" not in raw:  # the usual case: forward the bytes as they are
         return await forward(request, upstream, raw)
     return await apply_markers(request, raw, arrived)
 
@@ -138,7 +139,10 @@ async def apply_markers(request: web.Request, raw: bytes, arrived: float) -> web
     if markers.duration is not None:
         _, started = upstream.clock.start_of(body.get("input"), body.get("instructions"), arrived)
         deadline = started + markers.duration * config.latency.time_scale
-    return await forward(request, upstream, json.dumps(without_markers(body)).encode(), deadline, fault)
+    payload = raw_without_markers(raw, body)
+    if payload is None:
+        payload = json.dumps(without_markers(body)).encode()
+    return await forward(request, upstream, payload, deadline, fault)
 
 
 def came_back(request: web.Request, upstream: Upstream) -> web.Response | None:
