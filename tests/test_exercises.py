@@ -4,8 +4,9 @@ Two layers:
 
 - fast unit tests call each ``agentlab.exercises.exNN.check`` directly on handmade answers (good, wrong, and
   placeholders such as ``...`` or ``None``);
-- slow tests (``-m slow``, still run by default) execute every exercise/solution pair present in
-  ``notebooks/`` in a fresh kernel at ``AGENTLAB_TIME_SCALE=0.05`` and read what the ``check(...)`` cell shows.
+- slow tests (``-m slow``, still run by default) execute every untouched exercise in ``notebooks/`` in a fresh
+  kernel at ``AGENTLAB_TIME_SCALE=0.05`` and read what its ``check(...)`` cells show, beside what the solution's
+  check cells show (stored, and compared with a fresh run by nbval; see ``stored_or_executed``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,20 @@ def execute(path: Path) -> nbformat.NotebookNode:
     return notebook
 
 
+def stored_or_executed(solution: Path) -> nbformat.NotebookNode:
+    """The solution's stored outputs, when nbval compares its check cells; else the solution, run afresh.
+
+    The README's test line runs every solution under nbval, which fails unless a fresh run shows what is stored:
+    reading the stored ✓ here is as strong as running the solution a second time, at no cost. A check cell that
+    nbval does not compare (tagged ``nbval-ignore-output``) gets the fresh run.
+    """
+    notebook: nbformat.NotebookNode = nbformat.read(solution, as_version=4)  # type: ignore[no-untyped-call]
+    checks = [c for c in notebook.cells if c.cell_type == "code" and c.source.lstrip().startswith("check(")]
+    if any("nbval-ignore-output" in c.metadata.get("tags", []) for c in checks):
+        return execute(solution)
+    return notebook
+
+
 def shown_by_checks(notebook: nbformat.NotebookNode) -> list[str]:
     """Everything each ``check(...)`` cell displayed (its text and its HTML), one string per check cell."""
     shown = []
@@ -78,8 +93,7 @@ def stderr_of(notebook: nbformat.NotebookNode) -> list[str]:
 @pytest.mark.parametrize(("exercise", "solution"), PAIRS, ids=[p[0].name[:2] for p in PAIRS])
 def test_check_passes_on_the_solution_and_fails_on_the_untouched_exercise(exercise: Path, solution: Path) -> None:
     assert solution.exists(), f"{exercise.name} has no solution {solution.name}"
-    # one after the other: nbclient drives its kernel with its own event loop, which two threads would share
-    untouched, solved = execute(exercise), execute(solution)
+    untouched, solved = execute(exercise), stored_or_executed(solution)
     for passed, failed in zip(shown_by_checks(solved), shown_by_checks(untouched), strict=True):
         assert "✓" in passed and "✗" not in passed, passed
         assert "✗" in failed and "✓" not in failed, failed
