@@ -21,6 +21,7 @@ from openai import AsyncOpenAI
 from test_proxy_support import FAKE_KEY, Received, Served, get_json, proxy_to, stand_in, sync
 
 from agentlab import Agent, BackendError, ConfigurationError, default_client, make_client, offline_server
+from agentlab.batch import request_line
 from agentlab.offline import start_process
 from agentlab.offline.markers import KNOWN, MARKER
 from agentlab.offline.proxy_markers import raw_without_markers, without_markers
@@ -206,6 +207,25 @@ async def test_models_are_forwarded(upstream: Served, proxy: Served) -> None:
     await client.close()
     assert "gpt-5-mini" in names and one.id == "gpt-5-mini"
     assert {r.path for r in upstream.received} >= {"/v1/models", "/v1/models/gpt-5-mini", "/v1/models/gpt-0"}
+
+
+@sync
+async def test_a_batch_file_loses_the_markers_of_its_requests_and_nothing_else(upstream: Served, proxy: Served) -> None:
+    before, client = len(upstream.received), client_of(proxy)
+    agent = Agent(name="calculator", instructions="Use the tools. [fault=500]", tools=MATH_TOOLS)
+    lines = [request_line(agent, "What is 2 + 3? [duration=5]", "req-0"), request_line(agent, "Hi", "req-1")]
+    plain = request_line(Agent(name="plain", instructions="Be brief."), "What is 1 + 1?", "req-2")
+    uploaded = await client.files.create(
+        file=("in.jsonl", "\n".join([*lines, plain, "not json"]).encode()), purpose="batch"
+    )
+    stored = (await client.files.content(uploaded.id)).text.split("\n")
+    await client.close()
+    assert markers_in(upstream.received[before:]) == [] and len(upstream.received) > before
+    bodies = [json.loads(line)["body"] for line in stored[:2]]
+    assert [b["instructions"] for b in bodies] == ["Use the tools."] * 2 and bodies[0]["input"][0][
+        "content"
+    ] == "What is 2 + 3?"
+    assert stored[2:] == [plain, "not json"]  # a line without markers, and one that is not JSON, as they came
 
 
 @sync

@@ -11,7 +11,8 @@ process. For each ``POST /v1/responses`` it:
    real API; ``[duration=X]`` holds the conversation's final answer until X s (× ``AGENTLAB_TIME_SCALE``) have
    passed since the conversation's first request arrived, which is what it means offline (the whole
    conversation takes X s). It never shortens real latency: it only ever waits longer;
-3. removes every control marker from every input text and the instructions, so a real model never sees one;
+3. removes every control marker from every input text and the instructions, so a real model never sees one
+   (from the body's bytes when that is provably the same, which spares a ``json.dumps``: ``proxy_markers.py``);
 4. forwards the request with the learner's key, which arrives in the incoming ``Authorization`` header and
    leaves only in the outgoing one. The proxy never stores it, logs it or puts it in an answer;
 5. answers upstream's status, body and headers (``x-ratelimit-*``, ``retry-after``, ``x-request-id``,
@@ -20,10 +21,12 @@ process. For each ``POST /v1/responses`` it:
 
 ``[mistake=…]`` and ``[loop]`` need the scripted model: in proxy mode they are a 400 that says so (no lesson,
 exercise or the demo uses them; they belong to the offline server's own tests). Every other path under ``/v1``
-(``/v1/models``, files, batches) is forwarded as it is (markers inside an uploaded batch file are not
-removed); a ``text/event-stream`` answer is streamed through, only its ``response.completed`` waiting for a
-duration, and ``[fault=drop|failed]`` break a stream at its first delta. ``AGENTLAB_FAULT_RATE`` draws random
-faults here as it does offline. ``GET /offline/stats`` counts the proxy's own answers and injected faults.
+(``/v1/models``, files, batches) is forwarded as it is, but for one thing: an uploaded batch file
+(``POST /v1/files``) loses the markers of every request in it, as step 3 does (their faults and durations do not
+apply: the Batch API answers on its own time). A ``text/event-stream`` answer is streamed through, only its
+``response.completed`` waiting for a duration, and ``[fault=drop|failed]`` break a stream at its first delta.
+``AGENTLAB_FAULT_RATE`` draws random faults here as it does offline. ``GET /offline/stats`` counts the proxy's
+own answers and injected faults.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -42,7 +44,14 @@ from aiohttp import web
 
 from agentlab.offline.latency import ServerConfig
 from agentlab.offline.markers import parse_markers
-from agentlab.offline.proxy_markers import ConversationClock, last_user_text, raw_without_markers, without_markers
+from agentlab.offline.proxy_markers import (
+    ConversationClock,
+    form_without_markers,
+    last_user_text,
+    might_hold_markers,
+    raw_without_markers,
+    without_markers,
+)
 from agentlab.offline.server import (
     CONFIG,
     STATS,
@@ -65,8 +74,6 @@ PROXY_HEADER = "x-agentlab-proxy"
 HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "expect"}
 NOT_FORWARDED = HOP_BY_HOP | {"content-length", "accept-encoding", PROXY_HEADER}
 NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
-SPACE = rb"(?:\s|\\[nrtf])*"  # a space, or one that JSON escapes
-ANY_MARKER = re.compile(rb"\[" + SPACE + rb"(?:duration|fault|mistake|loop)" + SPACE + rb"[=\]]", re.IGNORECASE)
 COMPLETED = b"event: response.completed"
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=900, sock_connect=10)  # the client's own timeout cuts sooner
 
@@ -92,6 +99,7 @@ def create_proxy_app(config: ServerConfig, upstream: str | None = None) -> web.A
     app.cleanup_ctx.append(open_session)
     app.router.add_post("/v1/responses", proxy_response)
     app.router.add_get("/offline/stats", get_stats)
+    app.router.add_post("/v1/files", upload_file)
     app.router.add_route("*", "/v1/{tail:.*}", forward_as_is)
     return app
 
@@ -112,7 +120,7 @@ async def proxy_response(request: web.Request) -> web.StreamResponse:
     raw = await read_body(request, request.app[CONFIG].read_timeout)
     if looped := came_back(request, upstream):
         return looped
-    if not ANY_MARKER.search(raw) and b"\\u" not in raw:  # the usual case: forward the bytes as they are
+    if not might_hold_markers(raw):  # the usual case: forward the bytes as they are
         return await forward(request, upstream, raw)
     return await apply_markers(request, raw, arrived)
 
@@ -157,6 +165,17 @@ def came_back(request: web.Request, upstream: Upstream) -> web.Response | None:
         code="proxy_loop",
         headers={"x-should-retry": "false"},
     )
+
+
+async def upload_file(request: web.Request) -> web.StreamResponse:
+    """POST /v1/files: a batch file's requests lose their markers too, then the form goes on as it came."""
+    upstream = request.app[UPSTREAM]
+    if looped := came_back(request, upstream):
+        return looped
+    form = await read_body(request, request.app[CONFIG].read_timeout)
+    if might_hold_markers(form):
+        form = form_without_markers(form, request.headers.get("Content-Type", ""))
+    return await forward(request, upstream, form)
 
 
 async def forward_as_is(request: web.Request) -> web.StreamResponse:

@@ -18,14 +18,34 @@ import hashlib
 import json
 import re
 from collections import OrderedDict
+from email.message import EmailMessage
 from typing import Any, TypeVar
 
-__all__ = ["ConversationClock", "last_user_text", "without_markers", "raw_without_markers", "KNOWN_MARKER"]
+__all__ = [
+    "ConversationClock",
+    "KNOWN_MARKER",
+    "form_without_markers",
+    "last_user_text",
+    "might_hold_markers",
+    "raw_without_markers",
+    "without_markers",
+]
 
 # markers.MARKER, for the known keys only; a match starts at its "[", so the scan is linear and quick
 KNOWN_MARKER = re.compile(r"\[\s*(?:duration|fault|mistake|loop)\s*(?:=\s*[^\[\]]{0,40})?\]", re.IGNORECASE)
 RAW_MARKER = re.compile(rb'\[ *(?:duration|fault|mistake|loop) *(?:= *[^\[\]"\\]{0,40})?\]', re.IGNORECASE)
+SPACE = rb"(?:\s|\\[nrtf])*"  # a space, or one that JSON escapes
+ANY_MARKER = re.compile(rb"\[" + SPACE + rb"(?:duration|fault|mistake|loop)" + SPACE + rb"[=\]]", re.IGNORECASE)
 AnyText = TypeVar("AnyText", str, bytes)
+
+
+def might_hold_markers(raw: bytes) -> bool:
+    """False when ``raw`` surely holds no marker: the usual request, whose bytes go on untouched.
+
+    A ``\\u`` escape could spell one, so it counts. (Two searches, not one pattern with ``|``: that defeats the
+    regex engine's quick scan for ``[`` and takes four times as long.)
+    """
+    return ANY_MARKER.search(raw) is not None or b"\\u" in raw
 
 
 def removed(pattern: re.Pattern[AnyText], text: AnyText, space: AnyText) -> AnyText:
@@ -136,3 +156,39 @@ def clean_part(part: Any) -> Any:
     if isinstance(part, dict) and isinstance(part.get("text"), str):
         return {**part, "text": strip_markers(part["text"])}
     return part
+
+
+def form_without_markers(form: bytes, content_type: str) -> bytes:
+    """A ``POST /v1/files`` form whose ``file`` part, a batch input file, lost the markers of its requests.
+
+    The form is cut at its boundary by hand rather than read and rewritten with aiohttp's multipart classes:
+    those would choose a new boundary and rewrite every part's headers, while this keeps every byte but the
+    markers as the client sent it.
+    """
+    message = EmailMessage()
+    message["Content-Type"] = content_type
+    boundary = message.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        return form  # not a multipart form: upstream says what is wrong with it
+    parts = form.split(b"--" + boundary.encode("latin-1"))
+    for i, part in enumerate(parts):
+        head, blank, data = part.partition(b"\r\n\r\n")
+        if blank and b'name="file"' in head:
+            parts[i] = head + blank + batch_file_without_markers(data)
+    return (b"--" + boundary.encode("latin-1")).join(parts)
+
+
+def batch_file_without_markers(data: bytes) -> bytes:
+    """A batch input file (JSONL, each line's ``body`` a request to /v1/responses) without markers."""
+    return b"\n".join(line_without_markers(line) if might_hold_markers(line) else line for line in data.split(b"\n"))
+
+
+def line_without_markers(line: bytes) -> bytes:
+    try:
+        request = json.loads(line)
+    except (ValueError, RecursionError):
+        return line  # not JSON: the Batch API says so, with its line number
+    body = request.get("body") if isinstance(request, dict) else None
+    if not isinstance(body, dict):
+        return line
+    return json.dumps({**request, "body": without_markers(body)}).encode()
