@@ -26,9 +26,13 @@ def preload() -> None:
     import IPython  # noqa: F401
 
     import agentlab  # noqa: F401
+    import agentlab.charts
     import agentlab.exercises  # noqa: F401
     import agentlab.tools.math  # noqa: F401
 
+    # One chart drawn: matplotlib loads its fonts on the first draw (about 0.5 s). Charts draw on the Agg
+    # canvas, never through pyplot, so no backend is chosen here: each kernel still picks its own.
+    agentlab.charts.bars(["warm-up"], [1.0], title="warm-up")._repr_png_()  # type: ignore[attr-defined]
     warm_up()
 
 
