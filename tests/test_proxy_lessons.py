@@ -37,12 +37,7 @@ assert len(EVERY) >= 12, "six lessons and six solutions at least: never vacuous"
 
 # A notebook that cannot pass in proxy mode because it asserts what only the scripted model and the offline
 # server's own markers guarantee: its name → the cell and the reason (see the report of issue 13).
-KNOWN_FAILURES: dict[str, str] = {
-    "08_past_one_machine_batch_api": (
-        "cell 17 reads GET /offline/batch-stats (which batched turns were sent twice), a counter that only the "
-        "offline server's Batch API keeps; the proxy and a real API have no such path (404, then KeyError 'repeated')"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 FLAKY: set[str] = set()  # names that pass on a quiet machine only: not a strict xfail
 
 RUN_ONE = """
@@ -155,6 +150,9 @@ def test_the_demo_runs_in_proxy_mode(ran: dict[str, Ran]) -> None:
 def test_no_marker_reaches_the_api_and_the_key_only_in_authorization(ran: dict[str, Ran], upstream: Served) -> None:
     received = [r for r in upstream.received if r.path.startswith("/v1/")]
     assert len(received) > 100, "every lesson talked to the stand-in"
+    assert any(r.method == "POST" and r.path == "/v1/files" for r in received), (
+        "lesson 08's batch files are scanned too"
+    )
     assert markers_in(received) == []
     assert_key_only_in_authorization(received)
 

@@ -142,7 +142,12 @@ async def create_or_adopt(client: AsyncOpenAI, state: RunState) -> str:
         seen += 1
         if batch.created_at < state.pending["submitted"] - 60 or seen >= 1000:
             break
-    metadata = {"agentlab_run": state.fingerprint[:16], "agentlab_round": str(state.round)}
+    # the provider's own list of batches can then say which run and round each one is (lesson 08 counts them)
+    metadata = {
+        "agentlab_run": state.fingerprint[:16],
+        "agentlab_run_id": state.run_id,
+        "agentlab_round": str(state.round),
+    }
     created = await client.batches.create(
         input_file_id=file_id, endpoint=ENDPOINT, completion_window="24h", metadata=metadata
     )
