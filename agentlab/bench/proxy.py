@@ -10,8 +10,10 @@ proxy it is sent two ways:
 - **marker**: the prompt ends in ``[duration=0]``, so the proxy does its whole job: read the markers, remove
   them, forward, answer.
 
-The stand-in receives the same bytes every way, and its latency is a hash of them: each request takes the same
-time upstream whichever way it came.
+and, for a floor, through **bare**: a bare aiohttp forwarder (read the body, post it upstream, answer what came
+back: no markers, no checks; ``serve_bare`` below, its own process too), what any aiohttp proxy costs on this
+host. The stand-in receives the same bytes every way, and its latency is a hash of them: each request takes the
+same time upstream whichever way it came.
 
 Two loads, each run in alternating rounds, so that a change in the host's load hits every way alike:
 
@@ -26,9 +28,9 @@ Two loads, each run in alternating rounds, so that a change in the host's load h
 
 And the proxy process's own CPU time per request under each load. Requests that arrive one by one cost an
 aiohttp process about twice the CPU of requests that arrive together (each wake-up serves one request, not
-many): the stand-in shows the same. The stand-in, the proxy and this client are three processes on the host's
-cores, and a request through the proxy wakes two more of them; on a busy host each wake-up waits for a core.
-The load average is printed with the figures.
+many); the stand-in's own CPU per request grows the same way. The stand-in, the proxy (or the bare forwarder)
+and this client share the host's cores, and a request through a forwarder wakes two more processes than a
+request direct; on a busy host each wake-up waits for a core. The load average is printed with the figures.
 """
 
 from __future__ import annotations
@@ -37,11 +39,14 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import aiohttp
+from aiohttp import web
 
 from agentlab.offline import OfflineServer, start_process
 from agentlab.tools.math import MATH_TOOLS
@@ -51,7 +56,9 @@ TARGET_MS = 1.0
 TURN_SECONDS = 1.0  # one answer of the stand-in, before its ±20% jitter
 SPREAD_SECONDS = 0.5  # the workers' first requests, spread over this
 HEADERS = {"Authorization": "Bearer sk-bench-not-a-key", "Content-Type": "application/json"}
-WAYS = ("direct", "plain", "marker")  # plain and marker go through the proxy
+WAYS = ("direct", "bare", "plain", "marker")  # plain and marker go through the proxy
+PROXIED = ("plain", "marker")
+SESSION = web.AppKey("session", aiohttp.ClientSession)
 Figures: TypeAlias = dict[str, dict[str, list[float]]]  # way → figure → values, in seconds
 
 
@@ -124,26 +131,60 @@ async def measure(urls: dict[str, str], rounds: int, turns: int, proxy_pid: int 
         for _ in range(rounds):  # 3. 100 in flight, each way in turn
             for way in WAYS:
                 figures[way]["flight"] += await in_flight(session, urls[way], bodies[way], turns)
-        proxied = 2 * IN_FLIGHT * rounds  # plain and marker
+        proxied = len(PROXIED) * IN_FLIGHT * rounds
         figures["proxy_cpu"]["burst"].append((cpu_between - cpu_before) / proxied)
         figures["proxy_cpu"]["flight"].append((cpu_seconds(proxy_pid) - cpu_between) / (proxied * turns))
     return figures
 
 
 def run(quick: bool) -> dict[str, Any]:
-    rounds, turns = (2, 3) if quick else (8, 6)
+    rounds, turns = (2, 3) if quick else (6, 6)
     stand_in: OfflineServer | None = None
     proxy: OfflineServer | None = None
+    bare: subprocess.Popen[str] | None = None
     try:
         stand_in = start_process(base_latency=TURN_SECONDS, per_token=0.0)
         proxy = start_process(upstream=stand_in.base_url)
-        urls = {"direct": stand_in.base_url + "/responses"} | dict.fromkeys(WAYS[1:], proxy.base_url + "/responses")
+        bare, bare_url = start_bare(stand_in.base_url)
+        urls = {"direct": stand_in.base_url, "bare": bare_url} | dict.fromkeys(PROXIED, proxy.base_url)
+        urls = {way: url + "/responses" for way, url in urls.items()}
         figures = asyncio.run(measure(urls, rounds, turns, proxy.pid))
     finally:
+        if bare is not None:
+            bare.terminate()
+            bare.communicate(timeout=10)
         for server in (proxy, stand_in):
             if server is not None:
                 server.stop()
     return summarize(figures, rounds, turns, os.getloadavg()[0])
+
+
+def start_bare(upstream: str) -> tuple[subprocess.Popen[str], str]:
+    """``serve_bare`` in its own process; and its URL, the one line it prints when it listens."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentlab.bench.proxy", upstream], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+async def serve_bare(upstream: str) -> None:
+    """The bare forwarder: every POST /v1/responses read, posted to ``upstream``, its answer sent back."""
+
+    async def forward(request: web.Request) -> web.Response:
+        body, session = await request.read(), request.app[SESSION]
+        async with session.post(upstream + "/responses", data=body, headers=HEADERS) as answer:
+            return web.Response(status=answer.status, body=await answer.read(), content_type="application/json")
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        app = web.Application()
+        app[SESSION] = session
+        app.router.add_post("/v1/responses", forward)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        print(f"http://127.0.0.1:{runner.addresses[0][1]}/v1", flush=True)
+        await asyncio.Event().wait()  # until terminated
 
 
 def median_ms(latencies: list[float]) -> float:
@@ -192,6 +233,7 @@ def summarize(figures: Figures, rounds: int, turns: int, load: float) -> dict[st
         "median_ms": flight,
         "added_median_ms": added["marker"],
         "added_median_plain_ms": added["plain"],
+        "added_median_bare_ms": added["bare"],
         "burst_median_ms": bursts,
         "burst_wall_added_per_request_ms": walls,
         "proxy_cpu_per_request_ms": cpu,
@@ -199,10 +241,14 @@ def summarize(figures: Figures, rounds: int, turns: int, load: float) -> dict[st
         "lines": lines,
         "targets": [
             target(f"median latency added per request at {IN_FLIGHT} in flight, {way} body", added[way])
-            for way in WAYS[1:]
+            for way in PROXIED
         ],
     }
 
 
 def target(figure: str, value: float) -> dict[str, Any]:
     return {"figure": f"proxy: {figure}, ms", "value": value, "target": f"<= {TARGET_MS:g}", "pass": value <= TARGET_MS}
+
+
+if __name__ == "__main__":  # the bare forwarder's process: python -m agentlab.bench.proxy UPSTREAM
+    asyncio.run(serve_bare(sys.argv[1]))
