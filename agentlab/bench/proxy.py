@@ -204,46 +204,48 @@ def wall_added_ms(figures: Figures, way: str) -> float:
 
 
 def summarize(figures: Figures, rounds: int, turns: int, load: float) -> dict[str, Any]:
-    flight = {way: median_ms(figures[way]["flight"]) for way in WAYS}
     added = {way: paired_added_ms(figures, way) for way in WAYS[1:]}
-    bursts = {way: median_ms(figures[way]["burst"]) for way in WAYS}
-    walls = {way: wall_added_ms(figures, way) for way in WAYS[1:]}
-    cpu = {load_kind: values[0] * 1000 for load_kind, values in figures["proxy_cpu"].items()}
-    lines = [
+    result: dict[str, Any] = {
+        "in_flight": IN_FLIGHT,
+        "rounds": rounds,
+        "turns": turns,
+        "median_ms": {way: median_ms(figures[way]["flight"]) for way in WAYS},
+        "added_median_by_way_ms": added,
+        "added_median_ms": added["marker"],
+        "added_median_plain_ms": added["plain"],
+        "added_median_bare_ms": added["bare"],
+        "burst_median_ms": {way: median_ms(figures[way]["burst"]) for way in WAYS},
+        "burst_wall_added_per_request_ms": {way: wall_added_ms(figures, way) for way in WAYS[1:]},
+        "proxy_cpu_per_request_ms": {kind: values[0] * 1000 for kind, values in figures["proxy_cpu"].items()},
+        "load_average": load,
+    }
+    result["lines"] = report_lines(result)
+    result["targets"] = [
+        target(f"median latency added per request at {IN_FLIGHT} in flight, {way} body", added[way]) for way in PROXIED
+    ]
+    return result
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+    flight, added, bursts = result["median_ms"], result["added_median_by_way_ms"], result["burst_median_ms"]
+    walls, cpu = result["burst_wall_added_per_request_ms"], result["proxy_cpu_per_request_ms"]
+    return [
         f"{IN_FLIGHT} requests in flight (each worker sends its next when its answer arrives), model turns of "
-        f"{TURN_SECONDS:g} s ± 20%, {rounds} rounds of {turns} requests per worker each way:",
+        f"{TURN_SECONDS:g} s ± 20%, {result['rounds']} rounds of {result['turns']} requests per worker each way:",
         *(
             f"  median latency {way:6s} {flight[way]:7.2f} ms"
             + (f"   added to a request (median of pairs) {added[way]:5.2f} ms" if way in added else "")
             for way in WAYS
         ),
-        f"a burst: {IN_FLIGHT} requests sent at the same instant, {rounds} rounds each way (the median request "
-        "queues behind about half the others):",
+        f"a burst: {IN_FLIGHT} requests sent at the same instant, {result['rounds']} rounds each way (the median "
+        "request queues behind about half the others):",
         *(f"  median latency {way:6s} {bursts[way]:7.2f} ms" for way in WAYS),
         "  the round's wall time over its requests, added per request: "
         + "   ".join(f"{way} {walls[way]:.2f} ms" for way in walls),
-        f"the proxy process's own CPU per request: {cpu['flight']:.2f} ms with 100 in flight, {cpu['burst']:.2f} ms "
-        "in a burst (fewer wake-ups per request)",
-        f"host load average {load:.2f} on {os.cpu_count()} cores",
+        f"the proxy process's own CPU per request: {cpu['flight']:.2f} ms with {IN_FLIGHT} in flight, "
+        f"{cpu['burst']:.2f} ms in a burst (fewer wake-ups per request)",
+        f"host load average {result['load_average']:.2f} on {os.cpu_count()} cores",
     ]
-    return {
-        "in_flight": IN_FLIGHT,
-        "rounds": rounds,
-        "turns": turns,
-        "median_ms": flight,
-        "added_median_ms": added["marker"],
-        "added_median_plain_ms": added["plain"],
-        "added_median_bare_ms": added["bare"],
-        "burst_median_ms": bursts,
-        "burst_wall_added_per_request_ms": walls,
-        "proxy_cpu_per_request_ms": cpu,
-        "load_average": load,
-        "lines": lines,
-        "targets": [
-            target(f"median latency added per request at {IN_FLIGHT} in flight, {way} body", added[way])
-            for way in PROXIED
-        ],
-    }
 
 
 def target(figure: str, value: float) -> dict[str, Any]:
