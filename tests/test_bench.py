@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agentlab.bench import SECTIONS
-from agentlab.bench.cli import run_section
+from agentlab.bench.cli import merged, run_section
 
 
 @pytest.mark.parametrize("name", list(SECTIONS))
@@ -76,3 +76,16 @@ def test_runners_section_smoke(tmp_path: Path) -> None:
     assert section["server_requests_per_second"] > 0 and section["sizes"] == [2]
     assert "PASS" in proc.stdout or "MISS" in proc.stdout
     assert (tmp_path / "out" / "results.png").stat().st_size > 5_000
+
+
+def test_a_run_of_some_sections_keeps_the_others_in_results_json(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"machine": {"date": "old"}, "sections": {"proxy": {"lines": ["kept"]}}}))
+    report = {"machine": {"date": "new"}, "quick": True, "sections": {"import": {"lines": ["fresh"]}}}
+    combined = merged(report, path)
+    assert combined["sections"]["proxy"] == {"lines": ["kept"]}
+    assert combined["sections"]["import"] == {"lines": ["fresh"], "machine": {"date": "new"}}
+    path.write_text(json.dumps({"machine": {}, "results": [], "targets": []}))  # the older runners-only file
+    assert set(merged(report, path)["sections"]) == {"runners", "import"}
+    path.write_text("not json")
+    assert set(merged(report, path)["sections"]) == {"import"}

@@ -1,4 +1,4 @@
-"""``agentlab bench``: run the registered sections, print their lines and targets, write results.json.
+"""``agentlab bench``: run the registered sections, print their lines and targets, merge them into results.json.
 
     agentlab bench                          # every section, full size (a few minutes)
     agentlab bench --quick                  # every section, small (about a minute)
@@ -40,9 +40,26 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(module, "figures"):
             for path in module.figures(result, args.out):
                 print(f"wrote {path}")
-    (args.out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {args.out / 'results.json'}")
+    path = args.out / "results.json"
+    path.write_text(json.dumps(merged(report, path), indent=1) + "\n")
+    print(f"\nwrote {path}")
     return 0
+
+
+def merged(report: dict[str, Any], path: Path) -> dict[str, Any]:
+    """This run's sections over those already in ``path``: ``--section proxy`` must not erase the others.
+
+    Each section keeps the machine and date it was measured on; a file that is missing or unreadable holds
+    none, and an older file that held the runners' result alone counts as that one section.
+    """
+    for result in report["sections"].values():
+        result["machine"] = report["machine"]
+    try:
+        earlier = json.loads(path.read_text())
+        sections = earlier.get("sections", {"runners": earlier} if "results" in earlier else {})
+    except (OSError, ValueError, AttributeError):
+        sections = {}
+    return {**report, "sections": {**sections, **report["sections"]}}
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
