@@ -269,6 +269,12 @@ def report_of(*durations: float, wall: float) -> BatchReport:
     return BatchReport("run_concurrent", wall, timings)
 
 
+def test_04_accepts_figures_rounded_to_two_decimals_even_below_one() -> None:
+    report = report_of(0.455, 0.3, 0.2, wall=1.0)  # efficiency 45.5%: 1% of it is less than the rounding
+    assert check("04", report=report, speedup=0.95, efficiency=0.45).passed  # seen in CI: it was refused
+    assert not check("04", report=report, speedup=0.95, efficiency=0.44).passed
+
+
 def test_04_compares_the_learners_figures_with_the_report() -> None:
     report = report_of(3, 2, 1, wall=4.0)  # speedup 6 / 4 = 1.50x, efficiency 3 / 4 = 75%
     feedback = check("04", report=report, speedup=1.5, efficiency=0.75)

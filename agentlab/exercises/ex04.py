@@ -13,7 +13,8 @@ HINTS = [
     "speedup = sum of the durations / wall time.",
     "efficiency = the largest duration / wall time (a number between 0 and 1).",
 ]
-TOLERANCE = 0.01  # relative: rounding to 2 decimals passes; the ideal figures (N, 100%) are 20% or more away
+TOLERANCE = 0.01  # relative; the ideal figures (N, 100%) and the known mistakes are 20% or more away
+ROUNDED = 0.005 + 1e-9  # a figure rounded to 2 decimals is off by up to half a step, e.g. 0.455 -> 0.45
 
 
 def check(report: Any = ..., speedup: Any = ..., efficiency: Any = ..., **_: Any) -> Feedback:
@@ -37,7 +38,7 @@ def check(report: Any = ..., speedup: Any = ..., efficiency: Any = ..., **_: Any
 def judge(name: str, mine: float, report: BatchReport) -> str | None:
     """None when ``mine`` is the report's figure; otherwise a message that names the likely mistake."""
     truth = report.speedup if name == "speedup" else report.efficiency
-    if abs(mine - truth) <= TOLERANCE * truth:
+    if abs(mine - truth) <= max(TOLERANCE * truth, ROUNDED):
         return None
     durations = [c.duration for c in report.conversations]
     wall, n = report.wall_time, report.n
