@@ -111,6 +111,23 @@ def covered_time(spans: list[tuple[float, float]]) -> float:
     return covered + (current_end - current_start if current_start is not None else 0.0)
 
 
+def unanswered_problem(prompts: list[Any], outcomes: Any, runner: str, why: str) -> str | None:
+    """The first outcome that is not its own prompt's answer: a failure (``why`` none should fail), something
+    that is no outcome at all, or another prompt's answer; None when every prompt has its answer, in order."""
+    for index, outcome in enumerate(outcomes):
+        status, value = settle(outcome)
+        if status == "rejected":
+            return f"conversation {index} failed ({type(value).__name__}: {value}): {why}"
+        if status != "fulfilled":
+            return f"outcome {index} is neither a result nor a failure: keep what {runner} returns, unchanged."
+        if first_user_text(value.messages) != prompts[index]:
+            return (
+                f"outcome {index} answers another prompt: keep the outcomes in the order of `prompts`, as "
+                f"{runner} returns them (do not sort or filter them)."
+            )
+    return None
+
+
 def settle(outcome: Any) -> tuple[str, Any]:
     """``("fulfilled", RunResult)``, ``("rejected", exception)``, or ``("other", value)``.
 

@@ -7,7 +7,7 @@ import urllib.request
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import first_user_text, outcomes_problem, settle
+from agentlab.exercises._helpers import outcomes_problem, settle, unanswered_problem
 from agentlab.limits import offline_minute
 
 HINTS = [
@@ -28,24 +28,14 @@ def check(
     if problem := outcomes_problem(prompts, outcomes, "run_bounded"):
         return Feedback(False, (problem,))
     settled = [settle(o) for o in outcomes]
-    problem = rate_limit_problem(server) or order_problem(prompts, settled) or share_problem(settled, tokens_per_minute)
+    problem = (
+        rate_limit_problem(server)
+        or unanswered_problem(prompts, outcomes, "run_bounded", "under a budget none should.")
+        or share_problem(settled, tokens_per_minute)
+    )
     if problem:
         return Feedback(False, (problem,))
     return Feedback(True, (f"{len(outcomes)} outcomes in order, no 429 from the server, and the limit well used.",))
-
-
-def order_problem(prompts: list[Any], settled: list[tuple[str, Any]]) -> str | None:
-    for index, (status, value) in enumerate(settled):
-        if status == "other":
-            return f"outcome {index} is neither a result nor a failure: keep what run_bounded returns, unchanged."
-        if status == "rejected":
-            return f"conversation {index} failed ({type(value).__name__}: {value}): under a budget none should."
-        if first_user_text(value.messages) != prompts[index]:
-            return (
-                f"outcome {index} answers another prompt: keep the outcomes in the order of `prompts`, as "
-                "run_bounded returns them (do not sort or filter them)."
-            )
-    return None
 
 
 def rate_limit_problem(server: Any) -> str | None:

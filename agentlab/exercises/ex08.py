@@ -9,7 +9,7 @@ from typing import Any
 
 from agentlab.batch import BatchedReport
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import first_user_text, outcomes_problem, settle
+from agentlab.exercises._helpers import outcomes_problem, unanswered_problem
 
 HINTS = [
     "`run_batched(agent, prompts, state_path=...)` reads the state file first: with the same agent, prompts and "
@@ -42,7 +42,11 @@ def check(prompts: Any = ..., outcomes: Any = ..., state_path: Any = ..., saved:
                 "with run_batched(agent, prompts, state_path=STATE) instead.",
             ),
         )
-    problem = order_problem(prompts, outcomes) or resume_problem(report, state_path) or saving_problem(report, saved)
+    problem = (
+        unanswered_problem(prompts, outcomes, "run_batched", "every one of these prompts should get its answer.")
+        or resume_problem(report, state_path)
+        or saving_problem(report, saved)
+    )
     if problem:
         return Feedback(False, (problem,))
     assert report.cost is not None
@@ -53,21 +57,6 @@ def check(prompts: Any = ..., outcomes: Any = ..., state_path: Any = ..., saved:
             f"batching saved ${report.cost.saved:.4f} ({report.cost.discount:.0%}) on this run.",
         ),
     )
-
-
-def order_problem(prompts: list[Any], outcomes: Any) -> str | None:
-    for index, outcome in enumerate(outcomes):
-        status, value = settle(outcome)
-        if status == "rejected":
-            return f"conversation {index} failed ({value}): every one of these prompts should get its answer."
-        if status != "fulfilled":
-            return f"outcome {index} is neither a result nor a failure: keep what run_batched returns, unchanged."
-        if first_user_text(value.messages) != prompts[index]:
-            return (
-                f"outcome {index} answers another prompt: keep the outcomes in the order of `prompts`, "
-                "as run_batched returns them (do not sort or filter them)."
-            )
-    return None
 
 
 def resume_problem(report: BatchedReport, state_path: Any) -> str | None:
