@@ -44,3 +44,5 @@ def test_a_prompt_too_long_to_scan_has_no_markers() -> None:
 def test_strip_markers_keeps_everything_else() -> None:
     assert strip_markers("What is 2 + 2? [duration=5] [fault=500]") == "What is 2 + 2?"
     assert strip_markers("[loop] Use [brackets] as text") == "Use [brackets] as text"
+    assert strip_markers("What is 2 + 3?  [duration=1] [mystery=7] now") == "What is 2 + 3? [mystery=7] now"
+    assert strip_markers("  no known marker [note=1] ") == "  no known marker [note=1] "  # exactly as it came

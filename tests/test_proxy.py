@@ -24,7 +24,6 @@ from agentlab import Agent, BackendError, ConfigurationError, default_client, ma
 from agentlab.batch import request_line
 from agentlab.offline import start_process
 from agentlab.offline.markers import KNOWN, MARKER
-from agentlab.offline.proxy_markers import raw_without_markers, without_markers
 from agentlab.tools.math import MATH_TOOLS
 
 SCALE = 0.05  # conftest.py sets AGENTLAB_TIME_SCALE=0.05 for this process, so the proxy scales by it too
@@ -84,31 +83,6 @@ async def test_markers_are_removed_from_every_input_text_and_the_instructions(up
     assert body["instructions"] == "Be brief."
     assert body["input"][1]["content"][0]["text"] == "What is 2 + 3? [mystery=7]"  # unknown brackets stay
     assert_key_only_in_authorization(sent)
-
-
-SAID = {"input": [{"type": "function_call_output", "output": 'said "[duration=3]" and é'}]}
-
-
-@pytest.mark.parametrize(
-    ("body", "ascii_only", "in_bytes"),
-    [
-        (
-            {"instructions": "Short. [duration=1]", "input": [{"role": "user", "content": "[fault=500x1] Hi  [loop]"}]},
-            True,
-            True,
-        ),
-        (SAID, False, True),
-        (SAID, True, False),  # "é" is written as a \\u escape, which could spell a marker: the parsed body is cleaned
-        ({"input": "Hi [duration=2]", "tools": [{"type": "function", "description": "says [loop]"}]}, True, False),
-        ({"input": [{"role": "user", "content": [{"type": "input_text", "text": "Hi [fault=\t500]"}]}]}, True, False),
-    ],
-)
-def test_the_bytes_lose_their_markers_only_when_that_is_cleaning_the_parsed_body(
-    body: dict[str, Any], ascii_only: bool, in_bytes: bool
-) -> None:
-    cleaned = raw_without_markers(json.dumps(body, ensure_ascii=ascii_only).encode(), body)
-    assert (cleaned is not None) == in_bytes
-    assert cleaned is None or json.loads(cleaned) == without_markers(body)
 
 
 @sync

@@ -69,12 +69,15 @@ def parse_markers(text: str) -> Markers:
 
 
 def strip_markers(text: str) -> str:
-    """``text`` without its known control markers (unknown ``[...]`` text is left alone), for a real model."""
-
-    def drop_known(match: re.Match[str]) -> str:
-        return "" if match.group(1).lower() in KNOWN else match.group(0)
-
-    return MARKER.sub(drop_known, text).strip()
+    """``text`` without its known control markers, for a real model: each goes with the spaces just before it,
+    and unknown ``[...]`` text stays. ``"What is 2 + 3? [duration=1] [note=x]"`` → ``"What is 2 + 3? [note=x]"``.
+    A text without a known marker comes back exactly as it was."""
+    kept, position = [], 0
+    for match in MARKER.finditer(text):
+        if match.group(1).lower() in KNOWN:
+            kept.append(text[position : match.start()].rstrip(" "))
+            position = match.end()
+    return "".join([*kept, text[position:]]).strip() if position else text
 
 
 def blank_markers(text: str) -> str:

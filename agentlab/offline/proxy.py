@@ -11,8 +11,7 @@ process. For each ``POST /v1/responses`` it:
    real API; ``[duration=X]`` holds the conversation's final answer until X s (× ``AGENTLAB_TIME_SCALE``) have
    passed since the conversation's first request arrived, which is what it means offline (the whole
    conversation takes X s). It never shortens real latency: it only ever waits longer;
-3. removes every control marker from every input text and the instructions, so a real model never sees one
-   (from the body's bytes when that is provably the same, which spares a ``json.dumps``: ``proxy_markers.py``);
+3. removes every control marker from every input text and the instructions, so a real model never sees one;
 4. forwards the request with the learner's key, which arrives in the incoming ``Authorization`` header and
    leaves only in the outgoing one. The proxy never stores it, logs it or puts it in an answer;
 5. answers upstream's status, body and headers (``x-ratelimit-*``, ``retry-after``, ``x-request-id``,
@@ -49,7 +48,6 @@ from agentlab.offline.proxy_markers import (
     form_without_markers,
     last_user_text,
     might_hold_markers,
-    raw_without_markers,
     without_markers,
 )
 from agentlab.offline.server import (
@@ -147,10 +145,7 @@ async def apply_markers(request: web.Request, raw: bytes, arrived: float) -> web
     if markers.duration is not None:
         _, started = upstream.clock.start_of(body.get("input"), body.get("instructions"), arrived)
         deadline = started + markers.duration * config.latency.time_scale
-    payload = raw_without_markers(raw, body)
-    if payload is None:
-        payload = json.dumps(without_markers(body)).encode()
-    return await forward(request, upstream, payload, deadline, fault)
+    return await forward(request, upstream, json.dumps(without_markers(body)).encode(), deadline, fault)
 
 
 def came_back(request: web.Request, upstream: Upstream) -> web.Response | None:

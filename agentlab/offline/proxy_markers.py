@@ -4,12 +4,7 @@ The offline server reads the markers of the last user message; so does the proxy
 request goes to a real model, ``without_markers`` removes them from the instructions and every input text: each
 known marker goes, with the spaces just before it (``"What is 2 + 3? [duration=1]"`` → ``"What is 2 + 3?"``).
 
-``raw_without_markers`` does the same on the body's bytes, which spares the proxy a ``json.dumps`` of the whole
-request (the tools' schemas, the transcript) for every request that carries a marker. It is used only when it is
-provably the same: the body has no ``\\u`` escape (one could spell a marker's character), and the markers found
-in the bytes are exactly those found in the parsed texts. A match in the bytes holds no ``"`` and no ``\\``, so it lies
-inside one JSON string, unescaped; anything else (a marker in a tool's description, one spelled with an escape)
-makes the two lists differ, and the proxy cleans the parsed body instead.
+``markers.strip_markers`` cleans each text, as the offline server's own marker grammar reads them.
 """
 
 from __future__ import annotations
@@ -19,24 +14,21 @@ import json
 import re
 from collections import OrderedDict
 from email.message import EmailMessage
-from typing import Any, TypeVar
+from typing import Any
+
+from agentlab.offline.markers import KNOWN, strip_markers
 
 __all__ = [
     "ConversationClock",
-    "KNOWN_MARKER",
     "form_without_markers",
     "last_user_text",
     "might_hold_markers",
-    "raw_without_markers",
     "without_markers",
 ]
 
-# markers.MARKER, for the known keys only; a match starts at its "[", so the scan is linear and quick
-KNOWN_MARKER = re.compile(r"\[\s*(?:duration|fault|mistake|loop)\s*(?:=\s*[^\[\]]{0,40})?\]", re.IGNORECASE)
-RAW_MARKER = re.compile(rb'\[ *(?:duration|fault|mistake|loop) *(?:= *[^\[\]"\\]{0,40})?\]', re.IGNORECASE)
 SPACE = rb"(?:\s|\\[nrtf])*"  # a space, or one that JSON escapes
-ANY_MARKER = re.compile(rb"\[" + SPACE + rb"(?:duration|fault|mistake|loop)" + SPACE + rb"[=\]]", re.IGNORECASE)
-AnyText = TypeVar("AnyText", str, bytes)
+KEYS = "|".join(KNOWN).encode()
+ANY_MARKER = re.compile(rb"\[" + SPACE + rb"(?:" + KEYS + rb")" + SPACE + rb"[=\]]", re.IGNORECASE)
 
 
 def might_hold_markers(raw: bytes) -> bool:
@@ -46,16 +38,6 @@ def might_hold_markers(raw: bytes) -> bool:
     regex engine's quick scan for ``[`` and takes four times as long.)
     """
     return ANY_MARKER.search(raw) is not None or b"\\u" in raw
-
-
-def removed(pattern: re.Pattern[AnyText], text: AnyText, space: AnyText) -> AnyText:
-    """``text`` without the matches of ``pattern``, each with the ``space`` characters just before it."""
-    kept, position = [], 0
-    for match in pattern.finditer(text):
-        kept.append(text[position : match.start()].rstrip(space))
-        position = match.end()
-    kept.append(text[position:])
-    return text[:0].join(kept)
 
 
 class ConversationClock:
@@ -100,30 +82,6 @@ def texts_of(content: Any) -> list[str]:
         return [content]
     parts = content if isinstance(content, list) else []
     return [str(part["text"]) for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str)]
-
-
-def raw_without_markers(raw: bytes, body: dict[str, Any]) -> bytes | None:
-    """``raw`` without its markers, when that is what cleaning ``body`` (parsed from it) gives; else None."""
-    if b"\\u" in raw:
-        return None
-    in_bytes = sorted(match.group(0).decode() for match in RAW_MARKER.finditer(raw))
-    in_texts = sorted(match.group(0) for text in texts_to_clean(body) for match in KNOWN_MARKER.finditer(text))
-    return removed(RAW_MARKER, raw, b" ") if in_bytes == in_texts else None
-
-
-def texts_to_clean(body: dict[str, Any]) -> list[str]:
-    """The texts ``without_markers`` cleans: the instructions, and every text of every input item."""
-    raw_input = body.get("input")
-    items = raw_input if isinstance(raw_input, list) else [{"content": raw_input}]
-    texts = [body["instructions"]] if isinstance(body.get("instructions"), str) else []
-    for item in items:
-        for name in ("content", "output") if isinstance(item, dict) else ():
-            texts += texts_of(item.get(name))
-    return texts
-
-
-def strip_markers(text: str) -> str:
-    return removed(KNOWN_MARKER, text, " ")
 
 
 def without_markers(body: dict[str, Any]) -> dict[str, Any]:
