@@ -17,7 +17,7 @@ from agentlab.errors import (
     PromptError,
     ToolError,
 )
-from agentlab.results import (
+from agentlab.records import (
     AgentEvent,
     Batch,
     BatchReport,

@@ -20,7 +20,7 @@ from openai.types.responses import Response, ResponseFunctionToolCall
 
 from agentlab.client import DEFAULT_MODEL, default_client
 from agentlab.errors import ConfigurationError, MaxTurnsExceeded, PromptError, translate_error
-from agentlab.results import AgentEvent, RunResult, Span, Usage
+from agentlab.records import AgentEvent, RunResult, Span, Usage
 from agentlab.streaming import stream_response
 from agentlab.tools import Tool, tool
 

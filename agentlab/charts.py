@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from agentlab.results import BatchReport, ConversationTiming, Span
+from agentlab.records import BatchReport, ConversationTiming, Span
 
 __all__ = ["Chart", "timeline", "sum_vs_longest", "scaling", "bars", "save_png"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from agentlab.agent import Agent
 from agentlab.charts import save_png, timeline
-from agentlab.results import Batch, BatchReport, Fulfilled, RunResult
+from agentlab.records import Batch, BatchReport, Fulfilled, RunResult
 from agentlab.runners import run_concurrent, run_serial, run_settled
 from agentlab.tools.math import MATH_TOOLS
 

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
-from agentlab.results import AgentEvent, Outcome, Rejected
+from agentlab.records import AgentEvent, Outcome, Rejected
 
 __all__ = ["Lanes", "Lane"]
 

@@ -1,6 +1,6 @@
 """Live progress for a batch: a tqdm bar (``progress=True``) or a ``ConversationBoard`` table of conversations.
 
-Runners drive any object with the ``Progress`` methods. The protocol lives in ``agentlab.events``, so that
+Runners drive any object with the ``Progress`` methods. The protocol lives in ``agentlab.records``, so that
 runners never import this module: they find ``TqdmProgress`` there by name when ``progress=True`` asks. Both
 kinds stay quiet where there is no display: in a plain script the tqdm bar is text on stderr, and the board
 keeps its state without drawing anything.
@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agentlab.events import Progress, make_progress
-from agentlab.results import AgentEvent, Outcome, Rejected
+from agentlab.records import AgentEvent, Outcome, Progress, Rejected, make_progress
 
 __all__ = ["Progress", "TqdmProgress", "ConversationBoard", "BoardRow", "make_progress"]
 

@@ -24,8 +24,7 @@ from typing import Any, TypeVar
 from agentlab.agent import Agent, Prompt, check_prompts
 from agentlab.budget import Budget, budget_for_batch
 from agentlab.errors import ConfigurationError
-from agentlab.events import BatchEventHandler, ProgressOption
-from agentlab.results import Batch, Outcome, RunResult
+from agentlab.records import Batch, BatchEventHandler, Outcome, ProgressOption, RunResult
 from agentlab.tracker import BatchTracker
 
 __all__ = ["run_serial", "run_concurrent", "run_settled", "run_bounded", "as_completed", "BatchEventHandler"]

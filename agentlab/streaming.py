@@ -34,7 +34,7 @@ from openai import AsyncOpenAI
 from openai.types.responses import Response
 
 from agentlab.errors import BackendError
-from agentlab.results import AgentEvent
+from agentlab.records import AgentEvent
 
 __all__ = ["stream_response", "read_events"]
 

@@ -1,7 +1,7 @@
 """The bookkeeping that every runner shares: one ``BatchTracker`` per runner call.
 
 It times each conversation, feeds the progress display and the event listeners, and builds the batch's
-``BatchReport``. It knows displays only through the ``Progress`` protocol of ``agentlab.events``.
+``BatchReport``. It knows displays only through the ``Progress`` protocol of ``agentlab.records``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,18 @@ from typing import Any
 from agentlab.agent import Agent, EventHandler, Prompt
 from agentlab.budget import Budget
 from agentlab.errors import ConversationTimeout, MaxTurnsExceeded
-from agentlab.events import BatchEventHandler, ProgressOption, make_progress
-from agentlab.results import AgentEvent, BatchReport, ConversationTiming, Fulfilled, Outcome, Rejected, RunResult
+from agentlab.records import (
+    AgentEvent,
+    BatchEventHandler,
+    BatchReport,
+    ConversationTiming,
+    Fulfilled,
+    Outcome,
+    ProgressOption,
+    Rejected,
+    RunResult,
+    make_progress,
+)
 
 __all__ = ["BatchTracker", "error_text", "print_event"]
 

@@ -22,7 +22,7 @@ from openai.types.responses import Response
 
 from agentlab.agent import Agent, InputItem, Prompt, check_prompts, start_transcript
 from agentlab.errors import BackendError
-from agentlab.results import Fulfilled, Outcome, Rejected, RunResult, Usage
+from agentlab.records import Fulfilled, Outcome, Rejected, RunResult, Usage
 
 __all__ = ["request_body", "request_line", "write_batch_jsonl", "parse_results", "read_batch_results", "custom_id"]
 

@@ -14,7 +14,7 @@ from agentlab.agent import Agent
 from agentlab.batch.report import BatchedReport, Price, RoundTiming, cost_of
 from agentlab.batch.state import Conversation, RunState
 from agentlab.errors import BackendError, MaxTurnsExceeded
-from agentlab.results import Batch, ConversationTiming, Fulfilled, Outcome, Rejected, RunResult, Span, Usage
+from agentlab.records import Batch, ConversationTiming, Fulfilled, Outcome, Rejected, RunResult, Span, Usage
 
 __all__ = ["build_batch"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agentlab.results import BatchReport, Usage
+from agentlab.records import BatchReport, Usage
 
 __all__ = ["Price", "PRICES", "CostReport", "RoundTiming", "BatchedReport", "cost_of"]
 

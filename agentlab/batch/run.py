@@ -31,7 +31,7 @@ from agentlab.batch.report import Price
 from agentlab.batch.state import Conversation, RunState, load_state, save_state
 from agentlab.client import default_client
 from agentlab.errors import BackendError, ConfigurationError, translate_error
-from agentlab.results import Batch, Outcome
+from agentlab.records import Batch, Outcome
 
 __all__ = ["run_batched"]
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from agentlab import Agent, run_concurrent
 from agentlab.offline import start_process
-from agentlab.results import AgentEvent
+from agentlab.records import AgentEvent
 from agentlab.tools.math import MATH_TOOLS
 
 __all__ = ["run"]

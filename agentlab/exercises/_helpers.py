@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Iterable
 from typing import Any
 
-from agentlab.results import Fulfilled, Rejected, RunResult
+from agentlab.records import Fulfilled, Rejected, RunResult
 
 
 def missing(**answers: Any) -> list[str]:

@@ -15,7 +15,7 @@ from agentlab.exercises._helpers import (
     run_results,
     wall_time,
 )
-from agentlab.results import RunResult
+from agentlab.records import RunResult
 
 HINTS = [
     "Start the clock with `start = time.perf_counter()` just before the loop, and take "

@@ -6,7 +6,7 @@ from typing import Any
 
 from agentlab.exercises import Feedback
 from agentlab.exercises._helpers import describe, fill_in, missing, not_awaited, order_problem, run_results, wall_time
-from agentlab.results import RunResult
+from agentlab.records import RunResult
 
 HINTS = [
     "`await` inside the loop waits for each conversation before the next one starts. Start them all first, "

@@ -6,7 +6,7 @@ from typing import Any
 
 from agentlab.exercises import Feedback
 from agentlab.exercises._helpers import fill_in, missing
-from agentlab.results import BatchReport
+from agentlab.records import BatchReport
 
 HINTS = [
     "Each item of `report.conversations` has a `.duration`; `report.wall_time` is the whole batch.",

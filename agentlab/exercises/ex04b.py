@@ -9,7 +9,7 @@ from matplotlib.patches import Rectangle
 
 from agentlab.exercises import Feedback
 from agentlab.exercises._helpers import describe, fill_in, missing
-from agentlab.results import BatchReport
+from agentlab.records import BatchReport
 
 HINTS = [
     "Three bars: the sum of the durations, the longest duration, and the wall time, all from `report`.",

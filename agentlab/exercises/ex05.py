@@ -7,7 +7,7 @@ from typing import Any
 from agentlab.errors import BackendError
 from agentlab.exercises import Feedback
 from agentlab.exercises._helpers import first_user_text, outcomes_problem, peak, settle
-from agentlab.results import RunResult
+from agentlab.records import RunResult
 
 HINTS = [
     "`run_bounded(agent, prompts, max_concurrency=..., timeout=...)` runs at most k at once and keeps every outcome.",

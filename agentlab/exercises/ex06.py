@@ -13,7 +13,7 @@ from typing import Any
 
 from agentlab.exercises import Feedback
 from agentlab.exercises._helpers import covered_time, fill_in, first_overlap, missing, run_results
-from agentlab.results import RunResult
+from agentlab.records import RunResult
 
 HINTS = [
     "`time.sleep` inside `async def` blocks the thread that runs every conversation.",

@@ -11,7 +11,7 @@ from typing import Any
 
 from agentlab.exercises import Feedback
 from agentlab.exercises._helpers import fill_in, missing, run_results
-from agentlab.results import RunResult
+from agentlab.records import RunResult
 
 HINTS = [
     "Text arrives piece by piece only when the agent streams: `Agent(..., stream=True)`.",

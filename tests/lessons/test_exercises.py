@@ -26,9 +26,9 @@ from nbclient import NotebookClient
 import agentlab.exercises
 from agentlab.errors import BackendError, ConversationTimeout
 from agentlab.exercises import Feedback, check, hints
-from agentlab.results import BatchReport, ConversationTiming, Fulfilled, Rejected, RunResult, Span, Usage
+from agentlab.records import BatchReport, ConversationTiming, Fulfilled, Rejected, RunResult, Span, Usage
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 PAIRS = [
     (exercise, NOTEBOOKS / "solutions" / exercise.name.replace("_exercise", "_solution"))
     for exercise in sorted((NOTEBOOKS / "exercises").glob("*_exercise.ipynb"))

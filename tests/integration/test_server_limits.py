@@ -29,7 +29,7 @@ from agentlab.offline.planning import choose_tools
 from agentlab.tools.math import MATH_TOOLS
 
 TOOLS = [t.schema() for t in MATH_TOOLS]
-OFFLINE = Path(__file__).resolve().parent.parent / "agentlab" / "offline"
+OFFLINE = Path(__file__).resolve().parents[2] / "agentlab" / "offline"
 
 
 def seconds_to_answer(prompt: str) -> float:

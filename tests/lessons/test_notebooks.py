@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 APPENDICES = sorted(NOTEBOOKS.glob("A[0-9]_*.ipynb"))
 EXERCISES = sorted((NOTEBOOKS / "exercises").glob("*.ipynb"))

@@ -32,7 +32,7 @@ from agentlab.tools.math import MATH_TOOLS
 
 FAKE_KEY = "sk-proj-" + "Zx9Qw7" * 8
 KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_-]{16,}")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PACKAGE = Path(agentlab.__file__).resolve().parent
 
 
@@ -255,7 +255,7 @@ def test_no_key_in_any_log_record_at_debug(server: OfflineServer, caplog: pytest
 SCRIPT = """
 import logging, sys
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
-from tests.reliability.test_security import conversation_with_the_key
+from tests.integration.reliability.test_security import conversation_with_the_key
 conversation_with_the_key(sys.argv[1])
 """
 

@@ -1,14 +1,23 @@
-"""What a run and a batch give back: plain, frozen records that charts and tables only read.
+"""The records of runs and batches, and the contracts between a batch and whoever watches it.
 
-Times are ``time.perf_counter()`` seconds. A ``RunResult`` holds absolute times; a ``BatchReport`` holds
-times relative to the start of its batch, so that a chart can start at 0.
+- What a run and a batch give back: plain, frozen records that charts, tables and traces only read. Times are
+  ``time.perf_counter()`` seconds. A ``RunResult`` holds absolute times; a ``BatchReport`` holds times relative
+  to the start of its batch, so that a chart can start at 0.
+- The event handler and the ``Progress`` protocol: a runner depends only on these names and never on a display.
+  A display (the tqdm bar, the lanes view, …) is a layer *above* the runners: a runner finds one by name in
+  ``PROGRESS_VIEWS`` and imports it only when a batch asks for it (``progress=True`` or ``progress="bar"``).
+  ``import agentlab`` loads no display.
 """
 
 from __future__ import annotations
 
 import html
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar
+
+from agentlab.errors import ConfigurationError
 
 T = TypeVar("T")
 
@@ -240,3 +249,47 @@ class Batch(list[T]):
     def __init__(self, items: list[T], report: BatchReport) -> None:
         super().__init__(items)
         self.report = report
+
+
+# -- Watching a batch: the event handler and the Progress protocol ---------------------------------------------
+
+# Called with (conversation index, event) for every event of every conversation of a batch.
+BatchEventHandler: TypeAlias = Callable[[int, AgentEvent], None]
+
+
+class Progress(Protocol):
+    """What a runner tells a progress display, in this order."""
+
+    def start_batch(self, total: int, label: str) -> None: ...
+    def conversation_started(self, index: int) -> None: ...
+    def conversation_event(self, index: int, event: AgentEvent) -> None: ...
+    def conversation_finished(self, index: int, outcome: Outcome) -> None: ...
+    def end_batch(self) -> None: ...
+
+
+# What a runner's `progress=` accepts: False/None (nothing), True (the bar), a view's name, or a Progress.
+ProgressOption: TypeAlias = "bool | str | Progress | None"
+
+# A view's name → "module:factory". The factory takes no arguments and returns a Progress.
+PROGRESS_VIEWS: dict[str, str] = {
+    "bar": "agentlab.progress:TqdmProgress",
+    "lanes": "agentlab.lanes:Lanes",
+}
+
+
+def make_progress(progress: ProgressOption) -> Progress | None:
+    """``False`` → no display, ``True`` → the tqdm bar, a name → that view, a Progress object → itself."""
+    if progress is True:
+        progress = "bar"
+    if progress is False or progress is None:
+        return None
+    if not isinstance(progress, str):
+        return progress
+    if progress not in PROGRESS_VIEWS:
+        raise ConfigurationError(
+            f"progress={progress!r} is not a known view: use True, False, one of {sorted(PROGRESS_VIEWS)}, "
+            "or an object with the Progress methods (start_batch, conversation_started, …)"
+        )
+    module, _, factory = PROGRESS_VIEWS[progress].partition(":")
+    view: Progress = getattr(importlib.import_module(module), factory)()
+    return view

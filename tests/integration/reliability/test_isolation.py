@@ -18,7 +18,7 @@ import pytest
 
 from agentlab import Agent, RunResult, run_concurrent
 from agentlab.offline import LatencyModel, OfflineServer, ServerConfig, start
-from agentlab.results import AgentEvent
+from agentlab.records import AgentEvent
 from agentlab.tools.math import MATH_TOOLS
 
 from .conftest import client_for

@@ -26,7 +26,7 @@ from agentlab import (
 )
 from agentlab.agent import EventHandler, Prompt
 from agentlab.progress import ConversationBoard
-from agentlab.results import AgentEvent, Batch, RunResult
+from agentlab.records import AgentEvent, Batch, RunResult
 from agentlab.tools.math import MATH_TOOLS
 
 AGENT = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS)

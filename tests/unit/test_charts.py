@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
 from agentlab.charts import TOOL_COLOR, bars, save_png, scaling, sum_vs_longest, timeline
-from agentlab.results import BatchReport, ConversationTiming, Span
+from agentlab.records import BatchReport, ConversationTiming, Span
 
 
 def conv(index: int, start: float, end: float, status: str = "fulfilled") -> ConversationTiming:

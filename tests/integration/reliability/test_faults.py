@@ -37,7 +37,7 @@ import pytest
 
 from agentlab import BackendError, ConversationTimeout, Fulfilled, Rejected, run_bounded, run_settled
 from agentlab.offline import OfflineServer, start_process
-from agentlab.results import Batch, Outcome
+from agentlab.records import Batch, Outcome
 
 from .conftest import agent_for, close, wait_for_stats
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM_FLAGS = [
     "--headless=new",
     "--no-sandbox",
@@ -36,7 +36,7 @@ CHROMIUM_FLAGS = [
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/browser" in str(item.path).replace(os.sep, "/"):
+        if "tests/lessons/browser" in str(item.path).replace(os.sep, "/"):
             item.add_marker(pytest.mark.browser)
 
 

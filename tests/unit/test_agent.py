@@ -17,7 +17,7 @@ from openai.types.responses import ResponseFunctionToolCall
 from agentlab import Agent, BackendError, ConfigurationError, RunResult, default_client, tool
 from agentlab.agent import check_prompts, describe_arguments, start_transcript
 from agentlab.errors import AgentLabError, PromptError, translate_error
-from agentlab.results import AgentEvent
+from agentlab.records import AgentEvent
 from agentlab.tools.math import MATH_TOOLS
 
 INSTRUCTIONS = "You are a careful math assistant. Use the tools."

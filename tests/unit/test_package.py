@@ -8,7 +8,7 @@ from pathlib import Path
 
 import agentlab
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def normalize(requirement: str) -> str:

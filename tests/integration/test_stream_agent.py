@@ -14,7 +14,7 @@ from test_stream_server import answering_with
 from agentlab import Agent, run_bounded, run_settled
 from agentlab.errors import BackendError
 from agentlab.offline import FaultPlan, LatencyModel, OfflineServer, ServerConfig, start
-from agentlab.results import AgentEvent, Fulfilled, Rejected
+from agentlab.records import AgentEvent, Fulfilled, Rejected
 from agentlab.streaming import read_events
 from agentlab.tools.math import MATH_TOOLS
 

@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 
 from agentlab import Agent, run_concurrent, run_settled
 from agentlab.lanes import Lanes
-from agentlab.results import AgentEvent, Fulfilled, Rejected, RunResult, Usage
+from agentlab.records import AgentEvent, Fulfilled, Rejected, RunResult, Usage
 from agentlab.tools.math import MATH_TOOLS
 
 PROMPTS = ["What is 3 + 4?", "Hello there", "What is 2 * 5? [fault=500]"]

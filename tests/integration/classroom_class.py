@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 EXERCISE = next((NOTEBOOKS / "exercises").glob("01_*_exercise.ipynb"))
 SOLUTION = NOTEBOOKS / "solutions" / EXERCISE.name.replace("_exercise", "_solution")
 

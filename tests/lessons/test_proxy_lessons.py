@@ -29,7 +29,7 @@ from test_proxy_support import FAKE_KEY, Served, stand_in
 
 pytestmark = pytest.mark.timeout(900)  # the first test waits for every run: about a minute on a quiet machine
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 EVERY = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) + sorted(NOTEBOOKS.glob("A[0-9]_*.ipynb"))
 EVERY += sorted((NOTEBOOKS / "solutions").glob("*_solution.ipynb"))

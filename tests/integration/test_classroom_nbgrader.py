@@ -18,7 +18,7 @@ from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 
 from agentlab.exercises import check
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = importlib.util.spec_from_file_location("nbgrader_metadata", ROOT / "scripts" / "nbgrader_metadata.py")
 assert SPEC is not None and SPEC.loader is not None
 script: Any = importlib.util.module_from_spec(SPEC)

@@ -11,7 +11,7 @@ import pytest
 
 from agentlab.errors import ConfigurationError
 from agentlab.progress import ConversationBoard, TqdmProgress, make_progress
-from agentlab.results import AgentEvent, Fulfilled, Rejected, RunResult, Usage
+from agentlab.records import AgentEvent, Fulfilled, Rejected, RunResult, Usage
 
 
 def result(turns: int) -> RunResult:

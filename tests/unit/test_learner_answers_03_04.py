@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from agentlab import Agent, BackendError, as_completed, make_client, run_bounded, run_settled
 from agentlab.charts import bars
 from agentlab.exercises import check
-from agentlab.results import BatchReport
+from agentlab.records import BatchReport
 from agentlab.tools.math import MATH_TOOLS
 
 PROMPTS = [

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "agentlab"
+PACKAGE = Path(__file__).resolve().parents[2] / "agentlab"
 
 # Bottom to top. Patterns are module names; "x.*" also matches x's submodules. The facade (`agentlab`, that is
 # agentlab/__init__.py) sits just above the runners: views and lessons may use it, nothing below may.
 LAYERS: list[tuple[float, tuple[str, ...]]] = [
-    (0, ("agentlab.errors", "agentlab.clock", "agentlab.sync")),
-    (1, ("agentlab.results", "agentlab.events")),
+    (0, ("agentlab.errors", "agentlab.settings", "agentlab.clock", "agentlab.sync")),
+    (1, ("agentlab.records",)),
     (2, ("agentlab.tools", "agentlab.tools.*")),
     # budget.py paces model calls (Agent.run(budget=...) takes one), so it sits below the agent, beside the client
     (3, ("agentlab.client", "agentlab.streaming", "agentlab.limits", "agentlab.budget")),
