@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
 
 import openai
 from openai import AsyncOpenAI
-from openai.types.responses import Response, ResponseFunctionToolCall
+from openai.types.responses import Response, ResponseFunctionToolCall, ResponseUsage
 
 from agentlab.client import DEFAULT_MODEL, default_client
 from agentlab.errors import ConfigurationError, MaxTurnsExceeded, PromptError, translate_error
@@ -90,9 +90,10 @@ class Agent:
                 on_event(AgentEvent("model_start", self.model, f"turn {turn}", time.perf_counter()))
             t0 = time.perf_counter()
             response = await self.create_response(client, messages, on_event, budget)
-            spans.append(Span("model", self.model, t0, time.perf_counter()))
-            if response.usage:
-                usage += Usage(response.usage.input_tokens, response.usage.output_tokens)
+            used = response.usage
+            spans.append(model_span(self.model, t0, used))
+            if used:
+                usage += Usage(used.input_tokens, used.output_tokens)
 
             # 2. Keep every output item (reasoning included): the next request sends them back.
             messages.extend(item.model_dump(by_alias=True, exclude_none=True) for item in response.output)
@@ -110,6 +111,7 @@ class Agent:
                     turns=turn,
                     started_at=started_at,
                     ended_at=time.perf_counter(),
+                    agent_name=self.name,
                 )
 
             # 4. Run each tool call and send back its output under the same call_id:
@@ -157,7 +159,7 @@ class Agent:
         if on_event:
             on_event(AgentEvent("tool_start", call.name, describe_arguments(call.arguments), t0))
         output = await self.call_tool(call.name, call.arguments)
-        spans.append(Span("tool", call.name, t0, time.perf_counter()))
+        spans.append(Span("tool", call.name, t0, time.perf_counter(), call_id=call.call_id))
         if on_event:
             on_event(AgentEvent("tool_end", call.name, output, time.perf_counter()))
         return {"type": "function_call_output", "call_id": call.call_id, "output": output}
@@ -198,6 +200,14 @@ def check_prompts(prompts: Iterable[object]) -> list[Prompt]:
             raise PromptError(f"prompts[{index}]: {exc}") from None
         checked.append(prompt)  # type: ignore[arg-type]
     return checked
+
+
+def model_span(model: str, start: float, usage: ResponseUsage | None) -> Span:
+    """The span of one model call, with the tokens of its answer when the server reported them."""
+    end = time.perf_counter()
+    if usage is None:
+        return Span("model", model, start, end)
+    return Span("model", model, start, end, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
 
 
 def describe_turn(n_calls: int) -> str:

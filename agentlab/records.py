@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import importlib
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from agentlab.errors import ConfigurationError
 
 T = TypeVar("T")
 
-SpanKind: TypeAlias = Literal["model", "tool"]
+SpanKind: TypeAlias = Literal["model", "tool", "wait"]
 EventKind: TypeAlias = Literal["model_start", "model_end", "tool_start", "tool_end", "text_delta"]
 
 
@@ -44,12 +45,20 @@ class AgentEvent:
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """One model call or one tool call: what ran, and when it started and ended."""
+    """One model call, one tool call or one wait: what ran, and when it started and ended.
+
+    - ``kind="model"``: ``name`` is the model; ``input_tokens``/``output_tokens`` are the answer's usage.
+    - ``kind="tool"``: ``name`` is the tool; ``call_id`` is the model's id of the call.
+    - ``kind="wait"``: ``name`` is ``"budget"`` (waiting for the rate limit) or ``"retry"`` (before a retry).
+    """
 
     kind: SpanKind
     name: str
     start: float
     end: float
+    call_id: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
     @property
     def duration(self) -> float:
@@ -57,7 +66,7 @@ class Span:
 
     def shifted(self, origin: float) -> Span:
         """The same span with times measured from ``origin``."""
-        return Span(self.kind, self.name, self.start - origin, self.end - origin)
+        return dataclasses.replace(self, start=self.start - origin, end=self.end - origin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +95,7 @@ class RunResult:
     turns: int
     started_at: float = field(repr=False)
     ended_at: float = field(repr=False)
+    agent_name: str = ""
 
     @property
     def duration(self) -> float:
@@ -174,6 +184,8 @@ class BatchReport:
     runner: str
     wall_time: float
     conversations: tuple[ConversationTiming, ...] = ()
+    agent_name: str = ""
+    started_at_wall: float | None = None  # time.time() when the batch started, for traces and logs
 
     @property
     def n(self) -> int:

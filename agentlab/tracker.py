@@ -53,13 +53,14 @@ class BatchTracker:
         self.progress = make_progress(progress)
         self.listeners: list[BatchEventHandler] = [h for h in (on_event, self.log_event if log else None) if h]
         self.timings: list[ConversationTiming | None] = [None] * len(prompts)
-        self.origin = time.perf_counter()
+        self.origin, self.started_at_wall = time.perf_counter(), time.time()
+        self.agent_name = ""
         self.ended: float | None = None
 
     def __enter__(self) -> BatchTracker:
         if self.progress:
             self.progress.start_batch(len(self.prompts), self.runner)
-        self.origin = time.perf_counter()
+        self.origin, self.started_at_wall = time.perf_counter(), time.time()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -73,6 +74,7 @@ class BatchTracker:
 
     async def run_one(self, agent: Agent, index: int, prompt: Prompt, timeout: float | None = None) -> RunResult:
         """Run conversation ``index`` and record its timing. Its failure is recorded, then raised."""
+        self.agent_name = agent.name
         if self.progress:
             self.progress.conversation_started(index)
         start = time.perf_counter()
@@ -143,7 +145,8 @@ class BatchTracker:
 
     def report(self) -> BatchReport:
         wall = (self.ended or time.perf_counter()) - self.origin
-        return BatchReport(self.runner, wall, tuple(t for t in self.timings if t is not None))
+        timings = tuple(t for t in self.timings if t is not None)
+        return BatchReport(self.runner, wall, timings, self.agent_name, self.started_at_wall)
 
 
 def error_text(error: BaseException) -> str:
