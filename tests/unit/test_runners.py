@@ -26,7 +26,7 @@ from agentlab import (
 )
 from agentlab.agent import EventHandler, Prompt
 from agentlab.progress import ConversationBoard
-from agentlab.records import AgentEvent, Batch, RunResult
+from agentlab.records import AgentEvent, RunResult
 from agentlab.tools.math import MATH_TOOLS
 
 AGENT = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS)
@@ -45,12 +45,9 @@ async def no_retry_agent() -> Agent:
     return Agent(name="calc", instructions="", tools=MATH_TOOLS, client=make_client(max_retries=0))
 
 
-def test_serial_takes_the_sum_of_durations() -> None:
-    async def main() -> Batch[RunResult]:
-        await AGENT.run("What is 1 + 1?")  # warm up this loop's client, so that its set-up is not timed
-        return await run_serial(AGENT, [f"What is 5 + 4? [duration={d}]" for d in (5, 4)])
-
-    results = asyncio.run(main())
+async def test_serial_takes_the_sum_of_durations() -> None:
+    await AGENT.run("What is 1 + 1?")  # warm up this loop's client, so that its set-up is not timed
+    results = await run_serial(AGENT, [f"What is 5 + 4? [duration={d}]" for d in (5, 4)])
     report = results.report
     assert [last_number(r.output_text) for r in results] == [9, 9]
     print(f"\nserial: wall {report.wall_time:.3f} s, sum {report.sum_of_durations:.3f} s")
@@ -61,11 +58,11 @@ def test_serial_takes_the_sum_of_durations() -> None:
     assert second.start >= first.end
 
 
-def test_concurrent_takes_about_the_longest_and_keeps_input_order() -> None:
+async def test_concurrent_takes_about_the_longest_and_keeps_input_order() -> None:
     # 1 s conversations at the test scale: a fresh loop's first batch pays ~0.1 s to make its client and
     # connections, which against 0.15 s conversations would measure start-up rather than concurrency.
     prompts = sums(20, duration=20)
-    results = asyncio.run(run_concurrent(AGENT, prompts))
+    results = await run_concurrent(AGENT, prompts)
     report = results.report
     print(
         f"\nconcurrent N=20: wall {report.wall_time:.3f} s, longest {report.longest_duration:.3f} s, "
@@ -76,41 +73,35 @@ def test_concurrent_takes_about_the_longest_and_keeps_input_order() -> None:
     assert report.speedup >= 10
 
 
-def test_concurrent_is_all_or_nothing_and_cancels_siblings() -> None:
-    async def main() -> None:
-        agent = await no_retry_agent()
-        prompts = [*sums(5, duration=20), "What is 1 + 1? [fault=500]"]
-        before = asyncio.all_tasks()
-        with pytest.raises(BackendError, match="500"):
-            await run_concurrent(agent, prompts)
-        assert asyncio.all_tasks() == before  # no sibling is left running
-        await agent.client.close()  # type: ignore[union-attr]
-
-    asyncio.run(main())
+async def test_concurrent_is_all_or_nothing_and_cancels_siblings() -> None:
+    agent = await no_retry_agent()
+    prompts = [*sums(5, duration=20), "What is 1 + 1? [fault=500]"]
+    before = asyncio.all_tasks()
+    with pytest.raises(BackendError, match="500"):
+        await run_concurrent(agent, prompts)
+    assert asyncio.all_tasks() == before  # no sibling is left running
+    await agent.client.close()  # type: ignore[union-attr]
 
 
-def test_settled_keeps_every_outcome_in_order() -> None:
-    async def main() -> None:
-        agent = await no_retry_agent()
-        faulty = {2, 5, 7}
-        prompts = [f"What is {i} + 1?" + (" [fault=500]" if i in faulty else "") for i in range(10)]
-        outcomes = await run_settled(agent, prompts)
-        assert len(outcomes) == 10
-        for i, outcome in enumerate(outcomes):
-            if i in faulty:
-                assert isinstance(outcome, Rejected) and outcome.status == "rejected"
-                assert isinstance(outcome.reason, BackendError) and outcome.reason.status_code == 500
-            else:
-                assert isinstance(outcome, Fulfilled) and outcome.status == "fulfilled"
-                assert last_number(outcome.value.output_text) == i + 1
-        assert outcomes.report.failed == 3
-        assert [c.index for c in outcomes.report.conversations] == list(range(10))
-        await agent.client.close()  # type: ignore[union-attr]
-
-    asyncio.run(main())
+async def test_settled_keeps_every_outcome_in_order() -> None:
+    agent = await no_retry_agent()
+    faulty = {2, 5, 7}
+    prompts = [f"What is {i} + 1?" + (" [fault=500]" if i in faulty else "") for i in range(10)]
+    outcomes = await run_settled(agent, prompts)
+    assert len(outcomes) == 10
+    for i, outcome in enumerate(outcomes):
+        if i in faulty:
+            assert isinstance(outcome, Rejected) and outcome.status == "rejected"
+            assert isinstance(outcome.reason, BackendError) and outcome.reason.status_code == 500
+        else:
+            assert isinstance(outcome, Fulfilled) and outcome.status == "fulfilled"
+            assert last_number(outcome.value.output_text) == i + 1
+    assert outcomes.report.failed == 3
+    assert [c.index for c in outcomes.report.conversations] == list(range(10))
+    await agent.client.close()  # type: ignore[union-attr]
 
 
-def test_bounded_limits_concurrency_and_times_out() -> None:
+async def test_bounded_limits_concurrency_and_times_out() -> None:
     running = 0
     peak = 0
 
@@ -123,7 +114,7 @@ def test_bounded_limits_concurrency_and_times_out() -> None:
             running -= 1
 
     prompts = [*sums(8, duration=1), "What is 2 + 2? [fault=hang]"]
-    outcomes = asyncio.run(run_bounded(AGENT, prompts, max_concurrency=3, timeout=1.0, on_event=count))
+    outcomes = await run_bounded(AGENT, prompts, max_concurrency=3, timeout=1.0, on_event=count)
     assert peak == 3
     assert all(isinstance(o, Fulfilled) for o in outcomes[:8])
     hung = outcomes[8]
@@ -132,53 +123,47 @@ def test_bounded_limits_concurrency_and_times_out() -> None:
     assert "ConversationTimeout" in (outcomes.report.conversations[8].error or "")
 
 
-def test_as_completed_yields_in_finishing_order() -> None:
+async def test_as_completed_yields_in_finishing_order() -> None:
     prompts = ["What is 1 + 1? [duration=6]", "What is 2 + 2? [duration=1]", "What is 3 + 3? [duration=3]"]
 
     async def main() -> list[int]:
         return [index async for index, outcome in as_completed(AGENT, prompts) if isinstance(outcome, Fulfilled)]
 
-    assert asyncio.run(main()) == [1, 2, 0]
+    assert await main() == [1, 2, 0]
 
 
-def test_leaving_as_completed_early_cancels_the_rest() -> None:
-    async def main() -> None:
-        before = asyncio.all_tasks()
-        stream = as_completed(AGENT, ["What is 1 + 1? [duration=1]", "What is 2 + 2? [duration=40]"])
-        async with contextlib.aclosing(stream):
-            async for index, _ in stream:
-                assert index == 0
-                break
-        assert asyncio.all_tasks() == before
-
-    asyncio.run(main())
+async def test_leaving_as_completed_early_cancels_the_rest() -> None:
+    before = asyncio.all_tasks()
+    stream = as_completed(AGENT, ["What is 1 + 1? [duration=1]", "What is 2 + 2? [duration=40]"])
+    async with contextlib.aclosing(stream):
+        async for index, _ in stream:
+            assert index == 0
+            break
+    assert asyncio.all_tasks() == before
 
 
 @pytest.mark.parametrize("runner", ["run_concurrent", "run_settled", "run_bounded"])
-def test_cancelling_the_caller_cancels_every_child(runner: str) -> None:
-    async def main() -> None:
-        before = asyncio.all_tasks()
-        prompts = sums(50, duration=40)
-        if runner == "run_concurrent":
-            batch = asyncio.create_task(run_concurrent(AGENT, prompts))
-        elif runner == "run_settled":
-            batch = asyncio.create_task(run_settled(AGENT, prompts))
-        else:
-            batch = asyncio.create_task(run_bounded(AGENT, prompts, max_concurrency=10))
-        await asyncio.sleep(0.3)
-        batch.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await batch
-        assert asyncio.all_tasks() == before
-        # the loop still works afterwards
-        again = await run_concurrent(AGENT, sums(3))
-        assert len(again) == 3
-
-    asyncio.run(main())
+async def test_cancelling_the_caller_cancels_every_child(runner: str) -> None:
+    before = asyncio.all_tasks()
+    prompts = sums(50, duration=40)
+    if runner == "run_concurrent":
+        batch = asyncio.create_task(run_concurrent(AGENT, prompts))
+    elif runner == "run_settled":
+        batch = asyncio.create_task(run_settled(AGENT, prompts))
+    else:
+        batch = asyncio.create_task(run_bounded(AGENT, prompts, max_concurrency=10))
+    await asyncio.sleep(0.3)
+    batch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch
+    assert asyncio.all_tasks() == before
+    # the loop still works afterwards
+    again = await run_concurrent(AGENT, sums(3))
+    assert len(again) == 3
 
 
-def test_log_prints_interleaved_tool_calls(capsys: pytest.CaptureFixture[str]) -> None:
-    asyncio.run(run_concurrent(AGENT, ["What is 3 + 4? [duration=2]", "What is 5 + 6? [duration=1]"], log=True))
+async def test_log_prints_interleaved_tool_calls(capsys: pytest.CaptureFixture[str]) -> None:
+    await run_concurrent(AGENT, ["What is 3 + 4? [duration=2]", "What is 5 + 6? [duration=1]"], log=True)
     stamped = capsys.readouterr().out.splitlines()
     assert all(re.match(r"^ *\d+\.\d\d s  \[conv \d\] ", line) for line in stamped), stamped  # time since start
     lines = [re.sub(r"^ *\d+\.\d\d s  ", "", line) for line in stamped]
@@ -191,29 +176,26 @@ def test_log_prints_interleaved_tool_calls(capsys: pytest.CaptureFixture[str]) -
     assert answered == ["[conv 1] ✓ answered", "[conv 0] ✓ answered"]
 
 
-def test_progress_board_follows_the_batch() -> None:
+async def test_progress_board_follows_the_batch() -> None:
     board = ConversationBoard()
     prompts = [*sums(3), "What is 1 + 1? [fault=500]"]
 
-    async def main() -> None:
-        agent = await no_retry_agent()
-        await run_settled(agent, prompts, progress=board)
-        await agent.client.close()  # type: ignore[union-attr]
-
-    asyncio.run(main())
+    agent = await no_retry_agent()
+    await run_settled(agent, prompts, progress=board)
+    await agent.client.close()  # type: ignore[union-attr]
     assert board.counts().get("done") == 3 and board.counts().get("failed") == 1
     assert [row.turns for row in board.rows][:3] == [2, 2, 2]
 
 
-def test_progress_true_uses_tqdm_quietly(capsys: pytest.CaptureFixture[str]) -> None:
-    results = asyncio.run(run_concurrent(AGENT, sums(3), progress=True))
+async def test_progress_true_uses_tqdm_quietly(capsys: pytest.CaptureFixture[str]) -> None:
+    results = await run_concurrent(AGENT, sums(3), progress=True)
     assert len(results) == 3
     assert "3/3" in capsys.readouterr().err
 
 
-def test_empty_batch_gives_a_zero_report() -> None:
+async def test_empty_batch_gives_a_zero_report() -> None:
     for coro in (run_serial(AGENT, []), run_concurrent(AGENT, []), run_settled(AGENT, [])):
-        results = asyncio.run(coro)  # type: ignore[arg-type]
+        results = await coro  # type: ignore[arg-type]
         assert list(results) == []
         r = results.report
         assert (r.n, r.sum_of_durations, r.longest_duration) == (0, 0.0, 0.0)
@@ -222,32 +204,32 @@ def test_empty_batch_gives_a_zero_report() -> None:
         assert "conversations" in str(r)
 
 
-def test_bad_arguments_raise_clear_errors() -> None:
+async def test_bad_arguments_raise_clear_errors() -> None:
     with pytest.raises(ConfigurationError, match="max_concurrency must be"):  # a ValueError too
-        asyncio.run(run_bounded(AGENT, sums(2), max_concurrency=0))
+        await run_bounded(AGENT, sums(2), max_concurrency=0)
     with pytest.raises(ValueError, match="timeout must be"):
-        asyncio.run(run_bounded(AGENT, sums(2), max_concurrency=2, timeout=0))
+        await run_bounded(AGENT, sums(2), max_concurrency=2, timeout=0)
     with pytest.raises(ValueError, match="max_concurrency must be"):
-        asyncio.run(run_bounded(AGENT, sums(2), max_concurrency=True))  # a bool is not a count
+        await run_bounded(AGENT, sums(2), max_concurrency=True)  # a bool is not a count
 
 
-def test_a_timeout_error_of_the_conversations_own_is_not_a_conversation_timeout() -> None:
+async def test_a_timeout_error_of_the_conversations_own_is_not_a_conversation_timeout() -> None:
     class OwnTimeout(Agent):
         async def run(self, prompt: Prompt, *, on_event: EventHandler | None = None) -> RunResult:
             raise TimeoutError("the database did not answer")
 
     agent = OwnTimeout(name="x", instructions="")
-    [outcome] = asyncio.run(run_bounded(agent, ["hi"], max_concurrency=1, timeout=30))
+    [outcome] = await run_bounded(agent, ["hi"], max_concurrency=1, timeout=30)
     assert isinstance(outcome, Rejected)
     assert type(outcome.reason) is TimeoutError and str(outcome.reason) == "the database did not answer"
-    [cut] = asyncio.run(run_bounded(AGENT, ["What is 1 + 1? [fault=hang]"], max_concurrency=1, timeout=0.2))
+    [cut] = await run_bounded(AGENT, ["What is 1 + 1? [fault=hang]"], max_concurrency=1, timeout=0.2)
     assert isinstance(cut, Rejected) and isinstance(cut.reason, ConversationTimeout)
     with pytest.raises(TypeError, match=r"prompts\[1\]"):
-        asyncio.run(run_settled(AGENT, ["What is 1 + 1?", 7]))  # type: ignore[list-item]
+        await run_settled(AGENT, ["What is 1 + 1?", 7])  # type: ignore[list-item]
 
 
-def test_report_text_and_html() -> None:
-    results = asyncio.run(run_concurrent(AGENT, sums(2)))
+async def test_report_text_and_html() -> None:
+    results = await run_concurrent(AGENT, sums(2))
     text = str(results.report)
     assert "wall time" in text and "sum of durations" in text and "efficiency" in text
     html = results.report._repr_html_()
