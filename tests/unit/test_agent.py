@@ -14,7 +14,7 @@ import pytest
 from openai import AsyncOpenAI, DefaultAioHttpClient
 from openai.types.responses import ResponseFunctionToolCall
 
-from agentlab import Agent, BackendError, ConfigurationError, RunResult, default_client, tool
+from agentlab import Agent, BackendError, ConfigurationError, default_client, tool
 from agentlab.agent import check_prompts, describe_arguments, start_transcript
 from agentlab.errors import AgentLabError, PromptError, translate_error
 from agentlab.records import AgentEvent
@@ -25,10 +25,6 @@ INSTRUCTIONS = "You are a careful math assistant. Use the tools."
 
 def make_agent(**changes: object) -> Agent:
     return Agent(name="calc", instructions=INSTRUCTIONS, tools=MATH_TOOLS, **changes)  # type: ignore[arg-type]
-
-
-def run(agent: Agent, prompt: str) -> RunResult:
-    return asyncio.run(agent.run(prompt))
 
 
 def numbers_in(text: str) -> list[float]:
@@ -47,13 +43,13 @@ def numbers_in(text: str) -> list[float]:
         ("((1 + 2) * (3 + 4)) - 5", 16),
     ],
 )
-def test_answers_are_correct(prompt: str, answer: float) -> None:
-    result = run(make_agent(), prompt)
+async def test_answers_are_correct(prompt: str, answer: float) -> None:
+    result = await make_agent().run(prompt)
     assert numbers_in(result.output_text)[-1] == answer
 
 
-def test_transcript_spans_usage_and_turns() -> None:
-    result = run(make_agent(), "(7 + 8) * (2 + 3)")
+async def test_transcript_spans_usage_and_turns() -> None:
+    result = await make_agent().run("(7 + 8) * (2 + 3)")
     kinds = [item.get("type", "message") for item in result.messages]
     assert kinds[0] == "message" and result.messages[0] == {"role": "user", "content": "(7 + 8) * (2 + 3)"}
     # one call per turn without parallel_tool_calls: 3 tool turns and a final answer
@@ -70,9 +66,9 @@ def test_transcript_spans_usage_and_turns() -> None:
     assert result.duration == pytest.approx(result.ended_at - result.started_at)
 
 
-def test_parallel_tool_calls_run_together_in_one_turn() -> None:
+async def test_parallel_tool_calls_run_together_in_one_turn() -> None:
     slow_agent = Agent(name="p", instructions=INSTRUCTIONS, tools=(slow_sum, slow_product), parallel_tool_calls=True)
-    result = run(slow_agent, "(7 + 8) * (2 + 3)")
+    result = await slow_agent.run("(7 + 8) * (2 + 3)")
     assert result.turns == 3
     first_turn_tools = [s for s in result.spans if s.kind == "tool"][:2]
     a, b = first_turn_tools
@@ -93,13 +89,10 @@ async def slow_product(a: float, b: float) -> float:
     return a * b
 
 
-def test_events_arrive_in_order() -> None:
+async def test_events_arrive_in_order() -> None:
     events: list[AgentEvent] = []
 
-    async def main() -> None:
-        await make_agent().run("What is 12 + 30?", on_event=events.append)
-
-    asyncio.run(main())
+    await make_agent().run("What is 12 + 30?", on_event=events.append)
     kinds = [e.kind for e in events]
     assert kinds == ["model_start", "model_end", "tool_start", "tool_end", "model_start", "model_end"]
     assert events[2].name == "sum_numbers" and events[2].detail == "a=12, b=30"
@@ -107,8 +100,8 @@ def test_events_arrive_in_order() -> None:
     assert events[-1].detail == "answer"
 
 
-def test_a_tool_that_raises_is_reported_to_the_model() -> None:
-    result = run(make_agent(), "What is 5 / 0?")
+async def test_a_tool_that_raises_is_reported_to_the_model() -> None:
+    result = await make_agent().run("What is 5 / 0?")
     outputs = [i["output"] for i in result.messages if i.get("type") == "function_call_output"]
     assert outputs == ["error: divide_numbers raised ZeroDivisionError: cannot divide by zero"]
     assert "could not" in result.output_text.lower()
@@ -151,7 +144,7 @@ def test_describe_arguments_never_raises() -> None:
     assert describe_arguments(huge) == huge and describe_arguments(deep) == deep
 
 
-def test_logging_does_not_change_outcomes() -> None:
+async def test_logging_does_not_change_outcomes() -> None:
     """A 5000-digit argument is the model's mistake: with log=True as without, it goes back to the model."""
     huge = "9" * 5000
 
@@ -167,18 +160,15 @@ def test_logging_does_not_change_outcomes() -> None:
         item = await agent.run_call(call, [], handler)
         return [item["output"][:40]]
 
-    assert asyncio.run(one(log=True)) == asyncio.run(one(log=False))
-    assert asyncio.run(one(log=True))[0].startswith("error: ")
+    assert await one(log=True) == await one(log=False)
+    assert (await one(log=True))[0].startswith("error: ")
 
 
 @pytest.mark.parametrize("effort", ["minimal", "low", "medium", "high"])
-def test_reasoning_effort_is_sent_as_reasoning_effort(effort: str) -> None:
-    async def main() -> str | None:
-        agent = make_agent(reasoning_effort=effort)
-        response = await agent.create_response(default_client(), [{"role": "user", "content": "What is 1 + 1?"}])
-        return response.reasoning.effort if response.reasoning else None
-
-    assert asyncio.run(main()) == effort
+async def test_reasoning_effort_is_sent_as_reasoning_effort(effort: str) -> None:
+    agent = make_agent(reasoning_effort=effort)
+    response = await agent.create_response(default_client(), [{"role": "user", "content": "What is 1 + 1?"}])
+    assert (response.reasoning.effort if response.reasoning else None) == effort
 
 
 def test_reasoning_effort_is_checked_and_left_out_when_unset() -> None:
@@ -187,7 +177,7 @@ def test_reasoning_effort_is_checked_and_left_out_when_unset() -> None:
     assert make_agent().reasoning_effort is None
 
 
-def test_refused_is_told_apart_from_slow() -> None:
+async def test_refused_is_told_apart_from_slow() -> None:
     """Nothing listening is "refused" at once; a server that accepts but never answers is "did not answer"."""
     closed_port = free_port()  # bound and closed again: nothing listens there
 
@@ -201,13 +191,13 @@ def test_refused_is_told_apart_from_slow() -> None:
         await client.close()
         return str(caught.value)
 
-    refused = asyncio.run(error_from(f"http://127.0.0.1:{closed_port}/v1", timeout=30))
+    refused = await error_from(f"http://127.0.0.1:{closed_port}/v1", timeout=30)
     assert "connection refused" in refused and "is the model server running" in refused
     assert "did not answer in time" not in refused
     with socket.socket() as silent:  # listens, but never accepts or answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        slow = asyncio.run(error_from(f"http://127.0.0.1:{silent.getsockname()[1]}/v1", timeout=0.3))
+        slow = await error_from(f"http://127.0.0.1:{silent.getsockname()[1]}/v1", timeout=0.3)
     assert "did not answer in time" in slow and "refused" not in slow
 
 
