@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import time
@@ -26,26 +25,14 @@ TOOLS = [t.schema() for t in MATH_TOOLS]
 FAST = ServerConfig(LatencyModel(time_scale=0.01))
 
 
-def post_all(url: str, bodies: list[Any]) -> list[tuple[int, Any]]:
-    async def main() -> list[tuple[int, Any]]:
-        async with aiohttp.ClientSession() as session:
-            answers = []
-            for body in bodies:
-                data = body if isinstance(body, bytes) else json.dumps(body)
-                async with session.post(url + "/v1/responses", data=data) as r:
-                    answers.append((r.status, await r.json(content_type=None)))
-            return answers
-
-    return asyncio.run(main())
-
-
-def get_stats(url: str) -> dict[str, Any]:
-    async def main() -> dict[str, Any]:
-        async with aiohttp.ClientSession() as session, session.get(url + "/offline/stats") as r:
-            result: dict[str, Any] = await r.json()
-            return result
-
-    return asyncio.run(main())
+async def post_all(url: str, bodies: list[Any]) -> list[tuple[int, Any]]:
+    async with aiohttp.ClientSession() as session:
+        answers = []
+        for body in bodies:
+            data = body if isinstance(body, bytes) else json.dumps(body)
+            async with session.post(url + "/v1/responses", data=data) as r:
+                answers.append((r.status, await r.json(content_type=None)))
+        return answers
 
 
 def test_answer_is_the_api_without_http() -> None:
@@ -66,23 +53,23 @@ def test_a_duration_marker_is_spread_over_the_planned_turns() -> None:
     assert reply.delay == pytest.approx(6 * 0.1 / 3)  # two sums one after the other, then the answer
 
 
-def test_input_tokens_count_what_the_model_reads() -> None:
+async def test_input_tokens_count_what_the_model_reads() -> None:
     body = {"model": "gpt-5-mini", "input": "x" * 400}
     assert input_tokens(body) == math.ceil(len(json.dumps([None, "x" * 400, None])) / 4)
     assert input_tokens({**body, "metadata": {"a": "b" * 1000}, "store": False}) == input_tokens(body)
     assert input_tokens({**body, "tools": TOOLS}) > input_tokens(body) + 50
     assert input_tokens({"model": "m", "input": ""}) >= 1
     with start(FAST) as server:
-        [(status, response)] = post_all(server.url, [{**body, "metadata": {"a": "b" * 1000}}])
+        [(status, response)] = await post_all(server.url, [{**body, "metadata": {"a": "b" * 1000}}])
     assert status == 200 and response["usage"]["input_tokens"] == input_tokens(body)
 
 
-def test_with_markers_off_the_server_and_the_model_take_markers_for_text() -> None:
+async def test_with_markers_off_the_server_and_the_model_take_markers_for_text() -> None:
     plain = ServerConfig(LatencyModel(time_scale=0.05), markers=False)
     prompts = ["[fault=500] What is 2 + 3?", "[fault=hang] What is 2 + 3?", "[duration=60] What is 2 + 3?"]
     started = time.perf_counter()
     with start(plain) as server:
-        answers = post_all(server.url, [{"model": "m", "input": p} for p in prompts])
+        answers = await post_all(server.url, [{"model": "m", "input": p} for p in prompts])
         looped = answer({"model": "m", "input": "[loop] What is 2 + 3?", "tools": TOOLS}, plain, "k")
         mistaken = answer({"model": "m", "input": "[mistake=bad_json] What is 2 + 3?", "tools": TOOLS}, plain, "k")
     assert time.perf_counter() - started < 30, "a [duration=60] or a hang was obeyed"
@@ -130,7 +117,7 @@ async def count_statuses() -> dict[str, Any]:
         await runner.cleanup()
 
 
-def test_every_status_is_counted_even_413_and_500() -> None:
-    stats = asyncio.run(count_statuses())
+async def test_every_status_is_counted_even_413_and_500() -> None:
+    stats = await count_statuses()
     assert stats["statuses"] == {"400": 1, "413": 1, "417": 1, "500": 1}
     assert stats["requests"] == 4 and stats["in_flight"] == 0

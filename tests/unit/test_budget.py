@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import pytest
 
 from agentlab.budget import Budget, RequestTooLarge
 from agentlab.errors import ConfigurationError
-
-
-def in_a_loop(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
-    """Run an async test in a fresh event loop."""
-
-    @functools.wraps(test)
-    def run() -> None:
-        asyncio.run(test())
-
-    return run
 
 
 class FakeClock:
@@ -57,14 +44,12 @@ def test_bad_numbers_are_a_configuration_error_naming_the_argument(arguments: di
         Budget(**arguments)  # type: ignore[arg-type]
 
 
-@in_a_loop
 async def test_a_call_larger_than_the_whole_minute_fails_at_once() -> None:
     budget = Budget(tokens_per_minute=100, minute=60)
     with pytest.raises(RequestTooLarge, match="more than the whole budget of 100 tokens per minute"):
         await asyncio.wait_for(budget.reserve(input_tokens=500), timeout=1)
 
 
-@in_a_loop
 async def test_settling_gives_back_what_the_estimate_held_beyond_usage() -> None:
     clock = FakeClock()
     budget = Budget(requests_per_minute=10, tokens_per_minute=1000, minute=60, margin=0, start_full=True, clock=clock)
@@ -76,7 +61,6 @@ async def test_settling_gives_back_what_the_estimate_held_beyond_usage() -> None
     assert budget.requests is not None and budget.requests.level == 9
 
 
-@in_a_loop
 async def test_the_first_call_goes_alone_until_the_server_has_answered() -> None:
     clock = FakeClock()
     budget = Budget(requests_per_minute=100, tokens_per_minute=100_000, minute=60, start_full=True, clock=clock)
@@ -88,7 +72,6 @@ async def test_the_first_call_goes_alone_until_the_server_has_answered() -> None
     assert (await asyncio.wait_for(second, timeout=1)).tokens > 0
 
 
-@in_a_loop
 async def test_the_servers_remaining_brings_the_level_down_less_what_is_in_flight() -> None:
     clock = FakeClock()
     budget = Budget(tokens_per_minute=1000, minute=60, margin=0, start_full=True, clock=clock)
@@ -101,7 +84,6 @@ async def test_the_servers_remaining_brings_the_level_down_less_what_is_in_fligh
     assert budget.tokens is not None and budget.tokens.level == 300 - (in_flight.tokens - in_flight.scaled_input)
 
 
-@in_a_loop
 async def test_a_call_sent_too_recently_to_have_reached_the_server_counts_whole() -> None:
     clock = FakeClock()
     budget = Budget(tokens_per_minute=10_000, minute=60, margin=0, start_full=True, clock=clock)
@@ -116,7 +98,6 @@ async def test_a_call_sent_too_recently_to_have_reached_the_server_counts_whole(
     assert budget.tokens is not None and budget.tokens.level == 9000 - late.tokens  # its input too
 
 
-@in_a_loop
 async def test_limits_left_out_are_learned_from_the_headers() -> None:
     clock = FakeClock()
     budget = Budget(start_full=True, clock=clock)
@@ -127,7 +108,6 @@ async def test_limits_left_out_are_learned_from_the_headers() -> None:
     assert budget.requests is None  # the server sent no request headers: no request limit
 
 
-@in_a_loop
 async def test_a_configured_limit_lower_than_the_servers_is_kept() -> None:
     budget = Budget(tokens_per_minute=800, minute=60, start_full=True, clock=FakeClock())
     first = await budget.reserve(input_tokens=10)
@@ -135,7 +115,6 @@ async def test_a_configured_limit_lower_than_the_servers_is_kept() -> None:
     assert budget.tokens is not None and budget.tokens.capacity == 800
 
 
-@in_a_loop
 async def test_malformed_headers_are_ignored_and_the_configured_numbers_used() -> None:
     budget = Budget(tokens_per_minute=1000, minute=60, margin=0, start_full=True, clock=FakeClock())
     first = await budget.reserve(input_tokens=10)
@@ -144,7 +123,6 @@ async def test_malformed_headers_are_ignored_and_the_configured_numbers_used() -
     assert budget.tokens is not None and budget.tokens.capacity == 1000 and budget.tokens.level == 980
 
 
-@in_a_loop
 async def test_no_numbers_and_no_headers_means_no_limit() -> None:
     budget = Budget(start_full=True, clock=FakeClock())
     first = await budget.reserve(input_tokens=10)
@@ -153,7 +131,6 @@ async def test_no_numbers_and_no_headers_means_no_limit() -> None:
     assert len(reservations) == 1000
 
 
-@in_a_loop
 async def test_the_minute_is_learned_from_the_headers() -> None:
     budget = Budget(tokens_per_minute=90_000, start_full=True, clock=FakeClock())  # the env says 3 s (time scale 0.05)
     first = await budget.reserve(input_tokens=10)
@@ -161,7 +138,6 @@ async def test_the_minute_is_learned_from_the_headers() -> None:
     assert budget.minute == pytest.approx(1.0, rel=0.01)  # half the bucket refills in 0.5 s
 
 
-@in_a_loop
 async def test_waiting_for_the_minute_to_refill_takes_as_long_as_it_should() -> None:
     budget = Budget(requests_per_minute=20, minute=1.0, margin=0)  # one request every 50 ms, real clock
     first = await budget.reserve(input_tokens=1)
@@ -173,7 +149,6 @@ async def test_waiting_for_the_minute_to_refill_takes_as_long_as_it_should() -> 
     assert 1.2 <= loop.time() - started < 3.0
 
 
-@in_a_loop
 async def test_it_starts_empty_and_the_first_answer_sets_the_level_up_or_down() -> None:
     clock = FakeClock()
     budget = Budget(tokens_per_minute=1000, minute=60, margin=0, clock=clock)
