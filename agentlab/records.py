@@ -3,22 +3,18 @@
 - What a run and a batch give back: plain, frozen records that charts, tables and traces only read. Times are
   ``time.perf_counter()`` seconds. A ``RunResult`` holds absolute times; a ``BatchReport`` holds times relative
   to the start of its batch, so that a chart can start at 0.
-- The event handler and the ``Progress`` protocol: a runner depends only on these names and never on a display.
-  A display (the tqdm bar, the lanes view, …) is a layer *above* the runners: a runner finds one by name in
-  ``PROGRESS_VIEWS`` and imports it only when a batch asks for it (``progress=True`` or ``progress="bar"``).
-  ``import agentlab`` loads no display.
+- The event handler and the ``Progress`` protocol: what a runner tells whoever watches its batch. The views
+  that draw it (the bar, the table, the lanes) read only these records; they live in ``agentlab.views``, and a
+  runner loads them only when a batch asks for one (``progress=True``, ``"lanes"``, …).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar
-
-from agentlab.errors import ConfigurationError
 
 T = TypeVar("T")
 
@@ -270,38 +266,19 @@ BatchEventHandler: TypeAlias = Callable[[int, AgentEvent], None]
 
 
 class Progress(Protocol):
-    """What a runner tells a progress display, in this order."""
+    """What a runner tells a progress display, in this order.
+
+    ``run_batched`` also calls ``round_update`` each time it looks at the batch of a round (its status, and how
+    many of its requests are finished); the other runners never do.
+    """
 
     def start_batch(self, total: int, label: str) -> None: ...
     def conversation_started(self, index: int) -> None: ...
     def conversation_event(self, index: int, event: AgentEvent) -> None: ...
+    def round_update(self, round_number: int, batch_id: str, status: str, finished: int, total: int) -> None: ...
     def conversation_finished(self, index: int, outcome: Outcome) -> None: ...
     def end_batch(self) -> None: ...
 
 
 # What a runner's `progress=` accepts: False/None (nothing), True (the bar), a view's name, or a Progress.
 ProgressOption: TypeAlias = "bool | str | Progress | None"
-
-# A view's name → "module:factory". The factory takes no arguments and returns a Progress.
-PROGRESS_VIEWS: dict[str, str] = {
-    "bar": "agentlab.progress:TqdmProgress",
-    "lanes": "agentlab.lanes:Lanes",
-}
-
-
-def make_progress(progress: ProgressOption) -> Progress | None:
-    """``False`` → no display, ``True`` → the tqdm bar, a name → that view, a Progress object → itself."""
-    if progress is True:
-        progress = "bar"
-    if progress is False or progress is None:
-        return None
-    if not isinstance(progress, str):
-        return progress
-    if progress not in PROGRESS_VIEWS:
-        raise ConfigurationError(
-            f"progress={progress!r} is not a known view: use True, False, one of {sorted(PROGRESS_VIEWS)}, "
-            "or an object with the Progress methods (start_batch, conversation_started, …)"
-        )
-    module, _, factory = PROGRESS_VIEWS[progress].partition(":")
-    view: Progress = getattr(importlib.import_module(module), factory)()
-    return view

@@ -21,10 +21,10 @@ from agentlab.records import (
     ConversationTiming,
     Fulfilled,
     Outcome,
+    Progress,
     ProgressOption,
     Rejected,
     RunResult,
-    make_progress,
 )
 
 __all__ = ["BatchTracker", "error_text", "print_event"]
@@ -50,7 +50,11 @@ class BatchTracker:
         # passed only when set, so that an Agent subclass whose run() predates budgets still works
         self.extra: dict[str, Any] = {"budget": budget} if budget is not None else {}
         self.prompts = prompts
-        self.progress = make_progress(progress)
+        self.progress: Progress | None = None
+        if progress:  # a view loads only when a batch asks for one: `import agentlab` loads none
+            from agentlab.views.live import make_progress
+
+            self.progress = make_progress(progress)
         self.listeners: list[BatchEventHandler] = [h for h in (on_event, self.log_event if log else None) if h]
         self.timings: list[ConversationTiming | None] = [None] * len(prompts)
         self.origin, self.started_at_wall = time.perf_counter(), time.time()

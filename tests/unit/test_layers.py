@@ -28,20 +28,22 @@ PACKAGE = Path(__file__).resolve().parents[2] / "agentlab"
 LAYERS: list[tuple[float, tuple[str, ...]]] = [
     (0, ("agentlab.errors", "agentlab.settings", "agentlab.clock", "agentlab.sync")),
     (1, ("agentlab.records",)),
+    # the live views read only records: the runners make one from progress=... (no registry of names)
+    (1.5, ("agentlab.views.live",)),
     (2, ("agentlab.tools", "agentlab.tools.*")),
     # budget.py paces model calls (Agent.run(budget=...) takes one), so it sits below the agent, beside the client
     (3, ("agentlab.client", "agentlab.streaming", "agentlab.limits", "agentlab.budget")),
     (4, ("agentlab.agent",)),
     (5, ("agentlab.runners", "agentlab.tracker", "agentlab.batch", "agentlab.batch.*")),
     (5.5, ("agentlab",)),
-    (6, ("agentlab.charts", "agentlab.progress", "agentlab.lanes", "agentlab.budget_views")),
+    (6, ("agentlab.charts", "agentlab.views", "agentlab.views.gauges", "agentlab.traces")),
     (7, ("agentlab.exercises", "agentlab.exercises.*", "agentlab.classroom", "agentlab.classroom.*")),
     (8, ("agentlab.__main__", "agentlab.demo", "agentlab.bench", "agentlab.bench.*")),
 ]
 LEAF = "agentlab.offline"
 
 # What `import agentlab` must not load (nor any submodule of these).
-HEAVY = ("agentlab.offline", "aiohttp.web", "matplotlib.pyplot", "ipywidgets", "agentlab.bench")
+HEAVY = ("agentlab.offline", "aiohttp.web", "matplotlib.pyplot", "ipywidgets", "agentlab.bench", "opentelemetry")
 
 
 def test_import_agentlab_loads_no_server_pyplot_widgets_or_bench() -> None:

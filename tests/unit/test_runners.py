@@ -25,7 +25,7 @@ from agentlab import (
     run_settled,
 )
 from agentlab.agent import EventHandler, Prompt
-from agentlab.progress import ConversationBoard
+from agentlab.views import ConversationBoard
 from agentlab.records import AgentEvent, RunResult
 from agentlab.tools.math import MATH_TOOLS
 
