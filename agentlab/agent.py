@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
 
@@ -44,7 +44,8 @@ class Agent:
     tools: tuple[Tool, ...] = ()
     model: str = DEFAULT_MODEL
     max_turns: int = 10
-    parallel_tool_calls: bool = False
+    parallel_tool_calls: bool | None = None  # what the model may ask for; None: not sent (the API's default)
+    tool_concurrency: int | None = 1  # how one turn's calls run: 1 a for loop, None all at once, k at most k
     reasoning_effort: ReasoningEffort | None = None  # None: the server's default; else sent as reasoning.effort
     stream: bool = False  # True: each answer comes as Server-Sent Events, its text reaching on_event as it comes
     client: AsyncOpenAI | None = field(default=None, repr=False, compare=False)
@@ -55,6 +56,18 @@ class Agent:
     def __post_init__(self) -> None:
         if not isinstance(self.max_turns, int) or self.max_turns < 1:
             raise ConfigurationError(f"max_turns must be a whole number of at least 1, got {self.max_turns!r}")
+        if self.parallel_tool_calls is not None and not isinstance(self.parallel_tool_calls, bool):
+            raise ConfigurationError(
+                f"parallel_tool_calls must be True, False or None (not sent), got {self.parallel_tool_calls!r}"
+            )
+        concurrency = self.tool_concurrency
+        if concurrency is not None and (
+            isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+        ):
+            raise ConfigurationError(
+                f"tool_concurrency must be a whole number of at least 1 (1: one call after another), "
+                f"or None (all of a turn's calls at once), got {concurrency!r}"
+            )
         if self.reasoning_effort is not None and self.reasoning_effort not in get_args(ReasoningEffort):
             raise ConfigurationError(
                 f"reasoning_effort={self.reasoning_effort!r} is not known: use None (the server's default) "
@@ -114,13 +127,13 @@ class Agent:
                     agent_name=self.name,
                 )
 
-            # 4. Run each tool call and send back its output under the same call_id:
-            #    one after another, or all together when parallel_tool_calls is on.
-            if self.parallel_tool_calls:
-                outputs = await asyncio.gather(*(self.run_call(call, spans, on_event) for call in calls))
-            else:
-                outputs = [await self.run_call(call, spans, on_event) for call in calls]
-            messages.extend(outputs)
+            # 4. Run each tool call and send back its output under the same call_id. By default
+            #    (tool_concurrency=1) one after another, as in the source lesson: a plain for loop.
+            if self.tool_concurrency == 1:
+                for call in calls:
+                    messages.append(await self.run_call(call, spans, on_event))
+            else:  # None: all of this turn's calls at once; k: at most k at a time
+                messages.extend(await self.run_tools(calls, spans, on_event))
 
         # 5. The model never stopped asking for tools.
         raise MaxTurnsExceeded(self.max_turns, messages)
@@ -140,7 +153,8 @@ class Agent:
         if self.reasoning_effort is not None:
             body["reasoning"] = {"effort": self.reasoning_effort}
         request: dict[str, Any] = {"model": self.model, "instructions": self.instructions, "extra_body": body}
-        request["parallel_tool_calls"] = self.parallel_tool_calls
+        if self.parallel_tool_calls is not None:
+            request["parallel_tool_calls"] = self.parallel_tool_calls
         try:
             if budget is not None:  # reserve, send, settle, and retry through the budget (budget.py)
                 return await budget.create_response(client, stream=self.stream, **request)
@@ -150,6 +164,25 @@ class Agent:
             return response
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise translate_error(exc, client) from exc
+
+    async def run_tools(
+        self, calls: Sequence[ResponseFunctionToolCall], spans: list[Span], on_event: EventHandler | None = None
+    ) -> list[InputItem]:
+        """Step 4 for one turn: run its calls as ``tool_concurrency`` says, return their outputs in call order.
+
+        1: one after another (the loop writes this case out, so that lesson 01 shows it); None: all at once;
+        k: at most k at a time. Each call adds its ``Span("tool", ..., call_id=...)`` to ``spans``.
+        ``run_batched`` runs the tool step of its conversations through here too.
+        """
+        if self.tool_concurrency == 1:
+            return [await self.run_call(call, spans, on_event) for call in calls]
+        limit = asyncio.Semaphore(self.tool_concurrency or max(1, len(calls)))
+
+        async def run_when_allowed(call: ResponseFunctionToolCall) -> InputItem:
+            async with limit:
+                return await self.run_call(call, spans, on_event)
+
+        return list(await asyncio.gather(*(run_when_allowed(call) for call in calls)))
 
     async def run_call(
         self, call: ResponseFunctionToolCall, spans: list[Span], on_event: EventHandler | None

@@ -52,27 +52,28 @@ async def test_transcript_spans_usage_and_turns() -> None:
     result = await make_agent().run("(7 + 8) * (2 + 3)")
     kinds = [item.get("type", "message") for item in result.messages]
     assert kinds[0] == "message" and result.messages[0] == {"role": "user", "content": "(7 + 8) * (2 + 3)"}
-    # one call per turn without parallel_tool_calls: 3 tool turns and a final answer
-    assert result.turns == 4
+    # parallel_tool_calls not sent (the API's default): both sums in turn 1, the product in turn 2, then the answer
+    assert result.turns == 3
     assert kinds.count("function_call") == kinds.count("function_call_output") == 3
-    assert kinds.count("reasoning") == 4
+    assert kinds.count("reasoning") == 3
     calls = {i["call_id"] for i in result.messages if i.get("type") == "function_call"}
     outputs = {i["call_id"] for i in result.messages if i.get("type") == "function_call_output"}
     assert calls == outputs
-    assert [s.kind for s in result.spans] == ["model", "tool", "model", "tool", "model", "tool", "model"]
+    assert [s.kind for s in result.spans] == ["model", "tool", "tool", "model", "tool", "model"]
     assert all(s.end >= s.start for s in result.spans)
     assert result.started_at <= result.spans[0].start and result.spans[-1].end <= result.ended_at
     assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
     assert result.duration == pytest.approx(result.ended_at - result.started_at)
 
 
-async def test_parallel_tool_calls_run_together_in_one_turn() -> None:
-    slow_agent = Agent(name="p", instructions=INSTRUCTIONS, tools=(slow_sum, slow_product), parallel_tool_calls=True)
+async def test_tool_concurrency_none_runs_one_turns_calls_together() -> None:
+    slow_agent = Agent(name="p", instructions=INSTRUCTIONS, tools=(slow_sum, slow_product), tool_concurrency=None)
     result = await slow_agent.run("(7 + 8) * (2 + 3)")
     assert result.turns == 3
     first_turn_tools = [s for s in result.spans if s.kind == "tool"][:2]
     a, b = first_turn_tools
     assert a.start < b.end and b.start < a.end, "the two tool calls of one turn should overlap"
+    # (one after another by default, and at most k at once: tests/unit/test_tool_concurrency.py)
 
 
 @tool
