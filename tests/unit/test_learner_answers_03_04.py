@@ -27,7 +27,7 @@ PROMPTS = [
 Answer = Callable[[Agent], Awaitable[dict[str, Any]]]
 
 
-def judge_03(answer: Answer, *, close: bool = True) -> Any:
+async def judge_03(answer: Answer, *, close: bool = True) -> Any:
     """The exercise's setup (an agent with a client of its own, no retries), the learner's cell, the check."""
 
     async def exercise() -> dict[str, Any]:
@@ -39,9 +39,9 @@ def judge_03(answer: Answer, *, close: bool = True) -> Any:
             await agent.client.close()  # type: ignore[union-attr]
         return {**answers, "client": agent.client}
 
-    answers = asyncio.run(exercise())
+    answers = await exercise()
     if not close:
-        asyncio.run(answers["client"].close())  # the test tidies up what the learner left open, after the check
+        await answers["client"].close()  # the test tidies up what the learner left open, after the check
         answers["client"] = OpenClient()
     return check("03", prompts=PROMPTS, **answers)
 
@@ -107,8 +107,8 @@ async def failure_count_not_indices(agent: Agent) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("answer", [settled, gathered_exceptions, collected_as_completed])
-def test_03_accepts_every_outcome_kept_three_ways(answer: Answer) -> None:
-    feedback = judge_03(answer)
+async def test_03_accepts_every_outcome_kept_three_ways(answer: Answer) -> None:
+    feedback = await judge_03(answer)
     assert feedback.passed, feedback
     assert "failed: [1, 4]" in feedback.messages[0] and "client you made is closed" in feedback.messages[1]
 
@@ -126,13 +126,13 @@ def test_03_accepts_every_outcome_kept_three_ways(answer: Answer) -> None:
     ],
     ids=lambda x: getattr(x, "__name__", "")[:30],
 )
-def test_03_refuses_each_mistake_and_names_it(answer: Answer, words: str) -> None:
-    feedback = judge_03(answer)
+async def test_03_refuses_each_mistake_and_names_it(answer: Answer, words: str) -> None:
+    feedback = await judge_03(answer)
     assert not feedback.passed and words in feedback.messages[0], feedback
 
 
-def test_03_refuses_a_client_left_open() -> None:
-    feedback = judge_03(settled, close=False)
+async def test_03_refuses_a_client_left_open() -> None:
+    feedback = await judge_03(settled, close=False)
     assert not feedback.passed and "the client is still open" in feedback.messages[0], feedback
 
 

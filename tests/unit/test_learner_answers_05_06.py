@@ -35,7 +35,7 @@ def warm_server() -> None:
     asyncio.run(run_bounded(agent, [p for p in PROMPTS if "hang" not in p], max_concurrency=4))
 
 
-def judge_05(answer: Answer) -> Any:
+async def judge_05(answer: Answer) -> Any:
     async def exercise() -> Any:
         # A client that gives up on a hung request quickly: the exercise's default one takes about 25 s.
         client = make_client(max_retries=0, timeout=2 * TIMEOUT)
@@ -45,7 +45,7 @@ def judge_05(answer: Answer) -> Any:
         finally:
             await client.close()
 
-    outcomes = asyncio.run(exercise())
+    outcomes = await exercise()
     return check("05", prompts=PROMPTS, outcomes=outcomes, max_concurrency=4)
 
 
@@ -100,16 +100,16 @@ async def only_fulfilled(batch: Awaitable[list[Any]]) -> list[Any]:
 
 
 @pytest.mark.parametrize("answer", [bounded, semaphore_and_timeout_by_hand, as_completed_in_order])
-def test_05_accepts_a_bound_and_a_deadline_written_three_ways(answer: Answer) -> None:
-    feedback = judge_05(answer)
+async def test_05_accepts_a_bound_and_a_deadline_written_three_ways(answer: Answer) -> None:
+    feedback = await judge_05(answer)
     assert feedback.passed, feedback
     assert "the hung prompt [7] timed out; at most 4 ran at once (limit 4)" in feedback.messages[0]
 
 
 @pytest.mark.parametrize("mistake", MISTAKES_05)
-def test_05_refuses_each_mistake_and_names_it(mistake: str) -> None:
+async def test_05_refuses_each_mistake_and_names_it(mistake: str) -> None:
     answer, words = MISTAKES_05[mistake]
-    feedback = judge_05(answer)
+    feedback = await judge_05(answer)
     assert not feedback.passed and words in feedback.messages[0], feedback
     if mistake != "no timeout":
         assert "timeout=?" not in feedback.messages[0]
@@ -129,7 +129,7 @@ LOOKUP = 1 * SCALE  # one lookup: 1 s of lesson time, about two model turns
 FOUR = [f"What is {i} + 1?" for i in range(4)]
 
 
-def judge_06(lookup: Callable[..., Any], runner: Callable[..., Awaitable[Any]] = run_concurrent) -> Any:
+async def judge_06(lookup: Callable[..., Any], runner: Callable[..., Awaitable[Any]] = run_concurrent) -> Any:
     agent = Agent(name="calculator", instructions="Use the tools.", tools=[tool(lookup, name="lookup_sum")])
 
     async def exercise() -> tuple[Any, float]:
@@ -139,7 +139,7 @@ def judge_06(lookup: Callable[..., Any], runner: Callable[..., Awaitable[Any]] =
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "coroutine ... was never awaited": a mistake's own warning
-        results, total = asyncio.run(exercise())
+        results, total = await exercise()
     return check("06", results=results, total=total, tool_seconds=LOOKUP)
 
 
@@ -199,8 +199,8 @@ async def returns_the_product(a: float, b: float) -> float:
 
 
 @pytest.mark.parametrize("lookup", [awaits_asyncio_sleep, awaits_a_thread, plain_def])
-def test_06_accepts_a_lookup_that_waits_without_blocking_three_ways(lookup: Callable[..., Any]) -> None:
-    feedback = judge_06(lookup)
+async def test_06_accepts_a_lookup_that_waits_without_blocking_three_ways(lookup: Callable[..., Any]) -> None:
+    feedback = await judge_06(lookup)
     assert feedback.passed, feedback
     assert "at the same time" in feedback.messages[0]
 
@@ -217,11 +217,11 @@ def test_06_accepts_a_lookup_that_waits_without_blocking_three_ways(lookup: Call
     ],
     ids=lambda x: getattr(x, "__name__", "")[:30],
 )
-def test_06_refuses_each_mistake_and_names_it(lookup: Callable[..., Any], words: str) -> None:
-    feedback = judge_06(lookup)
+async def test_06_refuses_each_mistake_and_names_it(lookup: Callable[..., Any], words: str) -> None:
+    feedback = await judge_06(lookup)
     assert not feedback.passed and words in feedback.messages[0], feedback
 
 
-def test_06_refuses_a_changed_runner() -> None:
-    feedback = judge_06(awaits_asyncio_sleep, runner=run_serial)
+async def test_06_refuses_a_changed_runner() -> None:
+    feedback = await judge_06(awaits_asyncio_sleep, runner=run_serial)
     assert not feedback.passed and "keep `run_concurrent`" in feedback.messages[0], feedback

@@ -14,10 +14,6 @@ from agentlab.tools import format_value
 from agentlab.tools.math import MATH_TOOLS, divide_numbers, multiply_numbers, subtract_numbers, sum_numbers
 
 
-def call(t: Tool, arguments: str) -> str:
-    return asyncio.run(t.call(arguments))
-
-
 def test_schema_comes_from_hints_and_docstring() -> None:
     assert sum_numbers.schema() == {
         "type": "function",
@@ -36,7 +32,7 @@ def test_schema_comes_from_hints_and_docstring() -> None:
     }
 
 
-def test_lists_literals_optionals_and_defaults() -> None:
+async def test_lists_literals_optionals_and_defaults() -> None:
     @tool(name="stats")
     def summarize(values: list[float], how: Literal["mean", "max"], label: str | None = None) -> str:
         """Summarize numbers."""
@@ -48,14 +44,14 @@ def test_lists_literals_optionals_and_defaults() -> None:
     assert props["label"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
     assert summarize.parameters["required"] == ["values", "how"]
     assert summarize.strict is False  # a parameter with a default cannot be strict
-    assert call(summarize, '{"values": [1, 5, 2], "how": "max"}') == "max:5.0:None"
+    assert await summarize.call('{"values": [1, 5, 2], "how": "max"}') == "max:5.0:None"
 
 
-def test_math_tools_compute() -> None:
-    assert call(sum_numbers, '{"a": 3, "b": 4}') == "7"
-    assert call(multiply_numbers, '{"a": 1.5, "b": 2}') == "3"
-    assert call(subtract_numbers, '{"a": 3, "b": 10}') == "-7"
-    assert call(divide_numbers, '{"a": 10, "b": 4}') == "2.5"
+async def test_math_tools_compute() -> None:
+    assert await sum_numbers.call('{"a": 3, "b": 4}') == "7"
+    assert await multiply_numbers.call('{"a": 1.5, "b": 2}') == "3"
+    assert await subtract_numbers.call('{"a": 3, "b": 10}') == "-7"
+    assert await divide_numbers.call('{"a": 10, "b": 4}') == "2.5"
     assert sum_numbers(2, 3) == 5  # a Tool still calls like its function
     assert [t.name for t in MATH_TOOLS] == ["sum_numbers", "multiply_numbers", "subtract_numbers", "divide_numbers"]
 
@@ -72,18 +68,18 @@ def test_math_tools_compute() -> None:
         ('{"a": "__import__(\'os\').system(\'id\')", "b": 1}', "must be number"),
     ],
 )
-def test_model_mistakes_come_back_as_error_text(arguments: str, expected: str) -> None:
-    output = call(sum_numbers, arguments)
+async def test_model_mistakes_come_back_as_error_text(arguments: str, expected: str) -> None:
+    output = await sum_numbers.call(arguments)
     assert output.startswith("error: ")
     assert expected in output
 
 
-def test_a_tool_that_raises_gives_error_text() -> None:
-    output = call(divide_numbers, '{"a": 1, "b": 0}')
+async def test_a_tool_that_raises_gives_error_text() -> None:
+    output = await divide_numbers.call('{"a": 1, "b": 0}')
     assert output == "error: divide_numbers raised ZeroDivisionError: cannot divide by zero"
 
 
-def test_sync_tools_run_in_a_worker_thread_and_async_tools_on_the_loop() -> None:
+async def test_sync_tools_run_in_a_worker_thread_and_async_tools_on_the_loop() -> None:
     seen: dict[str, str] = {}
 
     @tool
@@ -98,8 +94,8 @@ def test_sync_tools_run_in_a_worker_thread_and_async_tools_on_the_loop() -> None
         seen["async"] = threading.current_thread().name
         return x
 
-    assert call(where_sync, '{"x": 1}') == "1"
-    assert call(where_async, '{"x": 2.0}') == "2"  # an integral float is accepted for int
+    assert await where_sync.call('{"x": 1}') == "1"
+    assert await where_async.call('{"x": 2.0}') == "2"  # an integral float is accepted for int
     assert seen["sync"] != threading.main_thread().name
     assert seen["async"] == threading.main_thread().name
 
@@ -144,22 +140,22 @@ def test_math_module_never_evals() -> None:
         assert "exec(" not in source
 
 
-def test_arguments_that_overflow_or_nest_too_deep_come_back_as_errors() -> None:
-    huge = asyncio.run(sum_numbers.call('{"a": ' + "9" * 400 + ', "b": 1}'))
+async def test_arguments_that_overflow_or_nest_too_deep_come_back_as_errors() -> None:
+    huge = await sum_numbers.call('{"a": ' + "9" * 400 + ', "b": 1}')
     assert huge.startswith("error: the arguments for sum_numbers could not be read (OverflowError)")
-    deep = asyncio.run(sum_numbers.call("[" * 100_000 + "]" * 100_000))
+    deep = await sum_numbers.call("[" * 100_000 + "]" * 100_000)
     assert deep.startswith("error: the arguments for sum_numbers could not be read (RecursionError)")
-    too_many_digits = asyncio.run(sum_numbers.call('{"a": ' + "9" * 5000 + ', "b": 1}'))
+    too_many_digits = await sum_numbers.call('{"a": ' + "9" * 5000 + ', "b": 1}')
     assert too_many_digits.startswith("error: ") and "digits" in too_many_digits
 
 
-def test_a_return_value_that_cannot_be_text_is_an_error() -> None:
+async def test_a_return_value_that_cannot_be_text_is_an_error() -> None:
     @tool
     def odd(a: int) -> dict[str, object]:
         """Return something json cannot write."""
         return {"value": object()}
 
-    assert asyncio.run(odd.call('{"a": 1}')).startswith("error: odd returned a value that cannot be sent as text")
+    assert (await odd.call('{"a": 1}')).startswith("error: odd returned a value that cannot be sent as text")
 
 
 @tool
@@ -181,14 +177,14 @@ async def exits_generator(a: float, b: float) -> float:
 
 
 @pytest.mark.parametrize("rogue", [sync_cancels, async_cancels, exits_generator])
-def test_a_tool_that_raises_cancelled_or_generator_exit_is_a_failing_tool(rogue: Tool) -> None:
+async def test_a_tool_that_raises_cancelled_or_generator_exit_is_a_failing_tool(rogue: Tool) -> None:
     """It comes back to the model as error text, and run_settled keeps the other results."""
-    assert call(rogue, '{"a": 1, "b": 2}').startswith(f"error: {rogue.name} raised ")
+    assert (await rogue.call('{"a": 1, "b": 2}')).startswith(f"error: {rogue.name} raised ")
 
     # the rogue stands in for sum_numbers, so that the scripted model calls it for "+"
     adder = tool(rogue.function, name="sum_numbers", description="Add two numbers.")
     agent = Agent(name="r", instructions="", tools=(adder, multiply_numbers))
-    outcomes = asyncio.run(run_settled(agent, ["What is 4 * 5?", "What is 2 + 3?", "What is 6 * 7?"]))
+    outcomes = await run_settled(agent, ["What is 4 * 5?", "What is 2 + 3?", "What is 6 * 7?"])
     assert [o.status for o in outcomes] == ["fulfilled"] * 3
     assert [numbers(o) for o in outcomes] == [[20.0], [], [42.0]]
     assert isinstance(outcomes[1], Fulfilled)
@@ -203,7 +199,7 @@ def numbers(outcome: Outcome) -> list[float]:
     return [float(o) for o in outputs if not o.startswith("error")]
 
 
-def test_a_real_cancellation_still_cancels_a_tool() -> None:
+async def test_a_real_cancellation_still_cancels_a_tool() -> None:
     started = asyncio.Event()
 
     @tool
@@ -213,11 +209,8 @@ def test_a_real_cancellation_still_cancels_a_tool() -> None:
         await asyncio.sleep(3600)
         return a
 
-    async def main() -> None:
-        task = asyncio.create_task(waits.call('{"a": 1}'))
-        await started.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
+    task = asyncio.create_task(waits.call('{"a": 1}'))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, cast
@@ -40,34 +39,34 @@ RUNNERS: dict[str, Callable[[Agent, Any], Coroutine[Any, Any, Any]]] = {
 }
 
 
-def raised(runner: str, prompts: Any) -> TypeError:
+async def raised(runner: str, prompts: Any) -> TypeError:
     with pytest.raises(TypeError) as caught:
-        asyncio.run(RUNNERS[runner](AGENT, prompts))
+        await RUNNERS[runner](AGENT, prompts)
     return caught.value
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
-def test_one_string_instead_of_a_list_of_prompts(runner: str) -> None:
-    error = raised(runner, "What is 1 + 1?")
+async def test_one_string_instead_of_a_list_of_prompts(runner: str) -> None:
+    error = await raised(runner, "What is 1 + 1?")
     print(f"\n{runner}(agent, 'one string'): TypeError: {error}")
     assert str(error) == "prompts must be a list of prompts, got a single str: wrap it in [...]"
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
-def test_a_prompt_of_the_wrong_type_is_named_by_its_index(runner: str) -> None:
-    error = raised(runner, ["What is 1 + 1?", "What is 2 + 2?", 3])
+async def test_a_prompt_of_the_wrong_type_is_named_by_its_index(runner: str) -> None:
+    error = await raised(runner, ["What is 1 + 1?", "What is 2 + 2?", 3])
     print(f"\n{runner}(agent, [str, str, 3]): TypeError: {error}")
     assert str(error).startswith("prompts[2]: a prompt must be a str or a list of input items")
     assert str(error).endswith("got int")
     assert "{'role': 'user', 'content': '...'}" in str(error)  # it shows what a prompt looks like
 
 
-def test_nothing_runs_when_a_prompt_is_bad() -> None:
+async def test_nothing_runs_when_a_prompt_is_bad() -> None:
     started: list[str] = []
     agent = Agent(name="calc", instructions="", tools=MATH_TOOLS)
     with pytest.raises(TypeError):
         bad: list[Any] = ["What is 1 + 1?", None]
-        asyncio.run(run_settled(agent, bad, on_event=lambda i, e: started.append(e.kind)))
+        await run_settled(agent, bad, on_event=lambda i, e: started.append(e.kind))
     print(f"\n[str, None]: {len(started)} events before the TypeError")
     assert started == [], "the prompts are checked before any conversation starts"
 
@@ -122,12 +121,12 @@ def test_the_real_backend_without_a_key(monkeypatch: pytest.MonkeyPatch) -> None
         make_client()
 
 
-def test_the_real_backend_without_a_key_fails_the_first_run_not_later(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_real_backend_without_a_key_fails_the_first_run_not_later(monkeypatch: pytest.MonkeyPatch) -> None:
     """Through the default client (what a learner's Agent uses): the same message, raised from run()."""
     monkeypatch.setenv("AGENTLAB_BACKEND", "openai")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigurationError, match="set OPENAI_API_KEY") as caught:
-        asyncio.run(AGENT.run("What is 1 + 1?"))
+        await AGENT.run("What is 1 + 1?")
     print(f"\nagent.run() with AGENTLAB_BACKEND=openai and no key: {type(caught.value).__name__}")
 
 
