@@ -9,7 +9,7 @@ long it thinks), ``server.py`` (HTTP), ``serving.py``, ``command.py`` and ``back
 
 from agentlab.offline.background import OfflineServer, start, start_process
 from agentlab.offline.latency import FaultPlan, LatencyModel, ServerConfig, config_from_env
-from agentlab.offline.server import create_app
+from agentlab.offline.server import create_app, transport
 
 __all__ = [
     "FaultPlan",
@@ -20,4 +20,5 @@ __all__ = [
     "create_app",
     "start",
     "start_process",
+    "transport",
 ]

@@ -51,11 +51,9 @@ from agentlab.offline.proxy_markers import (
     without_markers,
 )
 from agentlab.offline.server import (
-    CONFIG,
-    STATS,
-    Stats,
+    STATE,
+    State,
     count_requests,
-    error_response,
     errors_as_json,
     get_stats,
     inject_fault,
@@ -93,7 +91,7 @@ def create_proxy_app(config: ServerConfig, upstream: str | None = None) -> web.A
     """The proxy to ``upstream`` (else ``config.upstream``): the offline server's error shapes and counters."""
     url = (upstream or config.upstream or DEFAULT_UPSTREAM).rstrip("/")
     app = web.Application(middlewares=[count_requests, errors_as_json], client_max_size=config.max_body_bytes)
-    app[CONFIG], app[STATS], app[UPSTREAM] = config, Stats(), Upstream(url)
+    app[STATE], app[UPSTREAM] = State(config), Upstream(url)
     app.cleanup_ctx.append(open_session)
     app.router.add_post("/v1/responses", proxy_response)
     app.router.add_get("/offline/stats", get_stats)
@@ -115,9 +113,8 @@ async def proxy_response(request: web.Request) -> web.StreamResponse:
     """POST /v1/responses, read top to bottom."""
     arrived = time.monotonic()
     upstream = request.app[UPSTREAM]
-    raw = await read_body(request, request.app[CONFIG].read_timeout)
-    if looped := came_back(request, upstream):
-        return looped
+    raw = await read_body(request, request.app[STATE].config.read_timeout)
+    refuse_loop(request, upstream)
     if not might_hold_markers(raw):  # the usual case: forward the bytes as they are
         return await forward(request, upstream, raw)
     return await apply_markers(request, raw, arrived)
@@ -125,7 +122,7 @@ async def proxy_response(request: web.Request) -> web.StreamResponse:
 
 async def apply_markers(request: web.Request, raw: bytes, arrived: float) -> web.StreamResponse:
     """Answer the faults, forward the rest without its markers, and hold a final answer for its duration."""
-    config, stats, upstream = request.app[CONFIG], request.app[STATS], request.app[UPSTREAM]
+    config, stats, upstream = request.app[STATE].config, request.app[STATE].stats, request.app[UPSTREAM]
     body = parse_body(raw)
     markers = parse_markers(last_user_text(body.get("input")))
     if markers.mistake or markers.loop:
@@ -140,7 +137,7 @@ async def apply_markers(request: web.Request, raw: bytes, arrived: float) -> web
     if fault:
         stats.faults[fault] += 1
         if not (body.get("stream") and fault in STREAM_FAULTS):  # a stream's own faults happen inside it
-            return await inject_fault(fault, config)
+            raise await inject_fault(fault, config)
     deadline = None
     if markers.duration is not None:
         _, started = upstream.clock.start_of(body.get("input"), body.get("instructions"), arrived)
@@ -148,11 +145,11 @@ async def apply_markers(request: web.Request, raw: bytes, arrived: float) -> web
     return await forward(request, upstream, json.dumps(without_markers(body)).encode(), deadline, fault)
 
 
-def came_back(request: web.Request, upstream: Upstream) -> web.Response | None:
+def refuse_loop(request: web.Request, upstream: Upstream) -> None:
     """A 508 for a request that this proxy forwarded before; the openai client does not retry it."""
     if upstream.proxy_id not in request.headers.get(PROXY_HEADER, "").split(","):
-        return None
-    return error_response(
+        return
+    raise RequestError(
         508,
         f"The agentlab proxy forwards to {upstream.url}, and that is the proxy itself: the request came back to "
         "it. Point OPENAI_BASE_URL (or serve --upstream) at the real API, or unset OPENAI_BASE_URL for "
@@ -165,9 +162,8 @@ def came_back(request: web.Request, upstream: Upstream) -> web.Response | None:
 async def upload_file(request: web.Request) -> web.StreamResponse:
     """POST /v1/files: a batch file's requests lose their markers too, then the form goes on as it came."""
     upstream = request.app[UPSTREAM]
-    if looped := came_back(request, upstream):
-        return looped
-    form = await read_body(request, request.app[CONFIG].read_timeout)
+    refuse_loop(request, upstream)
+    form = await read_body(request, request.app[STATE].config.read_timeout)
     if might_hold_markers(form):
         form = form_without_markers(form, request.headers.get("Content-Type", ""))
     return await forward(request, upstream, form)
@@ -176,9 +172,8 @@ async def upload_file(request: web.Request) -> web.StreamResponse:
 async def forward_as_is(request: web.Request) -> web.StreamResponse:
     """Any other path under /v1 (models, files, batches): forwarded with its method, query and body."""
     upstream = request.app[UPSTREAM]
-    if looped := came_back(request, upstream):
-        return looped
-    payload = await read_body(request, request.app[CONFIG].read_timeout) if request.can_read_body else None
+    refuse_loop(request, upstream)
+    payload = await read_body(request, request.app[STATE].config.read_timeout) if request.can_read_body else None
     return await forward(request, upstream, payload)
 
 
@@ -200,10 +195,10 @@ async def forward(
                 return await stream_through(request, answer, deadline, fault)
             data = await answer.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
-        return unreachable(upstream.url, exc)
+        raise unreachable(upstream.url, exc) from None
     data = scrub(data, request.headers.get("Authorization", ""))
     if answer.status == 401:
-        return refused_key(upstream.url, data)
+        raise refused_key(upstream.url, data)
     if deadline is not None and answer.status == 200 and b'"function_call"' not in data:
         await asyncio.sleep(deadline - time.monotonic())  # a final answer: the conversation lasts its duration
     return web.Response(status=answer.status, body=data, headers=returned_headers(answer))
@@ -256,12 +251,12 @@ def scrub(data: bytes, authorization: str) -> bytes:
     return data.replace(key, b"sk-...redacted") if len(key) >= 8 and key in data else data
 
 
-def refused_key(url: str, data: bytes) -> web.Response:
+def refused_key(url: str, data: bytes) -> RequestError:
     try:
         code = json.loads(data)["error"]["code"]
     except (ValueError, KeyError, TypeError):
         code = "invalid_api_key"
-    return error_response(
+    return RequestError(
         401,
         f"The API at {url} refused the key in OPENAI_API_KEY (401 {code}). Check that OPENAI_API_KEY holds a "
         "valid key for that API, and that OPENAI_BASE_URL (if set) is the API you mean.",
@@ -269,9 +264,9 @@ def refused_key(url: str, data: bytes) -> web.Response:
     )
 
 
-def unreachable(url: str, exc: BaseException) -> web.Response:
+def unreachable(url: str, exc: BaseException) -> RequestError:
     reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
-    return error_response(
+    return RequestError(
         502,
         f"The agentlab proxy could not reach the API at {url} ({reason}). Check OPENAI_BASE_URL (unset it for "
         f"{DEFAULT_UPSTREAM}), your network, and that OPENAI_API_KEY is set for that API.",

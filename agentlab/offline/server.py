@@ -15,28 +15,34 @@ state between requests: the client sends the whole conversation each time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
-import json
 from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from agentlab.offline.answer import answer_checked, check_request
 from agentlab.offline.batch_answer import add_batch_api
-from agentlab.offline.latency import ServerConfig
-from agentlab.offline.ratelimit import LIMITER, install_limiter
-from agentlab.offline.streaming import STREAM_FAULTS, wants_obfuscation, write_stream
+from agentlab.offline.latency import ServerConfig, config_from_env
+from agentlab.offline.ratelimit import LIMITER, RateLimiter, check_limit, install_limiter
+from agentlab.offline.streaming import SSE_HEADERS, STREAM_FAULTS, send_events, sse, wants_obfuscation
 from agentlab.offline.tokens import input_tokens
 from agentlab.offline.validation import RequestError, parse_body
 
-__all__ = ["create_app", "create_response", "Stats", "CONFIG", "STATS", "error_response", "RequestError", "parse_body"]
+__all__ = ["create_app", "transport", "Transport", "State", "STATE", "Stats", "Reply", "answer", "RequestError"]
 
 MODELS = ("gpt-5-mini", "gpt-5", "gpt-5-nano", "gpt-4.1-mini")
 UNCOUNTED = {"/offline/stats"}  # asking for the counters does not change them
+ROUTES = {"/v1/responses", "/v1/models"}
+# Our error codes, constants of ours (never http.HTTPStatus phrases, which Python 3.13 renamed).
+ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
 @dataclass(slots=True)
@@ -59,21 +65,65 @@ class Stats:
         }
 
 
-CONFIG = web.AppKey("config", ServerConfig)
-STATS = web.AppKey("stats", Stats)
+@dataclass(slots=True)
+class State:
+    """What one server keeps between requests: its settings, its counters and its rate limiter (if any)."""
+
+    config: ServerConfig
+    stats: Stats = field(default_factory=Stats)
+    limiter: RateLimiter | None = None
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        """Count a request in flight while it runs, and a disconnect if the client leaves (or times out)."""
+        stats = self.stats
+        stats.requests += 1
+        stats.in_flight += 1
+        stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
+        try:
+            yield
+        except asyncio.CancelledError:
+            stats.disconnects += 1
+            raise
+        finally:
+            stats.in_flight -= 1
+
+    def as_json(self) -> dict[str, Any]:
+        """``GET /offline/stats``."""
+        stats = self.stats.as_json()
+        return {**stats, "ratelimit": self.limiter.snapshot()} if self.limiter else stats
 
 
-def error_response(
-    status: int,
-    message: str,
-    *,
-    kind: str = "invalid_request_error",
-    param: str | None = None,
-    code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=headers)
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An answer before it meets a transport: a JSON body, or a stream of Server-Sent Events."""
+
+    status: int
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: AsyncGenerator[bytes, None] | None = None
+    drop: bool = False  # [fault=drop]: hang up once the stream is out
+
+
+STATE = web.AppKey("state", State)
+
+
+def error_for(exc: Exception, method: str, path: str) -> RequestError:
+    """Any error as the RequestError that answers it: ours as it is, a 404/405/413 of routing, a bug as a 500."""
+    if isinstance(exc, RequestError):
+        return exc
+    if isinstance(exc, web.HTTPException):
+        return routing_error(exc.status, method, path)
+    return RequestError(500, f"The offline server failed: {type(exc).__name__}: {exc}", kind="server_error")
+
+
+def routing_error(status: int, method: str, path: str) -> RequestError:
+    hints = {
+        404: "Unknown path: the offline server has POST /v1/responses and GET /v1/models.",
+        405: f"Method {method} is not allowed on {path}.",
+        413: "The request body is too large.",
+    }
+    return RequestError(status, hints.get(status, f"HTTP {status}."), code=ERROR_CODES.get(status))
 
 
 @web.middleware
@@ -82,21 +132,14 @@ async def count_requests(request: web.Request, handler: Any) -> web.StreamRespon
     if request.path in UNCOUNTED:
         response: web.StreamResponse = await handler(request)
         return response
-    stats = request.app[STATS]
-    stats.requests += 1
-    stats.in_flight += 1
-    stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
+    state = request.app[STATE]
     try:
-        response = await handler(request)
-    except asyncio.CancelledError:
-        stats.disconnects += 1  # the client went away (or timed out) while we were "thinking"
-        raise
+        with state.counting():
+            response = await handler(request)
     except web.HTTPException as exc:  # a redirect or other non-error that errors_as_json lets through
-        stats.statuses[exc.status] += 1
+        state.stats.statuses[exc.status] += 1
         raise
-    finally:
-        stats.in_flight -= 1
-    stats.statuses[response.status] += 1
+    state.stats.statuses[response.status] += 1
     return response
 
 
@@ -106,61 +149,62 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
     try:
         response: web.StreamResponse = await handler(request)
         return response
-    except RequestError as exc:
-        response = error_response(exc.status, exc.message, param=exc.param, code=exc.code)
-        if exc.status == 408:  # the rest of the body may never come: do not wait for it
-            response.force_close()
-        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        hints = {
-            404: "Unknown path: the offline server has POST /v1/responses and GET /v1/models.",
-            405: f"Method {request.method} is not allowed on {request.path}.",
-        }
-        return error_response(exc.status, hints.get(exc.status, exc.reason), code=exc.reason.lower().replace(" ", "_"))
-    except Exception as exc:  # a bug of ours: say so, in the same shape
-        return error_response(500, f"The offline server failed: {type(exc).__name__}: {exc}", kind="server_error")
+        error = error_for(exc, request.method, request.path)
+    except Exception as exc:
+        error = error_for(exc, request.method, request.path)
+    response = web.json_response(error.body(), status=error.status, headers=error.headers)
+    if error.status == 408:  # the rest of the body may never come: do not wait for it
+        response.force_close()
+    return response
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
-    """POST /v1/responses, read top to bottom."""
-    config = request.app[CONFIG]
-    # 1. Refuse a body that is too large (or an Expect we do not know) before reading it; parse and check it once.
+    """POST /v1/responses over HTTP: refuse a body too large before reading it, then answer as ``answer``."""
+    state = request.app[STATE]
     refuse_unknown_expect(request)
-    if (request.content_length or 0) > config.max_body_bytes:
-        message = f"The request body is larger than {config.max_body_bytes} bytes."
-        raise RequestError(413, message, code="request_too_large")
-    raw = await read_body(request, config.read_timeout)
+    if (request.content_length or 0) > state.config.max_body_bytes:
+        message = f"The request body is larger than {state.config.max_body_bytes} bytes."
+        raise RequestError(413, message, code=ERROR_CODES[413])
+    raw = await read_body(request, state.config.read_timeout)
+    reply = await answer(raw, request.headers.get("x-stainless-retry-count"), state)
+    if reply.stream is None:
+        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+    return await send_events(request, reply.stream, drop=reply.drop)
+
+
+async def answer(raw: bytes, retry_count: str | None, state: State) -> Reply:
+    """POST /v1/responses, read top to bottom: what the HTTP route and the in-process transport both answer."""
+    config, limiter = state.config, state.limiter
+    # 1. Parse and check the body once (a RequestError when it is bad).
     checked = check_request(parse_body(raw), config)
 
-    # 1b. Spend the rate limit (serve --rpm/--tpm, ratelimit.py): a request and its input tokens, or a 429.
-    limiter = request.app.get(LIMITER)
+    # 2. Spend the rate limit (serve --rpm/--tpm, ratelimit.py): a request and its input tokens, or a 429.
     refusal = limiter.admit(input_tokens(checked.body)) if limiter else None
     if refusal:
-        return web.json_response(refusal.body(checked.body["model"]), status=429, headers=refusal.headers())
+        return Reply(429, refusal.body(checked.body["model"]), refusal.headers())
 
-    # 2. Inject a fault if the prompt or the fault rate asks for one (the attempt is an HTTP header).
+    # 3. Inject a fault if the prompt or the fault rate asks for one (the attempt is an HTTP header).
     key = hashlib.blake2b(raw, digest_size=8).hexdigest()
-    attempt = read_attempt(request.headers.get("x-stainless-retry-count"))
-    fault = config.faults.choose(key, attempt, checked.markers)
+    fault = config.faults.choose(key, read_attempt(retry_count), checked.markers)
     streamed = bool(checked.body.get("stream"))
     if fault:
-        request.app[STATS].faults[fault] += 1
+        state.stats.faults[fault] += 1
     if fault and not (streamed and fault in STREAM_FAULTS):  # a stream's own faults happen inside it
-        return await inject_fault(fault, config)
+        raise await inject_fault(fault, config)
 
-    # 3. Ask the model for the next turn, take the time a model would, and send the Response
+    # 4. Ask the model for the next turn, take the time a model would, and send the Response
     #    (streamed: the same Response, told as Server-Sent Events over the same time, see streaming.py).
     reply = answer_checked(checked, config, key)
     if limiter:
         limiter.settle(reply.body["usage"]["output_tokens"])  # the output tokens, now that they are known
     if streamed:
-        return await write_stream(
-            request, reply.body, reply.delay, fault=fault, obfuscate=wants_obfuscation(checked.body)
-        )
+        events = sse(reply.body, reply.delay, fault=fault, obfuscate=wants_obfuscation(checked.body))
+        return Reply(200, stream=events, drop=fault == "drop")
     await asyncio.sleep(reply.delay)
-    return web.Response(text=json.dumps(reply.body), content_type="application/json")
+    return Reply(200, reply.body)
 
 
 async def read_body(request: web.Request, timeout: float) -> bytes:
@@ -202,12 +246,13 @@ def read_attempt(header: str | None) -> int:
         return 0
 
 
-async def inject_fault(fault: str, config: ServerConfig) -> web.Response:
+async def inject_fault(fault: str, config: ServerConfig) -> RequestError:
+    """The error of an injected fault, after a hang's wait (until the client gives up and disconnects)."""
     if fault == "hang":
-        await asyncio.sleep(config.faults.hang_seconds)  # until the client gives up and disconnects
+        await asyncio.sleep(config.faults.hang_seconds)
     if fault == "429":
         wait = config.faults.retry_after * config.latency.time_scale
-        return error_response(
+        return RequestError(
             429,
             f"Rate limit reached for requests on the offline server (injected fault). Please try again in "
             f"{wait:.2f} s.",
@@ -215,28 +260,31 @@ async def inject_fault(fault: str, config: ServerConfig) -> web.Response:
             code="rate_limit_exceeded",
             headers={"Retry-After": str(max(1, round(wait))), "retry-after-ms": str(round(wait * 1000))},
         )
-    return error_response(500, "The offline server failed on purpose (fault injection).", kind="server_error")
+    return RequestError(500, "The offline server failed on purpose (fault injection).", kind="server_error")
 
 
-async def list_models(request: web.Request) -> web.Response:
-    return web.json_response({"object": "list", "data": [model_card(name) for name in MODELS]})
+def list_models() -> dict[str, Any]:
+    return {"object": "list", "data": [model_card(name) for name in MODELS]}
 
 
-async def get_model(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
+def get_model(name: str) -> dict[str, Any]:
     if name not in MODELS:
         message = f"The model '{name}' does not exist offline; try one of {list(MODELS)}."
         raise RequestError(404, message, param="model", code="model_not_found")
-    return web.json_response(model_card(name))
+    return model_card(name)
 
 
 def model_card(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 1754000000, "owned_by": "agentlab-offline"}
 
 
+async def models_route(request: web.Request) -> web.Response:
+    name = request.match_info.get("name")
+    return web.json_response(list_models() if name is None else get_model(name))
+
+
 async def get_stats(request: web.Request) -> web.Response:
-    stats, limiter = request.app[STATS].as_json(), request.app.get(LIMITER)
-    return web.json_response({**stats, "ratelimit": limiter.snapshot()} if limiter else stats)
+    return web.json_response(request.app[STATE].as_json())
 
 
 def create_app(config: ServerConfig) -> web.Application:
@@ -250,12 +298,95 @@ def create_app(config: ServerConfig) -> web.Application:
 
         return create_proxy_app(config)
     app = web.Application(middlewares=[count_requests, errors_as_json], client_max_size=config.max_body_bytes)
-    app[CONFIG] = config
-    app[STATS] = Stats()
     install_limiter(app, config.rpm, config.tpm, window=60 * config.latency.time_scale)
+    app[STATE] = State(config, limiter=app.get(LIMITER))
     app.router.add_post("/v1/responses", create_response, expect_handler=send_continue)
-    app.router.add_get("/v1/models", list_models)
-    app.router.add_get("/v1/models/{name}", get_model)
+    app.router.add_get("/v1/models", models_route)
+    app.router.add_get("/v1/models/{name}", models_route)
     app.router.add_get("/offline/stats", get_stats)
     add_batch_api(app, config)  # /v1/files and /v1/batches (batch_answer.py)
     return app
+
+
+class Transport(httpx.AsyncBaseTransport):
+    """The offline API in this process, for ``httpx.AsyncClient(transport=...)``: no socket, no thread.
+
+    It answers ``POST /v1/responses`` (plain and streamed), ``GET /v1/models[/{id}]`` and ``GET /offline/stats``
+    through ``answer``, as the HTTP server does, and honours the client's read timeout as a socket would
+    (a ``[fault=hang]`` ends in ``httpx.ReadTimeout``). Why our own and not ``httpx.ASGITransport``: the server
+    is aiohttp, not ASGI; this calls the same functions its routes call.
+    """
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path, state = request.url.path, self.state
+        if path in UNCOUNTED:
+            return httpx.Response(200, json=state.as_json())
+        with state.counting():
+            try:
+                async with asyncio.timeout(read_timeout(request)):
+                    reply = await self.route(request.method, path, await request.aread(), request.headers)
+            except TimeoutError:
+                raise httpx.ReadTimeout(
+                    "the offline model took longer than the read timeout", request=request
+                ) from None
+            except Exception as exc:
+                error = error_for(exc, request.method, path)
+                reply = Reply(error.status, error.body(), error.headers)
+        if state.limiter and path == "/v1/responses":
+            reply.headers.update(state.limiter.headers())
+        state.stats.statuses[reply.status] += 1
+        if reply.stream is None:
+            return httpx.Response(reply.status, json=reply.body, headers=reply.headers)
+        return httpx.Response(reply.status, headers=SSE_HEADERS, stream=EventStream(reply, read_timeout(request)))
+
+    async def route(self, method: str, path: str, raw: bytes, headers: httpx.Headers) -> Reply:
+        if path == "/v1/responses" and method == "POST":
+            if len(raw) > self.state.config.max_body_bytes:
+                message = f"The request body is larger than {self.state.config.max_body_bytes} bytes."
+                raise RequestError(413, message, code=ERROR_CODES[413])
+            return await answer(raw, headers.get("x-stainless-retry-count"), self.state)
+        if path == "/v1/models" and method == "GET":
+            return Reply(200, list_models())
+        if path.startswith("/v1/models/") and method == "GET":
+            return Reply(200, get_model(path.removeprefix("/v1/models/")))
+        raise routing_error(405 if path in ROUTES else 404, method, path)
+
+
+class EventStream(httpx.AsyncByteStream):
+    """The Server-Sent Events of a Reply, as httpx reads a body; a dropped stream ends as a broken connection."""
+
+    def __init__(self, reply: Reply, timeout: float | None) -> None:
+        assert reply.stream is not None
+        self.reply, self.events, self.timeout = reply, reply.stream, timeout
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    chunk = await anext(self.events)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise httpx.ReadTimeout("the offline model stopped streaming") from None
+            yield chunk
+        if self.reply.drop:
+            raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+
+    async def aclose(self) -> None:
+        await self.events.aclose()
+
+
+def read_timeout(request: httpx.Request) -> float | None:
+    timeout: dict[str, float | None] = request.extensions.get("timeout", {})
+    return timeout.get("read")
+
+
+def transport(config: ServerConfig | None = None, *, rpm: int | None = None, tpm: int | None = None) -> Transport:
+    """The offline API as an ``httpx.AsyncBaseTransport``, with ``config`` (else the environment's settings)."""
+    config = config or config_from_env()
+    rpm, tpm = check_limit("rpm", rpm) or config.rpm, check_limit("tpm", tpm) or config.tpm
+    limiter = RateLimiter(rpm, tpm, window=60 * config.latency.time_scale) if rpm or tpm else None
+    return Transport(State(dataclasses.replace(config, rpm=rpm, tpm=tpm), limiter=limiter))

@@ -38,6 +38,7 @@ import copy
 import hashlib
 import json
 import re
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiohttp import web
@@ -48,6 +49,9 @@ __all__ = [
     "plan_events",
     "pauses",
     "write_stream",
+    "send_events",
+    "sse",
+    "SSE_HEADERS",
     "stream_problem",
     "wants_obfuscation",
 ]
@@ -55,6 +59,7 @@ __all__ = [
 THINK_SHARE = 0.4  # the share of the model's time that passes before its first token
 STREAM_FAULTS = ("drop", "failed")  # the faults that happen inside a stream, halfway through
 ARGUMENT_CHUNK = 6  # characters of a function call's arguments per delta
+SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 WORDS = re.compile(r"\S+\s*|\s+")  # a word and the spaces after it: the offline model's "token"
 
 Event = dict[str, Any]
@@ -177,40 +182,60 @@ def stream_problem(body: dict[str, Any]) -> tuple[str, str, str] | None:
     return None
 
 
-async def write_stream(
-    request: web.Request, response: dict[str, Any], delay: float, *, fault: str | None = None, obfuscate: bool = True
-) -> web.StreamResponse:
-    """Send ``response`` as Server-Sent Events over ``delay`` seconds; ``fault`` breaks it halfway.
+async def sse(
+    response: dict[str, Any], delay: float, *, fault: str | None = None, obfuscate: bool = True
+) -> AsyncGenerator[bytes, None]:
+    """``response`` as Server-Sent Events over ``delay`` seconds; ``fault`` breaks it halfway.
 
-    A client that hangs up cancels this handler (the server runs with ``handler_cancellation``), so a
-    conversation whose reader has gone is freed at once, in the middle of a pause.
+    It yields each batch of events as it falls due (everything due by now in one piece: one write, not one per
+    event), and the HTTP server and the in-process transport write what it yields. A ``drop`` ends it without a
+    final event; the writer then hangs up.
     """
     events = plan_events(response, obfuscate=obfuscate)
     waits = pauses(events, delay)
     halfway = len(events) // 2 if fault in STREAM_FAULTS else len(events)
-    stream = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
-    )
-    await stream.prepare(request)
     sequence, clock, pending = 0, asyncio.get_running_loop(), bytearray()
     due = clock.time()  # each event has its moment from the start: a busy server catches up, never drifts
     try:
         for sequence, (event, wait) in enumerate(zip(events[:halfway], waits[:halfway], strict=True)):
             due += wait
-            if due > clock.time():  # this one is for later: send everything due by now in one write, then wait
-                await flush(stream, pending)
+            if due > clock.time():  # this one is for later: send everything due by now, then wait
+                if pending:
+                    yield bytes(pending)
+                    pending.clear()
                 await asyncio.sleep(due - clock.time())
             pending += frame(event, sequence)
-        await flush(stream, pending)
-        if fault == "drop":
-            return hang_up(request, stream)
         if fault == "failed":
-            await send(stream, failed_event(response), sequence + 1)
+            pending += frame(failed_event(response), sequence + 1)
+    except Exception as exc:  # a bug of ours after the stream started: too late for a 500, say it in the stream
+        pending += frame(error_event(exc), sequence)  # in the place of the event that could not be sent
+    if pending:
+        yield bytes(pending)
+
+
+async def write_stream(
+    request: web.Request, response: dict[str, Any], delay: float, *, fault: str | None = None, obfuscate: bool = True
+) -> web.StreamResponse:
+    """Send ``response`` as Server-Sent Events over HTTP, over ``delay`` seconds."""
+    events = sse(response, delay, fault=fault, obfuscate=obfuscate)
+    return await send_events(request, events, drop=fault == "drop")
+
+
+async def send_events(request: web.Request, events: AsyncGenerator[bytes, None], *, drop: bool) -> web.StreamResponse:
+    """Write what ``sse`` yields, as it comes; ``drop`` hangs up before the end.
+
+    A client that hangs up cancels this handler (the server runs with ``handler_cancellation``), so a
+    conversation whose reader has gone is freed at once, in the middle of a pause.
+    """
+    stream = web.StreamResponse(headers=SSE_HEADERS)
+    await stream.prepare(request)
+    try:
+        async for chunk in events:
+            await stream.write(chunk)
     except ConnectionError:  # the client went away between two events: nothing left to tell it
         return stream
-    except Exception as exc:  # a bug of ours after the stream started: too late for a 500, say it in the stream
-        await flush(stream, pending)
-        await send(stream, error_event(exc), sequence)  # in the place of the event that could not be sent
+    if drop:
+        return hang_up(request, stream)
     await stream.write_eof()
     return stream
 
@@ -228,13 +253,6 @@ def frame(event: Event, sequence: int) -> bytes:
 
 async def send(stream: web.StreamResponse, event: Event, sequence: int) -> None:
     await stream.write(frame(event, sequence))
-
-
-async def flush(stream: web.StreamResponse, pending: bytearray) -> None:
-    """Write the events that are due, in one write (one system call, not one per event)."""
-    if pending:
-        await stream.write(bytes(pending))
-        pending.clear()
 
 
 def hang_up(request: web.Request, stream: web.StreamResponse) -> web.StreamResponse:

@@ -31,11 +31,25 @@ FIELD_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
 
 
 class RequestError(Exception):
-    """A bad request: becomes an OpenAI-shaped error answer."""
+    """An error answer: its status, OpenAI's body ``{"error": {"message", "type", "param", "code"}}``, headers."""
 
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
-        self.status, self.message, self.param, self.code = status, message, param, code
+        self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The one place an OpenAI-shaped error body is written."""
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
 
 
 def invalid(message: str, param: str | None, code: str = "invalid_type") -> RequestError:

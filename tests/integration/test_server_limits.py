@@ -229,17 +229,14 @@ def test_serve_refuses_an_unknown_flag() -> None:
     assert process.returncode == 2 and "unrecognized arguments: --no-such-flag 5" in err
 
 
-def test_offline_modules_stay_short_and_functions_shorter() -> None:
-    """The limits CI keeps: no module over 300 lines, no function over 40."""
+def test_offline_functions_stay_short() -> None:
+    """The rule CI keeps (a module is one concept, whatever its length): no function over 50 lines."""
     too_long = []
     for path in sorted(OFFLINE.glob("*.py")):
-        source = path.read_text()
-        if len(source.splitlines()) > 300:
-            too_long.append(f"{path.name}: {len(source.splitlines())} lines")
-        for node in ast.walk(ast.parse(source)):
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = (node.end_lineno or node.lineno) - node.lineno + 1
-                if length > 40:
+                if length > 50:
                     too_long.append(f"{path.name}: {node.name}() is {length} lines")
     assert not too_long, too_long
 

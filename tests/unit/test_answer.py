@@ -103,7 +103,7 @@ async def count_statuses() -> dict[str, Any]:
     try:
         async with aiohttp.ClientSession() as session:
             async with session.post(url + "/v1/responses", data=chunks()) as r:
-                assert r.status == 413 and (await r.json())["error"]["code"] == "request_entity_too_large"
+                assert r.status == 413 and (await r.json())["error"]["code"] == "request_too_large"
             async with session.get(url + "/broken") as r:
                 assert r.status == 500 and "RuntimeError: a bug" in (await r.json())["error"]["message"]
             async with session.post(url + "/v1/responses", data=b"{") as r:
