@@ -18,31 +18,38 @@ running loop and closes it when that loop shuts down (``asyncio.run`` does this 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import dataclasses
 import gc
-import os
+import signal
 import threading
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Coroutine
-from typing import TYPE_CHECKING, Any, Literal, cast
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import httpx
 from openai import AsyncOpenAI, DefaultAioHttpClient
 
+from agentlab import settings
 from agentlab.errors import ConfigurationError
-from agentlab.sync import run_sync
+from agentlab.settings import Backend
 
 if TYPE_CHECKING:  # the offline server is a leaf that the client starts on first use, never at import
     from agentlab.offline import OfflineServer
 
-__all__ = ["DEFAULT_MODEL", "default_client", "make_client", "offline_server", "run_sync", "selected_backend"]
+__all__ = ["DEFAULT_MODEL", "default_client", "make_client", "offline_server", "run_sync"]
 
-Backend = Literal["offline", "openai"]
-
-DEFAULT_MODEL = os.environ.get("AGENTLAB_MODEL", "gpt-5-mini")
+T = TypeVar("T")
+DEFAULT_MODEL = settings.model()
 OFFLINE_API_KEY = "offline"  # the offline server ignores keys; the openai client insists on one
-OPENAI_TIMEOUT = 120.0  # seconds per attempt: the openai client's own default
-OFFLINE_TIMEOUT = 8.0  # seconds per attempt: 3 attempts of a hung request take about 25 s
+IN_PROCESS_URL = "http://offline.invalid/v1"  # never resolved: an in-process transport answers it
+# Seconds per attempt. The openai client's own default is 600 s; agentlab chooses 120 s for the real API, and
+# 8 s for the offline server, none of whose answers takes longer: 3 attempts of a hung request take about 25 s.
+OPENAI_TIMEOUT = 120.0
+OFFLINE_TIMEOUT = 8.0
+CANCEL_GRACE = 5.0  # seconds a run_sync worker cancelled by Ctrl-C gets to finish cancelling
 
 _server: OfflineServer | None = None
 _server_lock = threading.Lock()
@@ -51,73 +58,62 @@ LOOP_ATTRIBUTE = "_agentlab_default_client"  # where a loop keeps its LoopClient
 _loops_with_clients: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()  # weak: never keeps one alive
 
 
-def selected_backend() -> Backend:
-    """``"offline"`` unless ``AGENTLAB_BACKEND=openai`` asks for the real API."""
-    value = os.environ.get("AGENTLAB_BACKEND", "offline").strip().lower() or "offline"
-    if value not in ("offline", "openai"):
-        raise ConfigurationError(f"AGENTLAB_BACKEND={value!r} is not known: use 'offline' (default) or 'openai'")
-    return "openai" if value == "openai" else "offline"
-
-
 def offline_server() -> OfflineServer:
     """The process's offline server, started on first use (its settings come from ``AGENTLAB_*`` variables).
 
-    With ``AGENTLAB_BACKEND=openai`` it is the proxy in front of the real API (same ``/offline/stats``).
+    With ``AGENTLAB_BACKEND=openai`` it is the proxy in front of the real API (same ``/offline/stats``), one
+    per upstream URL.
     """
-    if selected_backend() == "openai":
-        return proxy_server()
+    from agentlab.offline import config_from_env, start  # aiohttp's server loads here, the first time it is needed
+
     global _server
     with _server_lock:
+        if settings.backend() == "openai":
+            upstream = settings.upstream_url()
+            if upstream not in _proxies:
+                _proxies[upstream] = start(dataclasses.replace(config_from_env(), upstream=upstream))
+            return _proxies[upstream]
         if _server is None:
-            from agentlab.offline import start  # aiohttp's server loads here, the first time it is needed
-
             _server = start()
         return _server
 
 
-def upstream_url() -> str:
-    """Where proxy mode forwards to: ``OPENAI_BASE_URL`` (as the openai client reads it), else the official API."""
-    return os.environ.get("OPENAI_BASE_URL", "").strip().rstrip("/") or "https://api.openai.com/v1"
-
-
-def proxy_server() -> OfflineServer:
-    """The process's proxy in front of the real API (one per upstream URL), started on first use."""
-    upstream = upstream_url()
-    with _server_lock:
-        if upstream not in _proxies:
-            from agentlab.offline import config_from_env, start
-
-            _proxies[upstream] = start(dataclasses.replace(config_from_env(), upstream=upstream))
-        return _proxies[upstream]
-
-
-def make_client(*, backend: Backend | None = None, max_retries: int = 2, timeout: float | None = None) -> AsyncOpenAI:
+def make_client(
+    *,
+    backend: Backend | None = None,
+    max_retries: int = 2,
+    timeout: float | None = None,
+    http_client: httpx.AsyncClient | None = None,
+) -> AsyncOpenAI:
     """A new ``AsyncOpenAI`` client for the chosen backend. You own it: ``await client.close()`` when done.
 
-    ``timeout`` is per attempt. By default the real API gets 120 s, and the offline server 8 s: none of its
-    answers takes longer, so a request that hangs (``[fault=hang]``, no ``run_bounded(timeout=...)``) fails
-    after 3 attempts in about 25 s instead of 6 minutes.
+    ``timeout`` is per attempt: 120 s for the real API, 8 s for the offline server by default (so that a
+    request that hangs, ``[fault=hang]`` with no ``run_bounded(timeout=...)``, fails in about 25 s, not 6 min).
+    ``http_client`` replaces openai's aiohttp transport. With the offline backend and no
+    ``AGENTLAB_OFFLINE_URL``, it answers for the server, which is then not started: pass
+    ``httpx.AsyncClient(transport=agentlab.offline.transport())`` to talk to it in this process, with no socket.
     """
-    backend = backend or selected_backend()
+    backend = backend or settings.backend()
     if timeout is None:
         timeout = OPENAI_TIMEOUT if backend == "openai" else OFFLINE_TIMEOUT
     if backend == "openai":
-        key = os.environ.get("OPENAI_API_KEY", "").strip()
+        key = settings.api_key()
         if not key:
             raise ConfigurationError(
                 "AGENTLAB_BACKEND=openai needs an API key: set OPENAI_API_KEY in the environment "
                 "(never in a notebook cell), or unset AGENTLAB_BACKEND to use the offline server."
             )
-        base_url = proxy_server().base_url  # the key travels to it in Authorization, and on only to upstream
-        return AsyncOpenAI(
-            api_key=key, base_url=base_url, max_retries=max_retries, timeout=timeout, http_client=DefaultAioHttpClient()
-        )
+        base_url = offline_server().base_url  # the proxy: the key travels to it, and on only to upstream
+    else:
+        key = OFFLINE_API_KEY
+        base_url = settings.offline_url() or (IN_PROCESS_URL if http_client else offline_server().base_url)
     return AsyncOpenAI(
-        base_url=os.environ.get("AGENTLAB_OFFLINE_URL") or offline_server().base_url,
-        api_key=OFFLINE_API_KEY,
+        api_key=key,
+        base_url=base_url,
         max_retries=max_retries,
         timeout=timeout,
-        http_client=DefaultAioHttpClient(),
+        # openai takes an httpx.AsyncClient as well as its own httpx2 one, though its types name only the latter
+        http_client=cast(Any, http_client) or DefaultAioHttpClient(),
     )
 
 
@@ -164,10 +160,8 @@ def close_at_shutdown(held: LoopClient) -> AsyncIterator[None]:
 
     generator = closer()
     first_step = cast(Coroutine[Any, Any, None], generator.__anext__())
-    try:
+    with contextlib.suppress(StopIteration):
         first_step.send(None)  # runs up to the `yield` at once: nothing in between awaits
-    except StopIteration:
-        pass
     return generator
 
 
@@ -193,3 +187,62 @@ def reclaim_unclosed_clients() -> None:
     )
     del unclosed, loop
     gc.collect()  # loop, client, session and sockets refer to each other: only the cycle collector frees them
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, in a script or inside a running loop, and return its result.
+
+    In a plain script it is ``asyncio.run(coro)``. Inside a running loop (a Jupyter cell) ``asyncio.run``
+    refuses, so the coroutine runs with ``asyncio.run`` on a fresh loop in a worker thread, and this thread
+    waits for it: the notebook's own loop is blocked meanwhile (in a notebook, prefer top-level ``await``).
+
+    - **One Ctrl-C stops it.** The interrupt arrives in the waiting thread, not in the worker, so the wait
+      cancels the worker's task, gives it ``CANCEL_GRACE`` seconds to finish cancelling (its requests are
+      closed), and raises the ``KeyboardInterrupt``. While it waits, SIGINT has Python's default handler, so
+      the handler of an ``asyncio.run`` around the cell (which would only cancel a task that cannot run while
+      we block) does not swallow the first Ctrl-C.
+    - **Nothing stays behind.** ``asyncio.run`` shuts the worker's loop down (its model client is closed).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    task_ready: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Task[T]]] = (
+        concurrent.futures.Future()
+    )
+    outcome: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    async def main() -> T:
+        task_ready.set_result((asyncio.get_running_loop(), cast(asyncio.Task[T], asyncio.current_task())))
+        return await coro
+
+    def work() -> None:
+        try:
+            outcome.set_result(asyncio.run(main()))
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            outcome.set_exception(exc)
+
+    threading.Thread(target=work, name="agentlab-run-sync", daemon=True).start()
+    try:
+        with default_sigint():
+            return outcome.result()
+    except BaseException:  # Ctrl-C (or any error raised into this wait): cancel the worker's task, then go on
+        with contextlib.suppress(TimeoutError, RuntimeError):  # it never started, or its loop closed meanwhile
+            if not outcome.done():
+                loop, task = task_ready.result(CANCEL_GRACE)
+                loop.call_soon_threadsafe(task.cancel)
+                concurrent.futures.wait([outcome], CANCEL_GRACE)
+        raise
+
+
+@contextlib.contextmanager
+def default_sigint() -> Iterator[None]:
+    """While we block in the main thread, let SIGINT raise ``KeyboardInterrupt`` here, at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

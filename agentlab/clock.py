@@ -11,20 +11,11 @@ to "a 5 s conversation" at any scale, and no lesson cell does the arithmetic::
 
 from __future__ import annotations
 
-import os
 import time
 
-__all__ = ["seconds", "Stopwatch", "time_scale"]
+from agentlab.settings import time_scale
 
-
-def time_scale() -> float:
-    """``AGENTLAB_TIME_SCALE``, read as the offline server reads it (1.0 when unset)."""
-    text = os.environ.get("AGENTLAB_TIME_SCALE", "").strip()
-    try:
-        scale = float(text) if text else 1.0
-    except ValueError:
-        return 1.0
-    return scale if scale > 0 else 1.0
+__all__ = ["seconds", "Stopwatch"]
 
 
 def seconds(lesson_seconds: float) -> float:

@@ -1,14 +1,11 @@
 """Settings from the environment, read in one place, with one reaction to a bad value: a clear error.
 
-=======================  =========================================  ===========================
-variable                 what it sets                               default
-=======================  =========================================  ===========================
-``AGENTLAB_BACKEND``     ``offline`` (the local server) or          ``offline``
-                         ``openai`` (the real API, via the proxy)
-``AGENTLAB_TIME_SCALE``  multiplies every delay of the offline      ``1``
-                         server and the lessons' clock
-``AGENTLAB_MODEL``       the model an ``Agent`` asks for            ``gpt-5-mini``
-=======================  =========================================  ===========================
+- ``AGENTLAB_BACKEND``: ``offline`` (the local server, the default) or ``openai`` (the real API, via the proxy).
+- ``AGENTLAB_TIME_SCALE``: multiplies every delay of the offline server and the lessons' clock (default 1).
+- ``AGENTLAB_MODEL``: the model an ``Agent`` asks for (default ``gpt-5-mini``).
+- ``AGENTLAB_TOOL_THREADS``: how many sync tool calls may run at once (default 32).
+- ``AGENTLAB_OFFLINE_URL``: the ``/v1`` URL of an offline server you started, instead of one in this process.
+- ``OPENAI_API_KEY`` (for ``AGENTLAB_BACKEND=openai``) and ``OPENAI_BASE_URL`` (where the proxy forwards to).
 
 Each reader takes an optional mapping (``os.environ`` when None), so that a server started for another
 environment (a grader's kernel, a subprocess) reads that one. A value that does not parse is a
@@ -25,7 +22,7 @@ from typing import Literal
 
 from agentlab.errors import ConfigurationError
 
-__all__ = ["Backend", "backend", "time_scale", "model", "BACKENDS"]
+__all__ = ["Backend", "backend", "time_scale", "model", "tool_threads", "offline_url", "api_key", "upstream_url"]
 
 Backend = Literal["offline", "openai"]
 BACKENDS: tuple[Backend, ...] = ("offline", "openai")
@@ -63,3 +60,26 @@ def time_scale(environ: Mapping[str, str] | None = None) -> float:
 def model(environ: Mapping[str, str] | None = None) -> str:
     """``AGENTLAB_MODEL``, or ``gpt-5-mini``."""
     return read("AGENTLAB_MODEL", environ) or "gpt-5-mini"
+
+
+def tool_threads(environ: Mapping[str, str] | None = None) -> int:
+    """``AGENTLAB_TOOL_THREADS``: how many sync tool calls may run at once, a whole number >= 1 (32 when unset)."""
+    text = read("AGENTLAB_TOOL_THREADS", environ) or "32"
+    if not (text.isdigit() and int(text) >= 1):
+        raise ConfigurationError(f"AGENTLAB_TOOL_THREADS={text!r} is not a whole number >= 1: set it to, say, 32")
+    return int(text)
+
+
+def offline_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """``AGENTLAB_OFFLINE_URL``: an offline server you started (``python -m agentlab serve``), else None."""
+    return read("AGENTLAB_OFFLINE_URL", environ).rstrip("/") or None
+
+
+def api_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """``OPENAI_API_KEY``, for the real API; None when unset."""
+    return read("OPENAI_API_KEY", environ) or None
+
+
+def upstream_url(environ: Mapping[str, str] | None = None) -> str:
+    """Where proxy mode forwards to: ``OPENAI_BASE_URL`` (as the openai client reads it), else the official API."""
+    return read("OPENAI_BASE_URL", environ).rstrip("/") or "https://api.openai.com/v1"

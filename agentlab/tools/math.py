@@ -5,7 +5,7 @@ Each one is a normal function (so you can call and test it directly) wrapped by 
 
 from __future__ import annotations
 
-from agentlab.tools import Tool, tool
+from agentlab.tools.function_tool import Tool, tool
 
 __all__ = ["sum_numbers", "multiply_numbers", "subtract_numbers", "divide_numbers", "MATH_TOOLS"]
 

@@ -1,31 +1,32 @@
 """The threads that sync tools run in: a bounded pool of daemon threads, of agentlab's own.
 
-Why not ``asyncio.to_thread``? It uses the loop's default pool, ``min(32, cores + 4)`` threads (6 on a
-2-core machine), shared with everything else, and its threads are joined when the interpreter exits. So six
-tools that never return starve every other conversation's tools, and one of them keeps a script from exiting.
+Why not ``asyncio.to_thread``, the usual way? Its threads are the loop's default pool: ``min(32, cores + 4)``
+of them (6 on a 2-core machine), and ``asyncio.run`` waits for every one of them before it returns. A thread
+cannot be stopped, so a sync tool that never returns, even one whose conversation timed out, keeps the
+script from ever ending, and six of them starve every other conversation's tools. (Measured with Python 3.11:
+``asyncio.run(asyncio.wait_for(asyncio.to_thread(event.wait), 0.5))`` times out, then never returns.)
 
 Here:
 
 - At most ``size`` sync tool calls run at once (``AGENTLAB_TOOL_THREADS``, default 32); more wait their turn.
-- A thread cannot be cancelled: Python has no way to stop a function that is running in a thread. When the
-  caller of a running call gives up (``task.cancel()``, ``run_bounded(timeout=...)``, Ctrl-C), the call is
-  **abandoned**: its thread runs on until the function returns, and its result is dropped. An abandoned thread
-  no longer counts toward ``size``, so a new thread takes its place and stuck tools never starve the others.
-  At most ``max_abandoned`` (4 × ``size``) stuck threads are replaced this way (``.stuck`` counts them); past
-  that, an abandoned call keeps its place until it returns, so the number of threads stays bounded.
+- When the caller of a running call gives up (``task.cancel()``, ``run_bounded(timeout=...)``, Ctrl-C), the
+  call is **abandoned**: its thread runs on until the function returns, and its result is dropped. It no
+  longer counts toward ``size``, so a new thread takes its place and stuck tools never starve the others. At
+  most ``4 × size`` stuck threads are replaced this way (``.stuck`` counts them), so threads stay bounded.
 - Every thread is a daemon: one that is stuck never holds up the interpreter's exit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
-import os
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentlab import settings
 from agentlab.errors import ConfigurationError
 
 __all__ = ["Job", "ToolThreads", "tool_threads"]
@@ -44,17 +45,25 @@ class Job:
 class ToolThreads:
     """A bounded pool of daemon threads whose stuck calls can be written off (see the module's docstring)."""
 
-    def __init__(self, size: int, max_abandoned: int | None = None) -> None:
+    def __init__(self, size: int) -> None:
         if size < 1:
             raise ConfigurationError(f"a pool needs at least 1 thread, got size={size}: set AGENTLAB_TOOL_THREADS >= 1")
-        self.size = size
-        self.max_abandoned = 4 * size if max_abandoned is None else max_abandoned
+        self.size, self.max_abandoned = size, 4 * size
         self.workers = 0  # threads that take jobs: busy or idle, at most `size`
         self.idle = 0  # of those, the ones waiting for a job
         self.pending = 0  # jobs put in the queue and not yet taken
         self.stuck = 0  # replaced threads still stuck in a call whose caller gave up
         self._lock = threading.Lock()
         self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+
+    async def run(self, function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        """Run ``function(**kwargs)`` in a thread of the pool and return its result (or raise its error)."""
+        job = self.submit(function, kwargs)
+        try:
+            return await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:
+            self.abandon(job)  # a no-op if it had finished: then the CancelledError was the tool's own
+            raise
 
     def submit(self, function: Callable[..., Any], kwargs: dict[str, Any]) -> Job:
         """Queue a call; a thread runs it as soon as one is free. Wait on ``job.future``."""
@@ -115,14 +124,6 @@ def run(job: Job) -> None:
         job.future.set_result(result)
 
 
-def threads_from_env() -> int:
-    """``AGENTLAB_TOOL_THREADS`` (default 32): how many sync tool calls may run at once."""
-    text = os.environ.get("AGENTLAB_TOOL_THREADS", "32").strip()
-    if not text.isdigit():
-        raise ConfigurationError(f"AGENTLAB_TOOL_THREADS={text!r} is not a whole number: set it to, say, 32")
-    return int(text)
-
-
 _pool: ToolThreads | None = None
 _pool_lock = threading.Lock()
 
@@ -132,5 +133,5 @@ def tool_threads() -> ToolThreads:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ToolThreads(threads_from_env())
+            _pool = ToolThreads(settings.tool_threads())
         return _pool

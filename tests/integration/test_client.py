@@ -12,8 +12,7 @@ import httpx
 import openai
 import pytest
 
-from agentlab import Agent, ConfigurationError, default_client, make_client, run_sync
-from agentlab.client import selected_backend
+from agentlab import Agent, ConfigurationError, default_client, make_client, run_sync, settings
 from agentlab.errors import translate_error
 from agentlab.tools.math import MATH_TOOLS
 
@@ -30,13 +29,13 @@ def run_script(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_offline_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AGENTLAB_BACKEND", raising=False)
-    assert selected_backend() == "offline"
+    assert settings.backend() == "offline"
 
 
 def test_unknown_backend_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTLAB_BACKEND", "anthropic")
     with pytest.raises(ConfigurationError, match="use 'offline'"):
-        selected_backend()
+        settings.backend()
 
 
 def test_openai_backend_without_a_key_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,3 +148,16 @@ def test_the_default_client_uses_openais_aiohttp_transport() -> None:
         assert client.max_retries == 2
 
     asyncio.run(main())
+
+
+async def test_make_client_over_the_in_process_transport_starts_no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    import agentlab.client as client_module
+    from agentlab.offline import transport
+
+    monkeypatch.delenv("AGENTLAB_OFFLINE_URL", raising=False)
+    monkeypatch.setattr(client_module, "_server", None)  # as in a fresh process: no server started yet
+    client = make_client(http_client=httpx.AsyncClient(transport=transport()))
+    agent = Agent(name="calc", instructions="", tools=MATH_TOOLS, client=client)
+    assert (await agent.run("What is 6 * 7?")).output_text == "6 * 7 = 42."
+    assert str(client.base_url) == "http://offline.invalid/v1/" and client_module._server is None
+    await client.close()

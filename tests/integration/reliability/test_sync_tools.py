@@ -1,7 +1,7 @@
-"""Sync tools run in agentlab's own bounded pool of daemon threads (agentlab/tools/threads.py).
-
-A tool that never returns cannot be stopped (no thread can be), but it must not starve the other tools, and
-it must not keep the interpreter from exiting.
+"""Sync tools run in agentlab's own bounded pool of daemon threads (agentlab/tools/threads.py), not in
+``asyncio.to_thread``'s: a tool that never returns cannot be stopped (no thread can be), but it must not starve
+the other tools, and it must not keep ``asyncio.run`` or the interpreter from ending. The last test shows that
+``asyncio.to_thread`` would do both.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import time
 import pytest
 
 from agentlab.errors import ConfigurationError
-from agentlab.tools.threads import ToolThreads, threads_from_env
+from agentlab.settings import tool_threads
+from agentlab.tools.threads import ToolThreads
 
 
 def test_at_most_size_calls_run_at_once() -> None:
@@ -123,9 +124,47 @@ def test_hung_sync_tools_neither_starve_the_others_nor_block_exit() -> None:
 
 def test_the_pool_size_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTLAB_TOOL_THREADS", "8")
-    assert threads_from_env() == 8
+    assert tool_threads() == 8
     monkeypatch.setenv("AGENTLAB_TOOL_THREADS", "lots")
     with pytest.raises(ConfigurationError, match="AGENTLAB_TOOL_THREADS='lots' is not a whole number"):
-        threads_from_env()
+        tool_threads()
     with pytest.raises(ConfigurationError, match="set AGENTLAB_TOOL_THREADS >= 1"):
         ToolThreads(size=0)
+
+
+ABANDON_ONE = """
+import asyncio, threading
+from agentlab import tool
+
+forever = threading.Event()
+
+
+@tool
+def hangs(a: float) -> float:
+    \"\"\"Never return.\"\"\"
+    forever.wait()
+    return a
+
+
+async def main():
+    try:
+        await asyncio.wait_for(CALL, 0.2)
+    except TimeoutError:
+        print("timed out", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_why_not_asyncio_to_thread_a_hung_sync_tool_would_keep_asyncio_run_from_returning() -> None:
+    """The same abandoned call: in agentlab's pool the script ends; in ``asyncio.to_thread`` it never does."""
+    ours = ABANDON_ONE.replace("CALL", "hangs.call('{\"a\": 1}')")
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", ours], capture_output=True, text=True, timeout=60)
+    took = time.perf_counter() - started
+    assert proc.returncode == 0 and proc.stdout == "timed out\n", proc.stderr[-2000:]
+
+    theirs = ABANDON_ONE.replace("CALL", "asyncio.to_thread(forever.wait)")
+    with pytest.raises(subprocess.TimeoutExpired) as hung:
+        subprocess.run([sys.executable, "-c", theirs], capture_output=True, text=True, timeout=max(5.0, 3 * took))
+    assert hung.value.stdout in (b"timed out\n", "timed out\n"), "the to_thread script never got to its timeout"

@@ -1,27 +1,156 @@
-"""Building a ``Tool`` from a typed Python function: its JSON schema and the checkers of its arguments.
+"""``Tool`` and ``tool()``: a typed Python function the model may call, its schema, and calling it safely.
 
-Type hints say what the model must send (``int``, ``float``, ``str``, ``bool``, ``list[...]``, ``Literal[...]``,
-``X | None``), a Google-style docstring says what the tool and each parameter are for. A mistake in how a
-tool is written raises ``ConfigurationError`` at once, when the tool is built.
+``tool(fn)`` (or ``@tool``) reads the function's type hints (``int``, ``float``, ``str``, ``bool``,
+``list[...]``, ``Literal[...]``, ``X | None``) and its Google-style docstring, and builds the function-tool
+schema that the Responses API expects (strict mode, ``additionalProperties: false``)::
+
+    @tool
+    def sum_numbers(a: float, b: float) -> float:
+        \"\"\"Add two numbers.
+
+        Args:
+            a: The first number.
+            b: The second number.
+        \"\"\"
+        return a + b
+
+Two kinds of mistakes are kept apart:
+
+- **Mistakes in how the library is used** (a parameter without a type hint, a generator, …) raise
+  ``ConfigurationError`` at once, when the tool is built.
+- **Mistakes of the model** (arguments that are not JSON, wrong types, a tool that raises) never raise:
+  ``Tool.call`` returns the text ``"error: …"``, which goes back to the model so that it can try again.
+
+Arguments are parsed as JSON and checked against the type hints: never ``eval``-ed. A sync function runs in
+agentlab's own threads (``threads.py`` says why not ``asyncio.to_thread``); an async one is awaited.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import re
 import types
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
 from agentlab.errors import ConfigurationError
-from agentlab.tools.calling import Checker, Tool
+from agentlab.tools.threads import tool_threads
 
-__all__ = ["tool", "build_tool", "parse_docstring", "schema_for"]
+__all__ = ["Tool", "tool", "format_value"]
+
+# A checker takes a decoded JSON value and returns it converted, or raises ValueError with a reason.
+Checker = Callable[[Any], Any]
 
 _JSON_TYPES: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
 _ARG_LINE = re.compile(r"^\s*(\w+)\s*(?:\([^)]*\))?\s*:\s*(.+)$")
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call: its name, its schema, and how to call it safely."""
+
+    name: str
+    description: str
+    # The schema and checkers follow from `function`; leaving them out of == and hash() keeps Tool (and so a
+    # frozen Agent) hashable.
+    parameters: dict[str, Any] = field(repr=False, compare=False)
+    function: Callable[..., Any] = field(repr=False)
+    checkers: dict[str, Checker] = field(repr=False, compare=False)
+    strict: bool = True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the plain function, as if ``@tool`` were not there (handy in tests and notebooks)."""
+        return self.function(*args, **kwargs)
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.function)
+
+    def schema(self) -> dict[str, Any]:
+        """The Responses API function-tool definition (what goes in ``tools=[...]``)."""
+        return {
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+            "strict": self.strict,
+        }
+
+    async def call(self, arguments: str) -> str:
+        """Parse ``arguments`` (JSON text from the model), call the function, and return its output as text.
+
+        Never raises for the model's mistakes: they come back as ``"error: …"``. A sync function runs in a
+        worker thread so that a slow tool cannot freeze the other conversations.
+        """
+        try:
+            kwargs = self.check_arguments(arguments)
+        except ValueError as exc:
+            return f"error: {exc}"
+        except (OverflowError, RecursionError) as exc:  # a number too large for a float, JSON nested too deeply
+            return f"error: the arguments for {self.name} could not be read ({type(exc).__name__}); send plain numbers"
+        try:
+            value = await (self.function(**kwargs) if self.is_async else tool_threads().run(self.function, kwargs))
+        except Exception as exc:  # the tool's own failure goes back to the model, not up the stack
+            return f"error: {self.name} raised {type(exc).__name__}: {exc}"
+        except (asyncio.CancelledError, GeneratorExit) as exc:
+            if being_cancelled():  # the conversation itself is being cancelled: let the cancel through
+                raise
+            return f"error: {self.name} raised {type(exc).__name__}: {exc}"
+        try:
+            return format_value(value)
+        except (TypeError, ValueError) as exc:  # e.g. a dict holding an object json cannot write
+            return f"error: {self.name} returned a value that cannot be sent as text ({type(exc).__name__}: {exc})"
+
+    def check_arguments(self, arguments: str) -> dict[str, Any]:
+        """Decode the JSON arguments and check them against the type hints; ValueError says what is wrong."""
+        try:
+            decoded = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the arguments for {self.name} are not valid JSON ({exc.msg}): {arguments!r}") from None
+        if not isinstance(decoded, dict):
+            raise ValueError(f"the arguments for {self.name} must be a JSON object, got {arguments!r}")
+        unknown = sorted(set(decoded) - set(self.checkers))
+        if unknown:
+            raise ValueError(f"{self.name} has no parameter {', '.join(unknown)}; it takes {self._signature()}")
+        missing = [p for p in self.parameters["required"] if p not in decoded]
+        if missing:
+            raise ValueError(f"{self.name} is missing {', '.join(missing)}; it takes {self._signature()}")
+        checked = {}
+        for key, value in decoded.items():
+            try:
+                checked[key] = self.checkers[key](value)
+            except ValueError as exc:
+                raise ValueError(f"{self.name}: parameter {key} {exc}") from None
+        return checked
+
+    def _signature(self) -> str:
+        props = self.parameters["properties"]
+        return "(" + ", ".join(f"{k}: {v.get('type', 'any')}" for k, v in props.items()) + ")"
+
+
+def being_cancelled() -> bool:
+    """Whether the running task was asked to stop (``task.cancel()``, a runner's timeout, Ctrl-C).
+
+    A tool that raises ``CancelledError`` or ``GeneratorExit`` on its own is just a failing tool, and its
+    error goes back to the model; only a real cancellation of this task may end the conversation.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def format_value(value: Any) -> str:
+    """Turn a tool's return value into the text the model reads (7.0 → "7", lists and dicts → JSON)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    return str(value)
 
 
 @overload
@@ -127,7 +256,7 @@ def schema_for(hint: Any, where: str) -> tuple[dict[str, Any], Checker]:
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(inner) == 1:
             schema, checker = schema_for(inner[0], where)
-            return {"anyOf": [schema, {"type": "null"}]}, make_optional_checker(checker)
+            return {"anyOf": [schema, {"type": "null"}]}, lambda value: None if value is None else checker(value)
     raise ConfigurationError(
         f"{where}: agentlab cannot describe the type {hint!r} to the model. "
         "Use int, float, str, bool, list[...], Literal[...] or X | None."
@@ -163,7 +292,3 @@ def make_choice_checker(choices: tuple[Any, ...]) -> Checker:
         return value
 
     return check
-
-
-def make_optional_checker(checker: Checker) -> Checker:
-    return lambda value: None if value is None else checker(value)
