@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(items: list) -> None:  # type: ignore[type-arg
 # -- nbval's kernels, forked from a warm zygote ----------------------------------------------------------------
 # Each notebook gets a fresh kernel, and a kernel started from scratch spends about 5 s of CPU before its first
 # answer: importing ipykernel and agentlab (openai), then openai building its pydantic models on the first
-# response. The grader's zygote (agentlab/classroom/zygote.py) has done all that once and forks each kernel in
+# response. The grader's zygote (agentlab/classroom/kernels.py) has done all that once and forks each kernel in
 # milliseconds: a new process that has run none of the notebook's code, on this environment's Python, which is
 # what --nbval-current-env asks for. AGENTLAB_NBVAL_FORK=0 starts every kernel from scratch instead.
 _zygote: contextlib.ExitStack | None = None
@@ -41,7 +41,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     notebooks = any(type(item).__name__ == "IPyNbCell" for item in session.items)
     if not notebooks or os.environ.get("AGENTLAB_NBVAL_FORK") == "0" or not hasattr(os, "fork") or _zygote:
         return
-    from agentlab.classroom.forking import KERNEL_NAME, forked_kernels
+    from agentlab.classroom.kernels import KERNEL_NAME, forked_kernels
     from agentlab.offline import start
 
     _zygote = contextlib.ExitStack()

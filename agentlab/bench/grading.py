@@ -23,7 +23,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from agentlab.classroom.reference import NOTEBOOKS, answer_cells, reference_notebooks, solution_answers
+from agentlab.classroom.course import exercise_notebooks, solution_of
+from agentlab.classroom.notebook import answer_cells, is_check_cell, source_of
 
 TARGET_SECONDS = 60.0
 TIMEOUT = 20
@@ -42,9 +43,9 @@ def mix(n: int) -> list[str]:
 
 
 def make_class(root: Path, n: int) -> Counter[str]:
-    exercise = reference_notebooks()["01"]
+    exercise = exercise_notebooks()["01"]
     notebook = json.loads(exercise.read_text(encoding="utf-8"))
-    solution = json.loads((NOTEBOOKS / "solutions" / exercise.name.replace("_exercise", "_solution")).read_text())
+    solution = json.loads(solution_of(exercise).read_text(encoding="utf-8"))
     answer = answer_cells(notebook["cells"])[0]
     right = solution_answers(notebook, solution)[0]
     cases = mix(n)
@@ -58,6 +59,21 @@ def make_class(root: Path, n: int) -> Counter[str]:
         text = "this is not a notebook" if case == "not json" else json.dumps({**notebook, "cells": cells})
         (folder / exercise.name).write_text(text, encoding="utf-8")
     return Counter(cases)
+
+
+def solution_answers(exercise: dict[str, Any], solution: dict[str, Any]) -> list[str]:
+    """The solution's version of each answer cell: the cell with the same id, or else the one in the same place
+    among the code cells, counted from the top (notebooks built apart have different ids)."""
+    by_id = {cell.get("id"): cell for cell in solution["cells"]}
+    code = [cell for cell in exercise["cells"] if cell.get("cell_type") == "code"]
+    solved = [cell for cell in solution["cells"] if cell.get("cell_type") == "code"]
+    found = []
+    for answer in answer_cells(exercise["cells"]):
+        match, place = by_id.get(answer.get("id")), code.index(answer)
+        if match is None and place < len(solved) and not is_check_cell(solved[place]):
+            match = solved[place]
+        found.append(source_of(match) if match else "")
+    return found
 
 
 def children_cpu() -> float:

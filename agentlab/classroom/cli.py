@@ -13,7 +13,7 @@ def add_classroom_commands(commands: Any) -> None:
     """Add ``grade`` and ``handout`` to the ``python -m agentlab`` subcommands; each sets ``args.run``."""
     grade = commands.add_parser("grade", help="grade a class's exercise notebooks into one report")
     grade.add_argument("submissions", type=Path, help="one folder per learner (or nbgrader's submitted/)")
-    grade.add_argument("--out", type=Path, required=True, help="where to write grades.csv, report.html, executed/")
+    grade.add_argument("--out", type=Path, required=True, help="the report folder (grades.csv, gradebook.csv, ...)")
     grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="notebooks at once (default: cores)")
     grade.add_argument("--timeout", type=float, default=120.0, help="seconds of cell time per notebook (120)")
     grade.add_argument("--time-scale", type=float, default=0.1, help="AGENTLAB_TIME_SCALE of the kernels (0.1)")
@@ -34,7 +34,7 @@ def run_grade(args: argparse.Namespace) -> int:
 
 
 def run_handout(args: argparse.Namespace) -> int:
-    from agentlab.classroom.handout import handout_command
+    from agentlab.classroom.course import handout_command
 
     return handout_command(args)
 

@@ -1,8 +1,10 @@
-"""Run each submitted notebook top to bottom in a fresh kernel and turn what happened into a Grade.
+"""Run each submitted notebook top to bottom in a fresh kernel and turn what happened into its rows (Grade).
 
 Several notebooks run at once (``jobs``) in one event loop with nbclient's async API; each gets ``timeout``
-seconds of cell time. Every kernel talks to the one offline server the grader started (``AGENTLAB_OFFLINE_URL``)
-at the grader's time scale. The verdict is read only from the grader's own last cell.
+seconds of cell time, and its kernel is shut down when it ends, however it ends. Every kernel talks to the one
+offline server the grader started (``AGENTLAB_OFFLINE_URL``) at the grader's time scale. Each check's verdict
+is read only from the grader's own cell after it: a part whose cell ran keeps its verdict even when a later
+part times out or kills the kernel.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
@@ -23,14 +25,32 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from agentlab.classroom.discover import Submission
-from agentlab.classroom.forking import KERNEL_NAME, kernel_environment
-from agentlab.classroom.grades import Grade, Status
-from agentlab.classroom.notebook import BadSubmission, answer_notes, prepare, read_submission
-from agentlab.classroom.reference import Reference, source_of
+from agentlab.classroom.kernels import KERNEL_NAME, kernel_environment
+from agentlab.classroom.notebook import (
+    BadSubmission,
+    Reference,
+    Submission,
+    answer_notes,
+    prepare,
+    read_submission,
+    source_of,
+)
 from agentlab.exercises import CHECK_MIME
 
 GRADER_SECONDS = 30  # the grader's own cell gets this much even when the learner used up the time limit
+Status = Literal["passed", "failed", "error", "timeout", "missing"]
+Judged = tuple[Status, list[str]]  # a grader cell's status and feedback
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One row of grades.csv: what the grader decided about one learner's exercise."""
+
+    learner: str
+    exercise: str
+    status: Status
+    seconds: float | None
+    feedback: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -39,7 +59,7 @@ class Options:
     time_scale: float  # AGENTLAB_TIME_SCALE of the kernels and the server
     server_url: str  # the shared offline server's base URL
     executed: Path  # where the executed copies go
-    kernels: KernelSpecManager | None = None  # the forked kernels' kernelspec (forking.py), or None: python3
+    kernels: KernelSpecManager | None = None  # the forked kernels' kernelspec (kernels.py), or None: python3
 
 
 @dataclass
@@ -55,29 +75,27 @@ async def grade_all(
     references: dict[str, Reference],
     options: Options,
     jobs: int,
-    done: Callable[[list[Grade]], None],
+    done: Callable[[Submission, list[Grade]], None],
 ) -> list[Grade]:
     """Grade every submission, ``jobs`` at a time, calling ``done`` as each one finishes; in input order."""
     slots = asyncio.Semaphore(max(1, jobs))
 
     async def one(submission: Submission) -> list[Grade]:
         async with slots:
-            reference = references.get(submission.exercise, Reference(submission.exercise))
-            grades = await grade_one(submission, reference, options)
-        done(grades)
+            grades = await grade_one(submission, references[submission.exercise], options)
+        done(submission, grades)
         return grades
 
     return [grade for grades in await asyncio.gather(*(one(s) for s in submissions)) for grade in grades]
 
 
 async def grade_one(submission: Submission, reference: Reference, options: Options) -> list[Grade]:
-    """One Grade per exercise of the submitted notebook; a bad file is a Grade too, never an exception."""
+    """One Grade per check of the submitted notebook; a bad file is a Grade too, never an exception."""
     learner, exercises = submission.learner, reference.exercises
     if submission.path is None:
-        missing = (f"not handed in: no {submission.exercise}_*.ipynb in the folder",)
-        return [Grade(learner, exercise, "missing", None, missing) for exercise in exercises]
+        return [not_graded(submission, exercise) for exercise in exercises]
     try:
-        notebook = read_submission(submission.path)
+        notebook = read_submission(submission.path, reference)
     except BadSubmission as bad:
         return [Grade(learner, exercise, "error", None, (str(bad),)) for exercise in exercises]
     notes = answer_notes(notebook, reference)
@@ -86,13 +104,17 @@ async def grade_one(submission: Submission, reference: Reference, options: Optio
     run = await execute(executed, options)
     seconds = round(time.perf_counter() - started, 2)
     write_executed(executed, options.executed / learner / submission.path.name)
-    learner_cells = len(executed.cells) - len(exercises)
-    return [
-        Grade(learner, exercise, status, seconds, (*notes, *feedback))
-        for exercise, (status, feedback) in zip(
-            exercises, judge_run(executed, run, options.timeout, learner_cells), strict=True
-        )
-    ]
+    verdicts = judge_run(executed, run, options.timeout)
+    return [Grade(learner, e, verdicts[e][0], seconds, (*notes, *verdicts[e][1])) for e in exercises]
+
+
+def not_graded(submission: Submission, exercise: str) -> Grade:
+    """The row of a learner with no file to grade: two files for one exercise, or none."""
+    if submission.problem:
+        return Grade(submission.learner, exercise, "error", None, (submission.problem,))
+    holds = f" (the folder holds {', '.join(submission.others)})" if submission.others else ""
+    why = f"not handed in: no {submission.exercise}_*.ipynb in the folder{holds}"
+    return Grade(submission.learner, exercise, "missing", None, (why,))
 
 
 async def execute(notebook: nbformat.NotebookNode, options: Options) -> Run:
@@ -122,11 +144,11 @@ async def execute(notebook: nbformat.NotebookNode, options: Options) -> Run:
             resources={"metadata": {"path": folder}},
             on_cell_execute=started,
         )
+        env = kernel_environment(options.server_url, options.time_scale)
         try:
-            # the kernel's own stderr is noise here (its outputs reach the notebook through the kernel protocol)
-            await client.async_execute(
-                env=kernel_environment(options.server_url, options.time_scale), stderr=subprocess.DEVNULL
-            )
+            # cleanup_kc: shut the kernel down at the end even though the manager is ours (a forked kernel).
+            # The kernel's own stderr is noise here (its outputs reach the notebook through the kernel protocol).
+            await client.async_execute(cleanup_kc=True, env=env, stderr=subprocess.DEVNULL)
         except CellTimeoutError:
             run.ended = "timeout"
         except DeadKernelError:
@@ -143,23 +165,28 @@ def kernel_manager(options: Options) -> AsyncKernelManager | None:
     return AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=options.kernels)
 
 
-Judged = tuple[Status, list[str]]  # a grader cell's status and feedback
+def judge_run(notebook: nbformat.NotebookNode, run: Run, timeout: float) -> dict[str, Judged]:
+    """Per grader cell (by exercise), the status and feedback: its verdict, with the learner's errors above it
+    named before it; a grader cell that never ran gets how the run ended."""
+    cells = notebook.cells
+    judged: dict[str, Judged] = {}
+    for index, cell in enumerate(cells):
+        if (exercise := cell.metadata.get("agentlab", {}).get("grader")) is None:
+            continue
+        if run.ended != "ok" and index >= run.cell_index:
+            judged[exercise] = how_it_ended(cells, run, timeout)
+        else:
+            judged[exercise] = judge_verdict(cell, cell_errors(cells, index))
+    return judged
 
 
-def judge_run(notebook: nbformat.NotebookNode, run: Run, timeout: float, learner_cells: int) -> list[Judged]:
-    """Per grader cell, the status and feedback: its verdict, with the learner's errors named before it."""
-    learner, graders = notebook.cells[:learner_cells], notebook.cells[learner_cells:]
+def how_it_ended(cells: list[Any], run: Run, timeout: float) -> Judged:
+    where = describe_cell(cells, run.cell_index)
     if run.ended == "timeout":
-        ended: Judged = "timeout", [f"{describe_cell(learner, run.cell_index)} did not finish within {timeout:g} s"]
-    elif run.ended == "died":
-        where = describe_cell(learner, run.cell_index)
-        ended = "error", [f"the kernel died while running {where} (os._exit, a crash, or out of memory)"]
-    else:
-        ended = "error", [run.ended]
-    if run.ended != "ok":
-        return [ended for _ in graders]
-    errors = cell_errors(learner)
-    return [judge_verdict(cell, errors) for cell in graders]
+        return "timeout", [f"{where} did not finish within {timeout:g} s"]
+    if run.ended == "died":
+        return "error", [f"the kernel died while running {where} (os._exit, a crash, or out of memory)"]
+    return "error", [run.ended]
 
 
 def judge_verdict(cell: Any, errors: list[str]) -> Judged:
@@ -173,17 +200,21 @@ def judge_verdict(cell: Any, errors: list[str]) -> Judged:
 
 
 def describe_cell(cells: list[Any], index: int) -> str:
-    if not 0 <= index < len(cells):
+    """``cell 3 (`first line`)``, numbered as in the learner's notebook (the grader's cells not counted)."""
+    if not 0 <= index < len(cells) or cells[index].metadata.get("agentlab"):
         return "the grader's check cell"
+    number = sum(1 for cell in cells[: index + 1] if not cell.metadata.get("agentlab"))
     lines = [line.strip() for line in source_of(cells[index]).splitlines() if line.strip()]
-    return f"cell {index + 1} (`{lines[0][:60]}`)" if lines else f"cell {index + 1}"
+    return f"cell {number} (`{lines[0][:60]}`)" if lines else f"cell {number}"
 
 
-def cell_errors(cells: list[Any]) -> list[str]:
-    """``cell 3 (`...`) raised NameError: ...`` for each learner cell that raised."""
+def cell_errors(cells: list[Any], stop: int) -> list[str]:
+    """``cell 3 (`...`) raised NameError: ...`` for each learner cell above ``stop`` that raised."""
     found = []
-    for index, cell in enumerate(cells):
-        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+    for index, cell in enumerate(cells[:stop]):
+        if cell.cell_type != "code" or cell.metadata.get("agentlab"):
+            continue
+        for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 value = str(output.get("evalue", "")).splitlines()[0] if output.get("evalue") else ""
                 found.append(f"{describe_cell(cells, index)} raised {output.get('ename', 'an error')}: {value:.160}")

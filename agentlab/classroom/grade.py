@@ -1,68 +1,231 @@
-"""``python -m agentlab grade SUBMISSIONS --out REPORT``: the whole class, graded into one report.
+"""``python -m agentlab grade SUBMISSIONS --out REPORT``: the whole class, found and graded into one report.
+
+The class is one folder per learner, or nbgrader's ``submitted/<learner>/<assignment>/``. A learner's folder may
+hold any of the exercise notebooks under their own file names, at any depth; the course's lessons and
+solutions beside them are not submissions. The exercises of the class are those given with ``--exercises``,
+or else every exercise with a check that some learner handed in: a learner without that file gets a
+``missing`` row, and a learner with two files for one exercise an ``error`` row that names them.
 
 The grader starts one offline server and points every kernel at it. Kernels run at ``--time-scale`` (default
 0.1): the checks judge from the results' own time stamps, with slack that scales with the durations, so a "3 s"
 conversation may take 0.3 s and the verdict is the same. Not smaller: a busy machine adds overheads that do not
 shrink with the scale (a fresh loop's first request), and at 0.05 exercises 01 and 02 then can refuse a right
 answer.
+
+Ctrl-C or SIGTERM stops the run: the notebooks still running are stopped, every kernel and the zygote end,
+and the report holds the rows graded so far, the others marked as not graded. The grading loop runs in its own
+thread so that signals stay the main thread's: nbclient would otherwise take them to kill one kernel each.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import os
+import pkgutil
+import signal
 import sys
+from collections.abc import Coroutine
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+from agentlab.classroom.course import (
+    course_folder,
+    course_notebook_names,
+    exercise_notebooks,
+    exercise_of,
+    refuse_inside,
+)
+from agentlab.classroom.kernels import forked_kernels, kernel_environment
+from agentlab.classroom.notebook import Reference, Submission, load_reference
+from agentlab.errors import AgentLabError, ConfigurationError
 
-from agentlab.classroom.discover import Submission, discover
-from agentlab.classroom.forking import forked_kernels, kernel_environment
-from agentlab.classroom.grades import Grade
-from agentlab.classroom.reference import Reference, load_reference, reference_notebooks
-from agentlab.errors import AgentLabError
-from agentlab.offline import config_from_env, start
+if TYPE_CHECKING:
+    from agentlab.classroom.execute import Grade
+
+
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM stopped the run."""
 
 
 def grade_command(args: argparse.Namespace) -> int:
-    """Exit 0 once the report is written, whatever the learners scored; 2 when the grader cannot run."""
+    """Exit 0 once the report is written, whatever the learners scored; 2 when the grader cannot run; 128 + the
+    signal's number when a signal stopped it (the report then holds what was graded)."""
+    stopped_by = stop_on_signals()
+    submissions: list[Submission] = []
+    finished: dict[Submission, list[Grade]] = {}
     try:
-        check_numbers(args)
+        check_arguments(args)
         wanted = [e.strip().zfill(2) for e in args.exercises.split(",") if e.strip()] or None
         submissions = discover(args.submissions, wanted)
-        grades = grade_class(submissions, args.out, args.jobs, args.timeout, args.time_scale, not args.no_fork)
+        fork = not args.no_fork
+        grades = grade_class(submissions, args.out, args.jobs, args.timeout, args.time_scale, fork, finished)
     except (AgentLabError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (Stopped, KeyboardInterrupt):
+        if not submissions:
+            print(f"error: stopped by {stopped_by[0]} before grading began", file=sys.stderr)
+            return 128 + signal.Signals[stopped_by[0]].value
+        grades = [g for s in submissions for g in finished.get(s) or stopped_rows(s, stopped_by[0])]
     from agentlab.classroom.report import write_report
 
     write_report(grades, args.out)
     passed = sum(g.status == "passed" for g in grades)
-    print(f"{passed}/{len(grades)} passed; wrote {args.out / 'grades.csv'} and {args.out / 'report.html'}")
+    print(f"{passed}/{len(grades)} passed; wrote {args.out / 'grades.csv'}, gradebook.csv and report.html")
+    if len(finished) < len(submissions):
+        print(f"error: stopped by {stopped_by[0]} with {len(finished)} of {len(submissions)} graded", file=sys.stderr)
+        return 128 + signal.Signals[stopped_by[0]].value
     return 0
 
 
-def check_numbers(args: argparse.Namespace) -> None:
+def stop_on_signals() -> list[str]:
+    """SIGTERM acts as Ctrl-C does (a KeyboardInterrupt in the main thread); the list names the signal."""
+    received = ["SIGINT"]
+
+    def terminate(number: int, _frame: Any) -> None:
+        received[0] = signal.Signals(number).name
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    return received
+
+
+def stopped_rows(submission: Submission, signal_name: str) -> list[Grade]:
+    """The rows of a notebook that a signal kept from being graded: one per check, each saying so."""
+    from agentlab.classroom.execute import Grade
+
+    reference = load_reference(submission.exercise, exercise_notebooks().get(submission.exercise))
+    why = (f"not graded: the run was stopped by {signal_name} before this notebook was done",)
+    return [Grade(submission.learner, exercise, "error", None, why) for exercise in reference.exercises]
+
+
+def check_arguments(args: argparse.Namespace) -> None:
     if args.jobs < 1 or args.timeout <= 0 or args.time_scale <= 0:
         raise AgentLabError("--jobs must be at least 1, and --timeout and --time-scale greater than 0")
+    refuse_inside(args.out, args.submissions, "the submissions")
+    refuse_inside(args.out, course_folder(), "the course's notebooks")
+
+
+def discover(root: Path, exercises: list[str] | None = None) -> list[Submission]:
+    """Every (learner, exercise) pair of the class, sorted, handed in or not."""
+    learners = learner_folders(root)
+    checked = checked_exercises()
+    if unknown := [e for e in exercises or [] if e not in checked]:
+        raise ConfigurationError(f"no check for exercise {', '.join(unknown)}: choose from {', '.join(checked)}")
+    handed_in = {learner.name: notebooks_of(learner) for learner in learners}
+    found = {exercise for files in handed_in.values() for exercise in files if exercise in checked}
+    wanted = exercises or sorted(found)
+    if not wanted:
+        raise ConfigurationError(
+            f"no exercise notebooks (named like 01_serial_baseline_exercise.ipynb) under {root}: "
+            "give the folder that holds one folder per learner"
+        )
+    return [submission(learner, exercise, handed_in[learner]) for learner in sorted(handed_in) for exercise in wanted]
+
+
+def submission(learner: str, exercise: str, files: dict[str, list[Path]]) -> Submission:
+    """The learner's one file for the exercise; none, or two of them, is a row that says so."""
+    paths = files.get(exercise, [])
+    if len(paths) > 1:
+        names = " and ".join(str(p) for p in paths)
+        return Submission(learner, exercise, None, f"two files for exercise {exercise}: {names}; keep one")
+    others = tuple(sorted(p.name for ps in files.values() for p in ps))
+    return Submission(learner, exercise, paths[0] if paths else None, others=others)
+
+
+def checked_exercises() -> list[str]:
+    """The exercises that have a check module (``agentlab/exercises/exNN.py``): only those can be graded."""
+    import agentlab.exercises
+
+    modules = pkgutil.iter_modules(agentlab.exercises.__path__)
+    return sorted(m.name[2:] for m in modules if m.name.startswith("ex") and exercise_of(f"{m.name[2:]}_.ipynb"))
+
+
+def learner_folders(root: Path) -> list[Path]:
+    """The learners' folders: the subfolders of ``root``, or of ``root/submitted`` (nbgrader's layout)."""
+    if not root.is_dir():
+        raise ConfigurationError(f"{root} is not a folder: give the folder that holds one folder per learner")
+    if (root / "submitted").is_dir():
+        root = root / "submitted"
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise ConfigurationError(f"{root} holds no learner folders: put each learner's notebooks in their own folder")
+    return folders
+
+
+def notebooks_of(learner: Path) -> dict[str, list[Path]]:
+    """The learner's exercise files by exercise number (paths relative to their folder), hidden folders and
+    the course's own lessons and solutions left out."""
+    course = course_notebook_names()
+    found: dict[str, list[Path]] = {}
+    for path in sorted(learner.rglob("*.ipynb")):
+        relative = path.relative_to(learner)
+        hidden = any(part.startswith(".") for part in relative.parts)
+        exercise = exercise_of(path.name)
+        if path.is_file() and not hidden and exercise is not None and path.name not in course:
+            found.setdefault(exercise, []).append(path)
+    return found
 
 
 def grade_class(
-    submissions: list[Submission], out: Path, jobs: int, timeout: float, time_scale: float, fork: bool = True
+    submissions: list[Submission],
+    out: Path,
+    jobs: int,
+    timeout: float,
+    time_scale: float,
+    fork: bool = True,
+    finished: dict[Submission, list[Grade]] | None = None,
 ) -> list[Grade]:
     """Grade every submission against one shared offline server, with a progress bar; forked kernels unless
-    ``fork`` is False (then each kernel starts from scratch, about 2.5 s of CPU more per notebook)."""
-    references = {e: load_reference(e, p) for e, p in reference_notebooks().items()}
+    ``fork`` is False (then each kernel starts from scratch, about 2.5 s of CPU more per notebook). Each
+    submission's rows go into ``finished`` as it is done."""
+    from tqdm import tqdm
+
+    from agentlab.offline import config_from_env, start
+
+    references = {e: load_reference(e, p) for e, p in exercise_notebooks().items()}
     references.update({s.exercise: Reference(s.exercise) for s in submissions if s.exercise not in references})
     config = config_from_env({**os.environ, "AGENTLAB_TIME_SCALE": str(time_scale)})
+    rows = {} if finished is None else finished
     with start(config) as server:
-        env = kernel_environment(server.base_url, time_scale)
-        with forked_kernels(env) if fork else nullcontext(lambda: None) as kernels:
+        with forked_kernels(kernel_environment(server.base_url, time_scale)) if fork else nullcontext() as kernels:
             # nbclient and nbformat load while the zygote warms up
             from agentlab.classroom.execute import Options, grade_all
 
-            options = Options(timeout, time_scale, server.base_url, out / "executed", kernels())
+            options = Options(timeout, time_scale, server.base_url, out / "executed", kernels() if kernels else None)
             with tqdm(total=len(submissions), desc="grading", unit="notebook") as bar:
-                return asyncio.run(grade_all(submissions, references, options, jobs, lambda _: bar.update()))
+
+                def done(submission: Submission, grades: list[Grade]) -> None:
+                    rows[submission] = grades
+                    bar.update()
+
+                return run_in_thread(grade_all(submissions, references, options, jobs, done))
+
+
+def run_in_thread(work: Coroutine[Any, Any, list[Grade]]) -> list[Grade]:
+    """Run the grading coroutine on an event loop in a thread; on Ctrl-C or SIGTERM, cancel it, wait until
+    every notebook's kernel is shut down (signals ignored meanwhile), and raise Stopped."""
+    running: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Future[list[Grade]]]]
+    running = concurrent.futures.Future()
+
+    async def main() -> list[Grade]:
+        task = asyncio.ensure_future(work)
+        running.set_result((asyncio.get_running_loop(), task))
+        return await task
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="agentlab-grading") as pool:
+        future = pool.submit(asyncio.run, main())
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            ignored = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
+            loop, task = running.result()
+            if not future.done():
+                loop.call_soon_threadsafe(task.cancel)
+            concurrent.futures.wait([future])
+            for number, handler in ignored.items():
+                signal.signal(number, handler)
+            raise Stopped from None

@@ -1,28 +1,137 @@
-"""A learner's notebook, read without trusting it, and the grader's own last cell appended to a copy.
+"""The course's exercise notebook, which the grader trusts, and a learner's copy of it, which it does not.
 
-Reading names the cause of a bad file (not JSON, not a notebook); ``answer_notes`` names a deleted or emptied
-answer cell; ``prepare`` drops the learner's stored outputs (never read) and appends the grader's cell.
+The reference (``Reference``) says which cells are answers and where each check stands: an answer cell carries
+nbgrader's ``solution`` metadata (``scripts/nbgrader_metadata.py`` adds it) or, failing that, a ``TODO``
+comment; a check cell is one that starts with ``check(``. A learner's copy of these cells is never trusted:
+``prepare`` drops the learner's stored outputs (never read) and puts the grader's own judgement right after
+where each check cell stands in the learner's notebook, so that each check sees the values of that moment
+(part a's ``results``, not part b's). Reading names the cause of a bad file, and ``problems`` names a deleted
+or emptied answer cell, or a notebook of another course.
 """
 
 from __future__ import annotations
 
+import ast
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from agentlab.classroom.reference import Reference, source_of
-
 GRADER_CELL_ID = "agentlab-grader"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check cell of the reference: its exercise (``02b``), its place, and the arguments it passes."""
+
+    exercise: str
+    arguments: dict[str, str]  # check keyword -> expression, as source text
+    cell_id: str = ""
+    grade_id: str = ""  # nbgrader's, e.g. "ex02b-check"
+    before: tuple[str, ...] = ()  # the ids of the cells above it, nearest first: where it goes if deleted
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the grader knows about one exercise notebook of the course (``exercise`` is its file's number).
+
+    A notebook may hold more than one exercise (``02`` and ``02b``): one check cell each, in ``checks``.
+    """
+
+    exercise: str
+    file_name: str = ""
+    answer_ids: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
+    cell_ids: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def exercises(self) -> tuple[str, ...]:
+        """The exercises this notebook is graded on, in the order of their check cells."""
+        return tuple(c.exercise for c in self.checks) or (self.exercise,)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One learner's file for one exercise; ``path`` is None when there is none to grade, and ``problem`` then
+    says why when it is not simply missing (two files for one exercise)."""
+
+    learner: str
+    exercise: str
+    path: Path | None
+    problem: str = ""
+    others: tuple[str, ...] = ()  # the learner's other notebooks, named when the exercise is missing
 
 
 class BadSubmission(Exception):
     """The file cannot be graded; the message says why, in the learner's terms."""
 
 
-def read_submission(path: Path) -> nbformat.NotebookNode:
-    """The learner's notebook, or BadSubmission naming why it is not one."""
+def load_reference(exercise: str, path: Path | None) -> Reference:
+    """The answer cells and the checks of one exercise notebook; an empty Reference when there is no file."""
+    if path is None or not path.exists():
+        return Reference(exercise)
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    answers = tuple(str(cell.get("id", "")) for cell in answer_cells(cells))
+    checks = []
+    for index, cell in enumerate(cells):
+        if is_check_cell(cell):
+            before = tuple(str(c.get("id", "")) for c in reversed(cells[:index]) if c.get("id"))
+            arguments = check_arguments(source_of(cell))
+            checked = checked_exercise(source_of(cell)) or exercise
+            checks.append(Check(checked, arguments, str(cell.get("id", "")), grade_id(cell), before))
+    ids = frozenset(str(cell["id"]) for cell in cells if cell.get("id"))
+    return Reference(exercise, path.name, answers, tuple(checks), ids)
+
+
+def source_of(cell: dict[str, Any]) -> str:
+    text = cell.get("source", "")
+    return text if isinstance(text, str) else "".join(text)
+
+
+def grade_id(cell: Any) -> str:
+    return str(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", ""))
+
+
+def is_check_cell(cell: dict[str, Any]) -> bool:
+    return cell.get("cell_type") == "code" and source_of(cell).lstrip().startswith("check(")
+
+
+def answer_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cells a learner fills in: the code cells with a TODO, and those nbgrader marks as solution cells."""
+    code = [cell for cell in cells if cell.get("cell_type") == "code"]
+    return [c for c in code if c.get("metadata", {}).get("nbgrader", {}).get("solution") or "TODO" in source_of(c)]
+
+
+def check_call(source: str) -> ast.Call | None:
+    """The ``check(...)`` call in a cell's source, if it parses."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    calls = (n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name))
+    return next((call for call in calls if isinstance(call.func, ast.Name) and call.func.id == "check"), None)
+
+
+def checked_exercise(source: str) -> str | None:
+    """``"02b"`` for a cell ``check("02b", ...)``."""
+    call = check_call(source)
+    if call and call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+        return call.args[0].value.strip().zfill(2)
+    return None
+
+
+def check_arguments(source: str) -> dict[str, str]:
+    """The keyword arguments of the ``check(...)`` call in a cell, as source text (``{"total": "total"}``)."""
+    call = check_call(source)
+    if call is None:
+        return {}
+    return {k.arg: ast.get_source_segment(source, k.value) or k.arg for k in call.keywords if k.arg is not None}
+
+
+def read_submission(path: Path, reference: Reference | None = None) -> nbformat.NotebookNode:
+    """The learner's notebook, or BadSubmission naming why it is not one (or not the reference's)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -41,7 +150,23 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadSubmission(f"not a notebook: the JSON is not a Jupyter notebook ({reason:.120})") from None
+    if reference is not None and of_another_course(notebook, reference):
+        raise BadSubmission(
+            f"not this course's exercise {reference.exercise}: no cell of it comes from {reference.file_name} "
+            "(a notebook of another course?): hand in the notebook from `python -m agentlab handout`"
+        )
     return notebook
+
+
+def of_another_course(notebook: nbformat.NotebookNode, reference: Reference) -> bool:
+    """True when no cell of the notebook comes from the reference: no cell id, no nbgrader id, no check call
+    of its exercises. An empty reference (no course notebook) cannot tell, so it says False."""
+    if not reference.checks:
+        return False
+    ids = {str(cell.get("id", "")) for cell in notebook.cells} | {grade_id(cell) for cell in notebook.cells}
+    known = reference.cell_ids | {c.grade_id for c in reference.checks if c.grade_id}
+    checked = {checked_exercise(source_of(cell)) for cell in notebook.cells if cell.cell_type == "code"}
+    return not (ids & known) and not (checked & set(reference.exercises))
 
 
 def answer_notes(notebook: nbformat.NotebookNode, reference: Reference) -> list[str]:
@@ -58,36 +183,56 @@ def answer_notes(notebook: nbformat.NotebookNode, reference: Reference) -> list[
     return notes
 
 
-def grade_id(cell: Any) -> str:
-    return str(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", ""))
-
-
 def meaningful(source: str) -> bool:
     return any(line.strip() and not line.strip().startswith("#") for line in source.splitlines())
 
 
 def prepare(notebook: nbformat.NotebookNode, reference: Reference) -> nbformat.NotebookNode:
-    """A copy without the learner's outputs, with the grader's check cell last."""
+    """A copy without the learner's outputs, with the grader's judgement of each check where it stands."""
     copy: nbformat.NotebookNode = nbformat.from_dict(json.loads(json.dumps(notebook)))  # type: ignore[no-untyped-call]
     for cell in copy.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    for exercise in reference.exercises:  # one grader cell per exercise of the notebook, last
-        cell = nbformat.v4.new_code_cell(grader_source(exercise, reference.arguments(exercise)))  # type: ignore[no-untyped-call]
-        cell.metadata["agentlab"] = {"grader": exercise}
-        if copy.get("nbformat_minor", 0) >= 5:
-            cell["id"] = f"{GRADER_CELL_ID}-{exercise}"
-        else:
-            cell.pop("id", None)
-        copy.cells.append(cell)
+    checks = reference.checks or (Check(reference.exercise, {}),)
+    places = [(check_place(copy.cells, check), order, check) for order, check in enumerate(checks)]
+    # from the bottom up, so that each place still counts the learner's cells; of two checks at one place, the
+    # later goes in first and so ends up below the earlier
+    for place, _, check in sorted(places, key=lambda found: (-found[0], -found[1])):
+        copy.cells.insert(place + 1, grader_cell(check, copy))
     return copy
 
 
-def grader_source(exercise: str, arguments: dict[str, str]) -> str:
+def check_place(cells: list[Any], check: Check) -> int:
+    """The index of the learner's cell after which ``check`` is judged: their copy of the check cell (by id,
+    by nbgrader id, or by its ``check("NN", …)`` call), else the nearest course cell above where it stood, else
+    the last cell."""
+    for matches in (
+        lambda cell: check.cell_id and cell.get("id") == check.cell_id,
+        lambda cell: check.grade_id and grade_id(cell) == check.grade_id,
+        lambda cell: cell.cell_type == "code" and checked_exercise(source_of(cell)) == check.exercise,
+    ):
+        found = [index for index, cell in enumerate(cells) if matches(cell)]
+        if found:
+            return found[0]
+    where = {str(cell.get("id", "")): index for index, cell in enumerate(cells)}
+    return next((where[above] for above in check.before if above in where), len(cells) - 1)
+
+
+def grader_cell(check: Check, notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    cell: nbformat.NotebookNode = nbformat.v4.new_code_cell(grader_source(check))  # type: ignore[no-untyped-call]
+    cell.metadata["agentlab"] = {"grader": check.exercise}
+    if notebook.get("nbformat_minor", 0) >= 5:
+        cell["id"] = f"{GRADER_CELL_ID}-{check.exercise}"
+    else:
+        cell.pop("id", None)
+    return cell
+
+
+def grader_source(check: Check) -> str:
     """One expression: reload the grader's kernel module and show its fresh verdict."""
     return (
-        "# added by the grader: a fresh check on your variables\n"
-        '__import__("importlib").reload(__import__("agentlab.classroom.kernel", fromlist=["judge"])).judge(\n'
-        f"    {exercise!r}, globals(), {arguments!r}\n"
+        "# added by the grader: a fresh check on your variables, as they are here\n"
+        '__import__("importlib").reload(__import__("agentlab.classroom.kernels", fromlist=["judge"])).judge(\n'
+        f"    {check.exercise!r}, globals(), {check.arguments!r}\n"
         ")"
     )

@@ -1,8 +1,14 @@
-"""The class's report: ``grades.csv`` for a spreadsheet, ``report.html`` for the teacher's eyes.
+"""The class's report: ``grades.csv`` and ``gradebook.csv`` for a spreadsheet or an LMS, ``report.html`` to read.
 
-The HTML has a row per learner and a column per exercise, each cell coloured by status with its feedback, and a
-class summary: the pass rate per exercise and its most common feedback, as a chart (a PNG inside the page, so
-the file travels alone) and as a table.
+- ``grades.csv``: one row per learner and check (``learner, exercise, status, seconds, feedback``).
+- ``gradebook.csv``: one row per learner, one column per check (``ex01``, ``ex02b``: 1 passed, 0 otherwise) and
+  a ``total``; plain CSV with a header row, in UTF-8, as spreadsheets and LMS gradebook imports read it.
+  Learner text (a folder name, feedback quoting a learner's error) that starts with ``=``, ``+``, ``-``, ``@``,
+  a tab or a carriage return gets a ``'`` in front, so that no spreadsheet runs it as a formula (OWASP's advice
+  on CSV injection).
+- ``report.html``: a row per learner and a column per check, each cell coloured by status with its feedback,
+  and a class summary: the pass rate per check and its most common feedback, as a chart (a PNG inside the page,
+  so the file travels alone) and as a table.
 """
 
 from __future__ import annotations
@@ -15,26 +21,46 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from agentlab.classroom.grades import Grade
+from agentlab.classroom.execute import Grade
 
 COLUMNS = ("learner", "exercise", "status", "seconds", "feedback")
 COLOURS = {"passed": "#c8e6c9", "failed": "#ffcdd2", "error": "#ffe0b2", "timeout": "#fff9c4", "missing": "#eeeeee"}
 SEPARATOR = " | "
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def write_report(grades: list[Grade], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(grades, out / "grades.csv")
+    write_grades(grades, out / "grades.csv")
+    write_gradebook(grades, out / "gradebook.csv")
     (out / "report.html").write_text(render_html(grades), encoding="utf-8")
 
 
-def write_csv(grades: list[Grade], path: Path) -> None:
+def write_grades(grades: list[Grade], path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(COLUMNS)
         for g in grades:
             seconds = "" if g.seconds is None else f"{g.seconds:.2f}"
-            writer.writerow((g.learner, g.exercise, g.status, seconds, SEPARATOR.join(g.feedback)))
+            feedback = SEPARATOR.join(g.feedback)
+            writer.writerow((as_text(g.learner), g.exercise, g.status, seconds, as_text(feedback)))
+
+
+def write_gradebook(grades: list[Grade], path: Path) -> None:
+    """One row per learner: 1 or 0 per check, and the total."""
+    checks = sorted({g.exercise for g in grades})
+    passed = {(g.learner, g.exercise) for g in grades if g.status == "passed"}
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["learner", *(f"ex{check}" for check in checks), "total"])
+        for learner in sorted({g.learner for g in grades}):
+            marks = [int((learner, check) in passed) for check in checks]
+            writer.writerow([as_text(learner), *marks, sum(marks)])
+
+
+def as_text(value: str) -> str:
+    """A cell that a spreadsheet shows as text: a leading formula character gets a ``'`` in front."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def pass_rates(grades: list[Grade]) -> dict[str, float]:
@@ -120,8 +146,15 @@ def chart_png(grades: list[Grade]) -> str:
     right.barh(exercises, counts, color="#f4c7c3")
     right.invert_yaxis()
     for exercise, (text, _) in common.items():  # the feedback written over its bar, so long texts fit
-        right.text(
-            0.02, exercise, f" {text[:110]}", va="center", ha="left", fontsize=8, transform=right.get_yaxis_transform()
+        right.text(  # parse_math=False: learner text is data, a `$` in it is no formula
+            0.02,
+            exercise,
+            f" {text[:110]}",
+            va="center",
+            ha="left",
+            fontsize=8,
+            parse_math=False,
+            transform=right.get_yaxis_transform(),
         )
     right.set(xlim=(0, max(counts) + 1), xlabel="learners", title="most common feedback of those who did not pass")
     buffer = io.BytesIO()

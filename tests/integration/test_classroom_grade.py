@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 from classroom_class import ANSWER_CELL, EXERCISE, LEARNERS, make_class
 
-from agentlab.classroom.discover import discover
-from agentlab.classroom.grade import grade_command
-from agentlab.classroom.reference import NOTEBOOKS, load_reference
+from agentlab.classroom.course import course_folder
+from agentlab.classroom.grade import discover, grade_command
+from agentlab.classroom.notebook import load_reference
+
+NOTEBOOKS = course_folder()
 
 TIMEOUT = 15  # seconds of cell time per notebook: dave's endless loop is stopped after this
 pytestmark = pytest.mark.timeout(600)
@@ -111,7 +113,7 @@ def test_the_executed_copies_hold_the_graders_cell(
     executed = sorted(p.parent.name for p in (out / "executed").glob("*/*.ipynb"))
     assert executed == ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory"]
     text = (out / "executed" / "alice" / EXERCISE.name).read_text(encoding="utf-8")
-    assert "agentlab.classroom.kernel" in text and "application/vnd.agentlab.check+json" in text
+    assert "agentlab.classroom.kernels" in text and "application/vnd.agentlab.check+json" in text
 
 
 def test_the_report_page_has_the_table_the_chart_and_the_summary(

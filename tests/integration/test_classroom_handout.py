@@ -11,17 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from agentlab.classroom.handout import make_handout
-from agentlab.classroom.reference import (
-    NOTEBOOKS,
-    answer_cells,
-    checked_exercise,
-    is_check_cell,
-    reference_notebooks,
-    solution_answers,
-    source_of,
-)
+from agentlab.bench.grading import solution_answers
+from agentlab.classroom.course import course_folder, exercise_notebooks, make_handout
+from agentlab.classroom.notebook import answer_cells, checked_exercise, is_check_cell, source_of
 from agentlab.errors import ConfigurationError
+
+NOTEBOOKS = course_folder()
 
 LESSONS = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 APPENDIX = sorted(p.name for p in NOTEBOOKS.glob("A[0-9]*_*.ipynb"))
@@ -98,7 +93,7 @@ def given_away(hint: str, lines: list[str]) -> list[str]:
     return [line for line in lines if squeeze(line) in squeeze(hint)]
 
 
-CASES = sorted((e, path) for path in reference_notebooks().values() for e in answers_by_exercise(path))
+CASES = sorted((e, path) for path in exercise_notebooks().values() for e in answers_by_exercise(path))
 
 
 @pytest.mark.parametrize(("exercise", "path"), CASES, ids=[e for e, _ in CASES])

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from IPython.core.formatters import DisplayFormatter
 
-from agentlab.classroom.discover import discover
+from agentlab.classroom.course import exercise_of
 from agentlab.classroom.execute import Grade
-from agentlab.classroom.kernel import pick_answers
-from agentlab.classroom.notebook import BadSubmission, read_submission
-from agentlab.classroom.reference import check_arguments, exercise_of
+from agentlab.classroom.grade import discover
+from agentlab.classroom.kernels import pick_answers
+from agentlab.classroom.notebook import BadSubmission, check_arguments, read_submission
 from agentlab.classroom.report import blur, common_feedback, pass_rates, render_html
 from agentlab.errors import ConfigurationError
 from agentlab.exercises import CHECK_MIME, check
