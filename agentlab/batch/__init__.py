@@ -9,20 +9,17 @@ price. It fits work that needs no answer now, and it is bounded by the provider,
 - ``Price`` / ``PRICES`` / ``BatchedReport`` give the cost of a run, live against batched (``report.py``).
 """
 
-from agentlab.batch.display import RoundDisplay, SimulatedCrash, TqdmRounds, crash_at_round
 from agentlab.batch.jsonl import parse_results, read_batch_results, request_body, request_line, write_batch_jsonl
 from agentlab.batch.report import PRICES, BatchedReport, CostReport, Price, RoundTiming, cost_of
-from agentlab.batch.run import run_batched
+from agentlab.batch.run import SimulatedCrash, crash_at_round, run_batched
 
 __all__ = [
     "PRICES",
     "BatchedReport",
     "CostReport",
     "Price",
-    "RoundDisplay",
     "RoundTiming",
     "SimulatedCrash",
-    "TqdmRounds",
     "cost_of",
     "crash_at_round",
     "parse_results",

@@ -24,7 +24,7 @@ from agentlab.agent import Agent, InputItem, Prompt, check_prompts, start_transc
 from agentlab.errors import BackendError
 from agentlab.records import Fulfilled, Outcome, Rejected, RunResult, Usage
 
-__all__ = ["request_body", "request_line", "write_batch_jsonl", "parse_results", "read_batch_results", "custom_id"]
+__all__ = ["custom_id", "parse_results", "read_batch_results", "request_body", "request_line", "write_batch_jsonl"]
 
 ENDPOINT: Final = "/v1/responses"
 CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([^"\\]{1,512})"')
@@ -42,11 +42,11 @@ def request_body(agent: Agent, prompt: Prompt | list[InputItem]) -> dict[str, An
         "instructions": agent.instructions,
         "input": start_transcript(prompt),
         "tools": list(agent.tool_schemas),
-        "parallel_tool_calls": agent.parallel_tool_calls,
     }
-    effort = getattr(agent, "reasoning_effort", None)
-    if effort is not None:
-        body["reasoning"] = {"effort": effort}
+    if agent.parallel_tool_calls is not None:  # None: not sent, the API's default (as Agent.run does)
+        body["parallel_tool_calls"] = agent.parallel_tool_calls
+    if agent.reasoning_effort is not None:
+        body["reasoning"] = {"effort": agent.reasoning_effort}
     return body
 
 
@@ -118,4 +118,5 @@ def outcome_of(result: Response | BackendError) -> Outcome:
 
 
 def usage_of(response: Response) -> Usage:
+    """The tokens of one answer, as the server reported them (none reported: zero)."""
     return Usage(response.usage.input_tokens, response.usage.output_tokens) if response.usage else Usage()

@@ -90,6 +90,7 @@ class BatchedReport(BatchReport):
 
     rounds: tuple[RoundTiming, ...] = ()
     cost: CostReport | None = None
+    notes: tuple[str, ...] = ()  # what happened beyond the plan, e.g. a round sent again after a server restart
 
     def summary_rows(self) -> list[tuple[str, str]]:
         rows = BatchReport.summary_rows(self)
@@ -98,4 +99,5 @@ class BatchedReport(BatchReport):
             for r in self.rounds
         ]
         rows.append(("cost", str(self.cost) if self.cost else "no price for this model: pass prices={...}"))
+        rows += [("note", note) for note in self.notes]
         return rows
