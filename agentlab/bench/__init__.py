@@ -26,4 +26,5 @@ SECTIONS: dict[str, str] = {
     "streaming": "agentlab.bench.streaming",
     "budgets": "agentlab.bench.budgets",
     "grading": "agentlab.bench.grading",
+    "traces": "agentlab.bench.traces",
 }
