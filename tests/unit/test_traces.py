@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from agentlab import Agent, offline, run_settled, tool
+from agentlab import Agent, make_client, offline, run_settled, tool
 from agentlab.records import Batch, BatchReport, ConversationTiming, Fulfilled, Outcome, RunResult, Span, Usage
 from agentlab.tools.math import MATH_TOOLS
 from agentlab.traces import export_opentelemetry, to_chrome_trace, write_chrome_trace
@@ -34,13 +34,7 @@ async def slow_sum(a: float, b: float) -> float:
 
 def in_process_client() -> AsyncOpenAI:
     """The real openai client on the in-process transport; no retries, so that the 500 fails at once."""
-    transport = offline.transport()
-    return AsyncOpenAI(
-        base_url="http://offline.invalid/v1",
-        api_key="offline",
-        max_retries=0,
-        http_client=httpx.AsyncClient(transport=transport),
-    )
+    return make_client(max_retries=0, http_client=httpx.AsyncClient(transport=offline.transport()))
 
 
 @pytest.fixture
