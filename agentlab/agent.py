@@ -12,20 +12,16 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
+from typing import Any, Literal, TypeAlias, get_args
 
-import openai
 from openai import AsyncOpenAI
 from openai.types.responses import Response, ResponseFunctionToolCall, ResponseUsage
 
 from agentlab.client import DEFAULT_MODEL, default_client
-from agentlab.errors import ConfigurationError, MaxTurnsExceeded, PromptError, translate_error
+from agentlab.errors import ConfigurationError, MaxTurnsExceeded, PromptError
+from agentlab.model import RateBudget, call_model
 from agentlab.records import AgentEvent, RunResult, Span, Usage
-from agentlab.streaming import stream_response
 from agentlab.tools import Tool, tool
-
-if TYPE_CHECKING:  # budget.py sits above this module; only its type is needed here
-    from agentlab.budget import Budget
 
 __all__ = ["Agent", "InputItem", "Prompt", "EventHandler", "ReasoningEffort"]
 
@@ -85,11 +81,11 @@ class Agent:
         object.__setattr__(self, "tools_by_name", {t.name: t for t in tools})
 
     async def run(
-        self, prompt: Prompt, *, on_event: EventHandler | None = None, budget: Budget | None = None
+        self, prompt: Prompt, *, on_event: EventHandler | None = None, budget: RateBudget | None = None
     ) -> RunResult:
         """Hold one conversation: call the model, run the tools it asks for, repeat until it answers.
 
-        With a ``budget`` (``agentlab.budget.Budget``), every model call waits for its share of the rate limit.
+        With a ``budget`` (``agentlab.Budget``), every model call waits for its share of the rate limit.
         """
         messages = start_transcript(prompt)  # a fresh local list: this run's state lives here
         client = self.client or default_client()
@@ -143,9 +139,9 @@ class Agent:
         client: AsyncOpenAI,
         messages: list[InputItem],
         on_event: EventHandler | None = None,
-        budget: Budget | None = None,
+        budget: RateBudget | None = None,
     ) -> Response:
-        """One model call. Its failures (after the client's own retries) become ``BackendError`` (errors.py)."""
+        """Step 1, one model call (``agentlab.model``: plain or streamed, through the budget if there is one)."""
         # `input` and `tools` are already plain JSON in the wire shape, so they go in `extra_body`: passed as
         # typed parameters, the client would walk every item of the growing transcript against its TypedDicts
         # on every turn, which cost ~75% of our CPU per call (see the README).
@@ -153,17 +149,9 @@ class Agent:
         if self.reasoning_effort is not None:
             body["reasoning"] = {"effort": self.reasoning_effort}
         request: dict[str, Any] = {"model": self.model, "instructions": self.instructions, "extra_body": body}
-        if self.parallel_tool_calls is not None:
+        if self.parallel_tool_calls is not None:  # None: not sent, the API's default (several calls a turn)
             request["parallel_tool_calls"] = self.parallel_tool_calls
-        try:
-            if budget is not None:  # reserve, send, settle, and retry through the budget (budget.py)
-                return await budget.create_response(client, stream=self.stream, **request)
-            if self.stream:  # the same Response, read from its stream of events (agentlab/streaming.py)
-                return await stream_response(client, request, on_event)
-            response: Response = await client.responses.create(**request)
-            return response
-        except (openai.APIStatusError, openai.APIConnectionError) as exc:
-            raise translate_error(exc, client) from exc
+        return await call_model(client, request, stream=self.stream, on_event=on_event, budget=budget)
 
     async def run_tools(
         self, calls: Sequence[ResponseFunctionToolCall], spans: list[Span], on_event: EventHandler | None = None

@@ -3,7 +3,8 @@
 ``serve --rpm R --tpm T`` (or ``AGENTLAB_RPM`` / ``AGENTLAB_TPM``, or ``start(rpm=..., tpm=...)``) gives the
 server two buckets, as the real API has: one of requests and one of tokens. Each holds at most its limit and
 refills evenly over one "minute", which here is ``60 s × AGENTLAB_TIME_SCALE`` so that lessons and tests at a
-small time scale meet the limit in seconds.
+small time scale meet the limit in seconds. The buckets, and the rule that counts a request's input tokens, are
+``agentlab.bucket``'s: the same ones the client's ``Budget`` spends from.
 
 - A request is let in when the request bucket holds one request and the token bucket holds its input tokens
   (the rule that ``usage.input_tokens`` reports). Its output tokens are taken once the answer is known; they
@@ -33,9 +34,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from agentlab.bucket import Bucket
+
 __all__ = [
     "LIMITER",
-    "Bucket",
     "RateLimiter",
     "Refusal",
     "format_reset",
@@ -68,39 +70,14 @@ def format_reset(seconds: float) -> str:
     return f"{minutes}m{secs}" if minutes else secs
 
 
-@dataclass(slots=True)
-class Bucket:
-    """A bucket that holds at most ``capacity`` and refills at ``capacity / window`` per second.
+def remaining(bucket: Bucket) -> int:
+    """What the bucket holds, as the header says it: a whole number, never below zero."""
+    return max(0, math.floor(bucket.level + 1e-9))
 
-    It starts full. ``level`` may go below zero (a debt) when more is taken than it holds.
-    """
 
-    capacity: float
-    window: float
-    level: float
-    updated: float
-
-    @property
-    def limit(self) -> int:
-        return int(self.capacity)
-
-    @property
-    def per_second(self) -> float:
-        return self.capacity / self.window
-
-    def refill(self, now: float) -> None:
-        self.level = min(self.capacity, self.level + (now - self.updated) * self.per_second)
-        self.updated = now
-
-    def seconds_until(self, amount: float) -> float:
-        """How long until the bucket holds ``amount`` (0 if it does already)."""
-        return max(0.0, (amount - self.level) / self.per_second)
-
-    def remaining(self) -> int:
-        return max(0, math.floor(self.level + 1e-9))
-
-    def used(self) -> int:
-        return math.ceil(self.capacity - self.level - 1e-9)
+def used(bucket: Bucket) -> int:
+    """What has been spent of the minute's limit (more than the limit while the bucket is in debt)."""
+    return math.ceil(bucket.capacity - bucket.level - 1e-9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +135,7 @@ class RateLimiter:
             raise ValueError(f"the window must be a number of seconds greater than 0, got {window!r}")
         self.window, self.clock = window, clock
         now = clock()
-        self.requests = Bucket(self.rpm, window, self.rpm, now) if self.rpm else None
-        self.tokens = Bucket(self.tpm, window, self.tpm, now) if self.tpm else None
+        self.requests, self.tokens = Bucket.full(self.rpm, window, now), Bucket.full(self.tpm, window, now)
         self.admitted = self.refused = self.spent_tokens = 0  # counters for /offline/stats
 
     def admit(self, input_tokens: int) -> Refusal | None:
@@ -173,18 +149,19 @@ class RateLimiter:
         for bucket in (self.requests, self.tokens):
             if bucket is not None:
                 bucket.refill(now)
-        if self.requests is not None and self.requests.level < 1:
-            return Refusal("requests", self.requests.limit, self.requests.used(), 1, self.requests.seconds_until(1))
-        if self.tokens is not None:
-            if input_tokens > self.tokens.capacity:
-                return Refusal("tokens", self.tokens.limit, self.tokens.used(), input_tokens, math.inf)
-            if self.tokens.level < input_tokens:
-                wait = self.tokens.seconds_until(input_tokens)
-                return Refusal("tokens", self.tokens.limit, self.tokens.used(), input_tokens, wait)
-        if self.requests is not None:
-            self.requests.level -= 1
-        if self.tokens is not None:
-            self.tokens.level -= input_tokens
+        requests, tokens = self.requests, self.tokens
+        if requests is not None and requests.level < 1:
+            return Refusal("requests", int(requests.capacity), used(requests), 1, requests.seconds_until(1))
+        if tokens is not None:
+            if input_tokens > tokens.capacity:
+                return Refusal("tokens", int(tokens.capacity), used(tokens), input_tokens, math.inf)
+            if tokens.level < input_tokens:
+                wait = tokens.seconds_until(input_tokens)
+                return Refusal("tokens", int(tokens.capacity), used(tokens), input_tokens, wait)
+        if requests is not None:
+            requests.take(1, now)
+        if tokens is not None:
+            tokens.take(input_tokens, now)
         self.admitted += 1
         self.spent_tokens += input_tokens
         return None
@@ -193,8 +170,7 @@ class RateLimiter:
         """Take the output tokens of an answer, now that they are known (the bucket may go below zero)."""
         self.spent_tokens += max(0, output_tokens)
         if self.tokens is not None and output_tokens > 0:
-            self.tokens.refill(self.clock())
-            self.tokens.level -= output_tokens
+            self.tokens.take(output_tokens, self.clock())
 
     def headers(self) -> dict[str, str]:
         """The ``x-ratelimit-*`` headers for the state of the buckets now."""
@@ -204,8 +180,8 @@ class RateLimiter:
             if bucket is None:
                 continue
             bucket.refill(now)
-            headers[f"x-ratelimit-limit-{name}"] = str(bucket.limit)
-            headers[f"x-ratelimit-remaining-{name}"] = str(bucket.remaining())
+            headers[f"x-ratelimit-limit-{name}"] = str(int(bucket.capacity))
+            headers[f"x-ratelimit-remaining-{name}"] = str(remaining(bucket))
             headers[f"x-ratelimit-reset-{name}"] = format_reset(bucket.seconds_until(bucket.capacity))
         return headers
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI
 
-from agentlab import Agent, Fulfilled, Rejected, run_bounded, run_settled
+from agentlab import Agent, AgentEvent, Fulfilled, Rejected, run_bounded, run_settled
 from agentlab.budget import Budget, RequestTooLarge
 from agentlab.errors import ConfigurationError
 from agentlab.offline import OfflineServer, start
@@ -123,8 +123,20 @@ def test_run_bounded_needs_a_bound_and_not_two_budgets(limited: OfflineServer) -
         asyncio.run(run_bounded(agent, prompts(1), tokens_per_minute=-1))
 
 
-def test_a_streaming_agent_under_a_budget_is_refused_clearly(limited: OfflineServer) -> None:
+async def test_a_streaming_agent_under_a_budget_gets_no_429_and_its_text_on_the_way(limited: OfflineServer) -> None:
+    """One seam for a model call: the budget wraps a streamed call as it wraps a plain one."""
     client = AsyncOpenAI(base_url=limited.base_url, api_key="offline")
-    agent = Agent("calc", "Do the math.", client=client, stream=True)
-    outcomes = asyncio.run(run_bounded(agent, prompts(1), budget=Budget()))
-    assert isinstance(outcomes[0], Rejected) and "use Agent(stream=False) under a budget" in str(outcomes[0].reason)
+    agent = Agent(
+        "calc", "Do the math with the tools.", tools=[sum_numbers, multiply_numbers], client=client, stream=True
+    )
+    deltas: dict[int, list[str]] = {}
+
+    def collect(index: int, event: AgentEvent) -> None:
+        if event.kind == "text_delta":
+            deltas.setdefault(index, []).append(event.detail)
+
+    outcomes = await run_bounded(agent, prompts(60), requests_per_minute=RPM, tokens_per_minute=TPM, on_event=collect)
+    assert_in_order(list(outcomes))
+    assert stats(limited)["statuses"].get("429", 0) == 0
+    for index, outcome in enumerate(outcomes):
+        assert isinstance(outcome, Fulfilled) and "".join(deltas[index]) == outcome.value.output_text

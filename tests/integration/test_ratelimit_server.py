@@ -17,9 +17,9 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from agentlab.limits import parse_duration, parse_rate_headers
+from agentlab.budget import parse_duration, parse_rate_headers
 from agentlab.offline import OfflineServer, config_from_env, start, start_process
-from agentlab.offline.background import add_serve_arguments, config_from_args
+from agentlab.offline.serve import add_serve_arguments, config_from_args
 
 PROMPT = "What is 2 + 3?"
 

@@ -13,9 +13,9 @@ from test_stream_server import answering_with
 
 from agentlab import Agent, run_bounded, run_settled
 from agentlab.errors import BackendError
+from agentlab.model import read_events
 from agentlab.offline import FaultPlan, LatencyModel, OfflineServer, ServerConfig, start
 from agentlab.records import AgentEvent, Fulfilled, Rejected
-from agentlab.streaming import read_events
 from agentlab.tools.math import MATH_TOOLS
 
 
@@ -106,7 +106,8 @@ def test_server_sent_events_are_read_as_sent_and_a_break_is_a_backend_error() ->
 def test_an_error_event_is_a_backend_error_that_says_what_the_server_said() -> None:
     from aiohttp import web
 
-    from agentlab.offline.streaming import write_stream
+    from agentlab.offline.app import send_events
+    from agentlab.offline.responses import sse
 
     async def broken(request: web.Request) -> web.StreamResponse:  # an answer that cannot be sent as JSON
         body = {
@@ -114,7 +115,7 @@ def test_an_error_event_is_a_backend_error_that_says_what_the_server_said() -> N
             "status": "completed",
             "output": [{"id": "rs_1", "type": "reasoning", "summary": [{1}]}],
         }
-        return await write_stream(request, body, 0.0)
+        return await send_events(request, sse(body, 0.0), drop=False)
 
     async def run() -> BaseException:
         async with answering_with(broken) as client:
