@@ -8,10 +8,17 @@ number of seconds: a check says the same at full speed and at ``AGENTLAB_TIME_SC
 from __future__ import annotations
 
 import inspect
+import json
+import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
+from agentlab.exercises import Feedback
 from agentlab.records import Fulfilled, Rejected, RunResult
+
+
+def fail(*messages: str) -> Feedback:
+    return Feedback(False, messages)
 
 
 def missing(**answers: Any) -> list[str]:
@@ -21,6 +28,19 @@ def missing(**answers: Any) -> list[str]:
 
 def fill_in(names: list[str]) -> str:
     return f"fill in {', '.join(f'`{n}`' for n in names)} first: replace the `...` in the TODO cell"
+
+
+def unfilled(**answers: Any) -> str | None:
+    """ "Fill in" for answers still ``...``; for one that is None, what gives None (it is no placeholder: the
+    exercises' placeholders are ``...``, so a None came from the learner's own line)."""
+    if names := [name for name, value in answers.items() if value is ...]:
+        return fill_in(names)
+    if names := [name for name, value in answers.items() if value is None]:
+        return (
+            f"`{names[0]}` is None: the line that set it gave back nothing (`list.append(...)`, `plt.show()` and a "
+            "function without `return` all give None). Keep the value itself."
+        )
+    return None
 
 
 def not_awaited(results: Any) -> bool:
@@ -33,8 +53,8 @@ def not_awaited(results: Any) -> bool:
 def outcomes_problem(prompts: Any, outcomes: Any, runner: str, **answers: Any) -> str | None:
     """What is wrong with a batch's ``outcomes`` before they can be judged: still a placeholder (it or one of
     ``answers``), never awaited, or not one outcome per prompt. ``runner`` names the call that makes them."""
-    if names := missing(outcomes=outcomes, **answers):
-        return fill_in(names)
+    if problem := unfilled(outcomes=outcomes, **answers):
+        return problem
     if not_awaited(outcomes):
         return f"`outcomes` was never awaited: write `outcomes = await {runner}(...)`."
     if not isinstance(prompts, list) or not isinstance(outcomes, (list, tuple)) or len(outcomes) != len(prompts):
@@ -142,3 +162,9 @@ def settle(outcome: Any) -> tuple[str, Any]:
     if isinstance(outcome, BaseException):
         return "rejected", outcome
     return "other", outcome
+
+
+def server_json(server: Any, path: str) -> Any:
+    """``GET`` ``path`` (``/offline/stats``, ``/v1/batches``) of the server the exercise started, as JSON."""
+    with urllib.request.urlopen(server.url + path, timeout=10) as answer:
+        return json.load(answer)

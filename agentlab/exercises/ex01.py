@@ -7,12 +7,12 @@ from typing import Any
 from agentlab.exercises import Feedback
 from agentlab.exercises._helpers import (
     describe,
-    fill_in,
+    fail,
     first_overlap,
-    missing,
     not_awaited,
     order_problem,
     run_results,
+    unfilled,
     wall_time,
 )
 from agentlab.records import RunResult
@@ -29,37 +29,28 @@ HINTS = [
 
 def check(results: Any = ..., total: Any = ..., prompts: Any = None, **_: Any) -> Feedback:
     """The results ran one after another (their own time stamps), and ``total`` measured the whole loop."""
-    if names := missing(results=results, total=total):
-        return Feedback(False, (fill_in(names),))
+    if problem := unfilled(results=results, total=total):
+        return fail(problem)
     if not_awaited(results):
-        return Feedback(
-            False,
-            (
-                "`results` holds coroutine objects, not results: calling `agent.run(prompt)` without `await` only "
-                "creates a coroutine, and nothing runs. Write `await agent.run(prompt)` inside the loop.",
-            ),
+        return fail(
+            "`results` holds coroutine objects, not results: calling `agent.run(prompt)` without `await` only "
+            "creates a coroutine, and nothing runs. Write `await agent.run(prompt)` inside the loop."
         )
     runs = run_results(results)
     if runs is None:
-        return Feedback(
-            False,
-            (
-                f"`results` should be a list of the RunResults that `await agent.run(prompt)` returned; "
-                f"it is {describe(results)}.",
-            ),
+        return fail(
+            f"`results` should be a list of the RunResults that `await agent.run(prompt)` returned; "
+            f"it is {describe(results)}."
         )
     if problem := order_problem(runs, prompts, "loop over `prompts` in order."):
-        return Feedback(False, (problem,))
+        return fail(problem)
     if isinstance(total, bool) or not isinstance(total, (int, float)) or total <= 0:
-        return Feedback(
-            False,
-            (
-                f"`total` should be the elapsed seconds, a positive number (`time.perf_counter() - start`); "
-                f"it is {describe(total)}.",
-            ),
+        return fail(
+            f"`total` should be the elapsed seconds, a positive number (`time.perf_counter() - start`); "
+            f"it is {describe(total)}."
         )
     if problem := overlap_problem(runs):
-        return Feedback(False, (problem,))
+        return fail(problem)
     return judge_total(runs, float(total))
 
 
@@ -81,21 +72,15 @@ def judge_total(runs: list[RunResult], total: float) -> Feedback:
     summed, wall = sum(durations), wall_time(runs)
     parts = " + ".join(f"{d:.2f} s" for d in durations)
     if total < 0.95 * wall:
-        return Feedback(
-            False,
-            (
-                f"your total is {total:.2f} s, but from the start of the first conversation to the end of the last "
-                f"took {wall:.2f} s ({parts}): the clock started late or stopped early. Start it just before the "
-                "loop (not inside it), and stop it just after.",
-            ),
+        return fail(
+            f"your total is {total:.2f} s, but from the start of the first conversation to the end of the last "
+            f"took {wall:.2f} s ({parts}): the clock started late or stopped early. Start it just before the "
+            "loop (not inside it), and stop it just after."
         )
     if total > 3 * wall:  # room for what comes before the first start (the offline server starts on first use)
-        return Feedback(
-            False,
-            (
-                f"your total ({total:.2f} s) is much more than the conversations took ({wall:.2f} s): start the clock "
-                "just before the loop and stop it just after (a total is `time.perf_counter() - start`).",
-            ),
+        return fail(
+            f"your total ({total:.2f} s) is much more than the conversations took ({wall:.2f} s): start the clock "
+            "just before the loop and stop it just after (a total is `time.perf_counter() - start`)."
         )
     return Feedback(
         True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import describe, fill_in, missing, not_awaited, order_problem, run_results, wall_time
+from agentlab.exercises._helpers import describe, fail, not_awaited, order_problem, run_results, unfilled, wall_time
 from agentlab.records import RunResult
 
 HINTS = [
@@ -20,24 +20,18 @@ HINTS = [
 
 def check(prompts: Any = ..., results: Any = ..., **_: Any) -> Feedback:
     """Measure the learner's batch from the results' own start and end times: about the longest, or the sum?"""
-    if names := missing(prompts=prompts, results=results):
-        return Feedback(False, (fill_in(names),))
+    if problem := unfilled(prompts=prompts, results=results):
+        return fail(problem)
     if not_awaited(results):
-        return Feedback(
-            False,
-            (
-                "`results` holds coroutines or tasks (or a gather that was never awaited), not results: "
-                "`results = await asyncio.gather(*tasks)` waits for them and gives the results.",
-            ),
+        return fail(
+            "`results` holds coroutines or tasks (or a gather that was never awaited), not results: "
+            "`results = await asyncio.gather(*tasks)` waits for them and gives the results."
         )
     runs = run_results(results)
     if runs is None:
-        return Feedback(
-            False,
-            (
-                f"`results` should be the list of RunResults that `await asyncio.gather(*tasks)` returns; "
-                f"it is {describe(results)}.",
-            ),
+        return fail(
+            f"`results` should be the list of RunResults that `await asyncio.gather(*tasks)` returns; "
+            f"it is {describe(results)}."
         )
     if problem := order_problem(
         runs,
@@ -45,7 +39,7 @@ def check(prompts: Any = ..., results: Any = ..., **_: Any) -> Feedback:
         "`gather` keeps the order of its arguments, so create the tasks "
         "in the order of `prompts` (and do not sort the results by finishing time).",
     ):
-        return Feedback(False, (problem,))
+        return fail(problem)
     return judge(runs)
 
 
@@ -55,20 +49,14 @@ def judge(runs: list[RunResult]) -> Feedback:
     summed, longest = sum(durations), max(durations)
     wall = wall_time(runs)
     if len(runs) > 1 and wall >= 0.8 * summed:
-        return Feedback(
-            False,
-            (
-                f"your batch took {wall:.2f} s, about the sum of durations ({summed:.2f} s): did you await inside the "
-                "loop? Create all the tasks first, then gather them.",
-            ),
+        return fail(
+            f"your batch took {wall:.2f} s, about the sum of durations ({summed:.2f} s): did you await inside the "
+            "loop? Create all the tasks first, then gather them."
         )
     if wall > 1.25 * longest:
-        return Feedback(
-            False,
-            (
-                f"your batch took {wall:.2f} s: less than the sum ({summed:.2f} s), but well above the longest "
-                f"conversation ({longest:.2f} s). Are some of them still awaited one by one?",
-            ),
+        return fail(
+            f"your batch took {wall:.2f} s: less than the sum ({summed:.2f} s), but well above the longest "
+            f"conversation ({longest:.2f} s). Are some of them still awaited one by one?"
         )
     return Feedback(
         True,

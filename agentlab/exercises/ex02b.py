@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import describe, fill_in, missing, not_awaited, order_problem, run_results, wall_time
+from agentlab.exercises._helpers import describe, fail, not_awaited, order_problem, run_results, unfilled, wall_time
 from agentlab.records import RunResult
 
 HINTS = [
@@ -19,20 +19,20 @@ HINTS = [
 
 def check(prompts: Any = ..., results: Any = ..., side: Any = ..., **_: Any) -> Feedback:
     """Did the three conversations start before the side conversation ended, and run together?"""
-    if names := missing(prompts=prompts, results=results, side=side):
-        return Feedback(False, (fill_in(names),))
+    if problem := unfilled(prompts=prompts, results=results, side=side):
+        return fail(problem)
     if not_awaited(side) or not_awaited(results):
-        name = "side" if not_awaited(side) else "results"
-        return Feedback(False, (f"`{name}` holds a coroutine or a task that nobody awaited: `await` it.",))
+        return fail(
+            f"`{'side_result' if not_awaited(side) else 'results'}` holds a coroutine or a task nobody awaited: await it."
+        )
     runs = run_results(results)
     if runs is None or not isinstance(side, RunResult):
         what = describe(side) if runs is not None else describe(results)
-        return Feedback(
-            False,
-            (f"`results` should be the list of RunResults from gather, and `side` one RunResult; got {what}.",),
+        return fail(
+            f"`results` should be the list of RunResults from gather, and `side_result` one RunResult; got {what}."
         )
     if problem := order_problem(runs, prompts, "gather the tasks in the order of `prompts`."):
-        return Feedback(False, (problem,))
+        return fail(problem)
     return judge(runs, side)
 
 
@@ -41,30 +41,22 @@ def judge(runs: list[RunResult], side: RunResult) -> Feedback:
     first_start = min(r.started_at for r in runs) - origin
     side_start, side_end = side.started_at - origin, side.ended_at - origin
     if all(r.ended_at <= side.started_at for r in runs):
-        return Feedback(
-            False,
-            (
-                f"the batch was over before the side conversation started (at {side_start:.2f} s): you awaited the "
-                "batch first. Start the tasks, await the side conversation, and gather the tasks last.",
-            ),
+        return fail(
+            f"the batch was over before the side conversation started (at {side_start:.2f} s): you awaited the "
+            "batch first. Start the tasks, await the side conversation, and gather the tasks last."
         )
-    if all(r.started_at >= side.ended_at for r in runs):
-        return Feedback(
-            False,
-            (
-                f"your conversations started at {first_start:.2f} s, only after the side conversation had ended "
-                f"(at {side_end:.2f} s): coroutines are lazy, they start when awaited. Wrap each one in "
-                "`asyncio.create_task(...)` to start it at once.",
-            ),
+    if all(r.started_at >= side.ended_at for r in runs):  # lazy coroutines, or tasks made only after the side
+        return fail(
+            f"your conversations started at {first_start:.2f} s, only after the side conversation had ended "
+            f"(at {side_end:.2f} s): none of them ran while you awaited it. A conversation starts when it becomes "
+            "a task (`asyncio.create_task(...)`; a bare coroutine waits until something awaits it): make the tasks "
+            "first, then await the side conversation, then gather the tasks."
         )
     durations = [r.duration for r in runs]
     if len(runs) > 1 and wall_time(runs) >= 0.8 * sum(durations):
-        return Feedback(
-            False,
-            (
-                f"your {len(runs)} conversations ran one after another ({wall_time(runs):.2f} s, about the sum of "
-                f"{sum(durations):.2f} s): make every task first, and await none of them inside the loop.",
-            ),
+        return fail(
+            f"your {len(runs)} conversations ran one after another ({wall_time(runs):.2f} s, about the sum of "
+            f"{sum(durations):.2f} s): make every task first, and await none of them inside the loop."
         )
     total = max([side.ended_at, *(r.ended_at for r in runs)]) - origin
     return Feedback(

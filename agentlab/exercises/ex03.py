@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import describe, fill_in, first_user_text, missing, not_awaited, settle
+from agentlab.exercises._helpers import describe, fail, first_user_text, not_awaited, settle, unfilled
 
 HINTS = [
     "Plain `asyncio.gather` raises at the first failure and loses every other result. You want one outcome per "
@@ -22,10 +22,10 @@ def check(prompts: Any = ..., outcomes: Any = ..., failed: Any = ..., client: An
 
     ``client``, when given, must be closed: the exercise made it, so the exercise closes it.
     """
-    if names := missing(prompts=prompts, outcomes=outcomes, failed=failed):
-        return Feedback(False, (fill_in(names),))
+    if problem := unfilled(prompts=prompts, outcomes=outcomes, failed=failed):
+        return fail(problem)
     if problem := shape_problem(prompts, outcomes):
-        return Feedback(False, (problem,))
+        return fail(problem)
     expected = [i for i, p in enumerate(prompts) if "[fault=" in p]
     problem = outcome_problem(prompts, list(outcomes), expected) or failed_problem(failed, expected, len(prompts))
     if problem is None and client is not None and not is_closed(client):
@@ -34,7 +34,7 @@ def check(prompts: Any = ..., outcomes: Any = ..., failed: Any = ..., client: An
             "with `await agent.client.close()` when the batch is done (lesson 03)."
         )
     if problem:
-        return Feedback(False, (problem,))
+        return fail(problem)
     kept = len(prompts) - len(expected)
     closed = " The client you made is closed." if client is not None else ""
     return Feedback(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fill_in, missing
+from agentlab.exercises._helpers import fail, unfilled
 from agentlab.records import BatchReport
 
 HINTS = [
@@ -18,14 +18,14 @@ ROUNDED = 0.005 + 1e-9  # a figure rounded to 2 decimals is off by up to half a 
 
 
 def check(report: Any = ..., speedup: Any = ..., efficiency: Any = ..., **_: Any) -> Feedback:
-    if names := missing(speedup=speedup, efficiency=efficiency):
-        return Feedback(False, (fill_in(names),))
+    if problem := unfilled(speedup=speedup, efficiency=efficiency):
+        return fail(problem)
     if not isinstance(report, BatchReport) or report.wall_time <= 0 or not report.conversations:
-        return Feedback(False, ("pass the batch's `report` to check(...) as well.",))
+        return fail("pass the batch's `report` to check(...) as well.")
     messages, passed = [], True
     for name, mine in (("speedup", speedup), ("efficiency", efficiency)):
         if isinstance(mine, bool) or not isinstance(mine, (int, float)):
-            return Feedback(False, (f"`{name}` should be a number.",))
+            return fail(f"`{name}` should be a number.")
         verdict = judge(name, float(mine), report)
         passed = passed and verdict is None
         truth = report.speedup if name == "speedup" else report.efficiency

@@ -6,7 +6,7 @@ from typing import Any
 
 from agentlab.errors import BackendError
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import first_user_text, outcomes_problem, peak, settle
+from agentlab.exercises._helpers import fail, first_user_text, outcomes_problem, peak, settle
 from agentlab.records import RunResult
 
 HINTS = [
@@ -19,7 +19,7 @@ HINTS = [
 
 def check(prompts: Any = ..., outcomes: Any = ..., max_concurrency: int = 4, **_: Any) -> Feedback:
     if problem := outcomes_problem(prompts, outcomes, "run_bounded"):
-        return Feedback(False, (problem,))
+        return fail(problem)
     settled = [settle(o) for o in outcomes]
     hung = [i for i, p in enumerate(prompts) if "[fault=hang]" in str(p)]
     problem = (
@@ -29,7 +29,7 @@ def check(prompts: Any = ..., outcomes: Any = ..., max_concurrency: int = 4, **_
         or bound_problem([v for s, v in settled if s == "fulfilled"], max_concurrency, too_few=True)
     )
     if problem:
-        return Feedback(False, (problem,))
+        return fail(problem)
     done = [v for s, v in settled if s == "fulfilled"]
     return Feedback(
         True,

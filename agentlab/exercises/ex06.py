@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import covered_time, fill_in, first_overlap, missing, run_results
+from agentlab.exercises._helpers import covered_time, fail, first_overlap, run_results, unfilled
 from agentlab.records import RunResult
 
 HINTS = [
@@ -24,16 +24,16 @@ HINTS = [
 
 def check(results: Any = ..., total: Any = ..., tool_seconds: Any = 1.0, **_: Any) -> Feedback:
     """Did the tools wait (each about ``tool_seconds``), at the same time, and still return a + b?"""
-    if names := missing(results=results, total=total):
-        return Feedback(False, (fill_in(names),))
+    if problem := unfilled(results=results, total=total):
+        return fail(problem)
     runs = run_results(results)
     if runs is None or isinstance(total, bool) or not isinstance(total, (int, float)):
-        return Feedback(False, ("`results` should be the batch from run_concurrent and `total` its seconds.",))
+        return fail("`results` should be the batch from run_concurrent and `total` its seconds.")
     if not isinstance(tool_seconds, (int, float)) or tool_seconds <= 0:
-        return Feedback(False, ("pass `tool_seconds`, how long one lookup waits, as the exercise's check cell does.",))
+        return fail("pass `tool_seconds`, how long one lookup waits, as the exercise's check cell does.")
     spans = [(s.start, s.end) for r in runs for s in r.spans if s.kind == "tool"]
     if not spans:
-        return Feedback(False, ("no tool was called: keep the tool's name and let the model use it.",))
+        return fail("no tool was called: keep the tool's name and let the model use it.")
     problem = (
         wrong_output(runs)
         or too_short(spans, float(tool_seconds))
@@ -41,7 +41,7 @@ def check(results: Any = ..., total: Any = ..., tool_seconds: Any = 1.0, **_: An
         or still_blocking(spans, float(tool_seconds), float(total))
     )
     if problem:
-        return Feedback(False, (problem,))
+        return fail(problem)
     busy, summed = covered_time(spans), sum(end - start for start, end in spans)
     return Feedback(
         True,

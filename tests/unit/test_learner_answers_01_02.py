@@ -38,11 +38,12 @@ def judge(exercise: str, answer: Answer, **extra: Any) -> Any:
                     item.close()  # a mistake's coroutine that never ran
 
 
-def refused(exercise: str, answer: Answer, words: str, **extra: Any) -> None:
+def refused(exercise: str, answer: Answer, words: str, **extra: Any) -> Any:
     """✗, with ``words`` in the message (``"a|b"``: either one, where noise may tip a borderline case)."""
     feedback = judge(exercise, answer, **extra)
     assert not feedback.passed, feedback
     assert any(w in feedback.messages[0] for w in words.split("|")), feedback
+    return feedback
 
 
 # -- 01: a serial loop, timed ----------------------------------------------------------------------------
@@ -225,6 +226,19 @@ async def eager_futures() -> dict[str, Any]:
     return {"results": [await f for f in futures], "side": side}
 
 
+async def task_group_around_the_side() -> dict[str, Any]:
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(AGENT.run(p)) for p in PROMPTS]
+        side = await AGENT.run(SIDE)
+    return {"results": [t.result() for t in tasks], "side": side}
+
+
+async def tasks_made_after_the_side() -> dict[str, Any]:  # tasks, but made too late: not a lazy-coroutine mistake
+    side = await AGENT.run(SIDE)
+    tasks = [asyncio.create_task(AGENT.run(p)) for p in PROMPTS]
+    return {"results": await asyncio.gather(*tasks), "side": side}
+
+
 async def lazy_coroutines() -> dict[str, Any]:
     coroutines = [AGENT.run(p) for p in PROMPTS]
     side = await AGENT.run(SIDE)
@@ -254,7 +268,7 @@ async def side_as_text() -> dict[str, Any]:
     return {"results": await asyncio.gather(*tasks), "side": side}
 
 
-@pytest.mark.parametrize("answer", [eager_tasks, eager_futures])
+@pytest.mark.parametrize("answer", [eager_tasks, eager_futures, task_group_around_the_side])
 def test_02b_accepts_tasks_started_before_the_side_conversation(answer: Answer) -> None:
     feedback = judge("02b", answer, prompts=PROMPTS)
     assert feedback.passed, feedback
@@ -264,13 +278,15 @@ def test_02b_accepts_tasks_started_before_the_side_conversation(answer: Answer) 
 @pytest.mark.parametrize(
     ("answer", "words"),
     [
-        (lazy_coroutines, "coroutines are lazy"),
+        (lazy_coroutines, "none of them ran while you awaited it"),
+        (tasks_made_after_the_side, "make the tasks first, then await the side conversation"),
         (batch_awaited_first, "you awaited the batch first"),
         (side_as_the_task, "ran one after another"),
-        (side_not_awaited, "`side` holds a coroutine"),
+        (side_not_awaited, "`side_result` holds a coroutine"),
         (side_as_text, "one RunResult; got a str"),
     ],
     ids=lambda x: getattr(x, "__name__", "")[:30],
 )
 def test_02b_refuses_each_mistake_and_names_it(answer: Answer, words: str) -> None:
-    refused("02b", answer, words, prompts=PROMPTS)
+    feedback = refused("02b", answer, words, prompts=PROMPTS)
+    assert "Wrap each one" not in str(feedback), "advice for a mistake the check cannot see"
