@@ -1,8 +1,9 @@
 """Exercise 09: the time to first token of streamed conversations.
 
-Judged from the results' own spans: each conversation's first words must arrive inside its answer turn (the
-last model call), well before that call ends. Text that comes all at once arrives when the call ends, which is
-what a conversation that does not stream shows; a time before the answer turn started is not the first text.
+Judged from the results' own spans. Only a text delta arrives *during* a model call: ``model_start`` comes just
+before the call starts, ``model_end`` just after it ends, tool events between calls. So a first-words time
+strictly inside the answer turn (the last model call) shows that text streamed; and it must come well before
+that call ends, where the last delta of an answer comes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fill_in, missing, run_results
+from agentlab.exercises._helpers import fail, run_results, unfilled
 from agentlab.records import RunResult
 
 HINTS = [
@@ -22,28 +23,25 @@ EARLY = 0.9  # the first words must come before 90% of the answer turn has passe
 
 
 def check(results: Any = ..., first_token: Any = ..., **_: Any) -> Feedback:
-    """Did each conversation's first words arrive early in its answer turn, as a stream's do?"""
-    if names := missing(results=results, first_token=first_token):
-        return Feedback(False, (fill_in(names),))
+    """Did each conversation's first words arrive inside its answer turn, early, as a stream's do?"""
+    if problem := unfilled(results=results, first_token=first_token):
+        return fail(problem)
     runs = run_results(results)
     if runs is None:
-        return Feedback(False, ("`results` should be the batch that run_concurrent returned.",))
+        return fail("`results` should be the batch that run_concurrent returned.")
     if not isinstance(first_token, dict) or not all(isinstance(v, (int, float)) for v in first_token.values()):
-        return Feedback(False, ("`first_token` should be a dict: conversation index → seconds from its start.",))
+        return fail("`first_token` should be a dict: conversation index → seconds from its start.")
     if not first_token:
-        return Feedback(
-            False,
-            (
-                "`first_token` is empty: no text_delta reached `watch`. Make the agent stream (stream=True) "
-                "and record each conversation's first text_delta.",
-            ),
+        return fail(
+            "`first_token` is empty: no text_delta reached `watch`. Make the agent stream (stream=True) "
+            "and record each conversation's first text_delta."
         )
     absent = [i for i in range(len(runs)) if i not in first_token]
     if absent:
-        return Feedback(False, (f"`first_token` has no value for conversation(s) {absent}: record every one.",))
+        return fail(f"`first_token` has no value for conversation(s) {absent}: record every one.")
     problems = [p for i, run in enumerate(runs) if (p := judge(i, run, float(first_token[i])))]
     if problems:
-        return Feedback(False, tuple(problems[:3]))
+        return fail(*problems[:3])
     lines = [describe(i, run, float(first_token[i])) for i, run in enumerate(runs)]
     return Feedback(True, (*lines, "Each answer began to appear while the model was still writing it."))
 
@@ -56,16 +54,23 @@ def answer_turn(run: RunResult) -> tuple[float, float]:
 
 def judge(index: int, run: RunResult, seconds: float) -> str | None:
     start, end = answer_turn(run)
-    slack = 0.02 * (end - start)
-    if seconds < start - slack:
+    said = f"conversation {index}: your first words came at {seconds:.2f} s"
+    if seconds < start - 0.02 * (end - start):
+        return f"{said}, before its answer turn began ({start:.2f} s): that is an earlier event, not its first words."
+    if seconds <= start:
         return (
-            f"conversation {index}: {seconds:.2f} s is before its answer turn started ({start:.2f} s): record "
-            "the first text_delta, not another event."
+            f"{said}, the moment its answer turn began ({start:.2f} s), before any text: that is model_start. "
+            "Keep the time of the first text_delta."
+        )
+    if seconds >= end:
+        return (
+            f"{said}, when its answer turn had already ended ({end:.2f} s): text that comes only then came all "
+            "at once (model_end). Make the agent stream (stream=True) and keep its first text_delta."
         )
     if seconds > start + EARLY * (end - start):
         return (
-            f"conversation {index}: its first words came at {seconds:.2f} s, when the answer turn was ending "
-            f"({end:.2f} s): that is text arriving all at once. Did the agent stream?"
+            f"{said}, {(seconds - start) / (end - start):.0%} into its answer turn, when the answer was almost "
+            "written: is that the last text_delta? Keep only the first of each conversation (setdefault)."
         )
     return None
 
