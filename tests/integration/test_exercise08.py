@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from openai import AsyncOpenAI
 from agentlab import Agent, run_bounded
 from agentlab.batch import SimulatedCrash, crash_at_round, run_batched
 from agentlab.exercises import Feedback, check, hints
-from agentlab.offline import LatencyModel, ServerConfig, start
+from agentlab.offline import LatencyModel, ServerConfig
 from agentlab.tools.math import MATH_TOOLS
 
 PROMPTS = [f"What is ({i} + 1) * 2?" if i % 3 else f"What is {i} + 4?" for i in range(12)]
@@ -21,12 +20,11 @@ Learner = Callable[[Agent, list[str], Path], Awaitable[tuple[Any, Any]]]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Any]:
-    with start(ServerConfig(LatencyModel(time_scale=0.05), batch_seconds=1.0)) as running:
-        yield running
+def server_config() -> ServerConfig:
+    return ServerConfig(LatencyModel(time_scale=0.05), batch_seconds=1.0)
 
 
-def attempt(server: Any, tmp_path: Path, learner: Learner) -> Feedback:
+async def attempt(server: Any, tmp_path: Path, learner: Learner) -> Feedback:
     """Crash a batched run in round 2, as the exercise does, then run the learner's cell and check it."""
     state = tmp_path / "state.json"
 
@@ -37,7 +35,7 @@ def attempt(server: Any, tmp_path: Path, learner: Learner) -> Feedback:
                 await run_batched(agent, PROMPTS, state_path=state, poll_interval=0.05, progress=crash_at_round(2))
             return await learner(agent, PROMPTS, state)
 
-    outcomes, saved = asyncio.run(run())
+    outcomes, saved = await run()
     return check("08", prompts=PROMPTS, outcomes=outcomes, state_path=state, saved=saved)
 
 
@@ -98,8 +96,8 @@ async def saving_upside_down(agent: Agent, prompts: list[str], state: Path) -> t
 
 
 @pytest.mark.parametrize("learner", [resumed, resumed_with_a_string_path])
-def test_right_answers_pass(server: Any, tmp_path: Path, learner: Learner) -> None:
-    feedback = attempt(server, tmp_path, learner)
+async def test_right_answers_pass(server: Any, tmp_path: Path, learner: Learner) -> None:
+    feedback = await attempt(server, tmp_path, learner)
     assert feedback.passed, feedback
     assert "12 answers in order" in str(feedback) and "saved $" in str(feedback)
 
@@ -117,8 +115,8 @@ def test_right_answers_pass(server: Any, tmp_path: Path, learner: Learner) -> No
         (saving_upside_down, "wrong sign"),
     ],
 )
-def test_plausible_mistakes_are_named(server: Any, tmp_path: Path, learner: Learner, named: str) -> None:
-    feedback = attempt(server, tmp_path, learner)
+async def test_plausible_mistakes_are_named(server: Any, tmp_path: Path, learner: Learner, named: str) -> None:
+    feedback = await attempt(server, tmp_path, learner)
     assert not feedback.passed and named in str(feedback), feedback
 
 
