@@ -48,7 +48,7 @@ from agentlab.records import (
     Span,
     Usage,
 )
-from agentlab.views.live import make_progress
+from agentlab.views.live import Quiet, make_progress
 
 __all__ = ["SimulatedCrash", "crash_at_round", "run_batched"]
 
@@ -92,8 +92,8 @@ async def run_batched(
                 save_state(path, state)
 
         save()
-        view = make_progress(progress) or Unwatched()
-        view.start_batch(state.n, "run_batched")
+        view = make_progress(progress) or Quiet()
+        view.start_batch(len(state.conversations), "run_batched")
         try:
             for index, conv in enumerate(state.conversations):
                 view.conversation_started(index)
@@ -331,36 +331,14 @@ def timing_of(index: int, conv: Conversation, started: float) -> ConversationTim
     return ConversationTiming(index, 0.0, end, status, turns=conv.turns, spans=spans, error=conv.error)
 
 
-# -- Watching a run, and making it crash (lesson 08) ---------------------------------------------------------------
-
-
-class Unwatched:
-    """The ``Progress`` of a run that nobody watches (``progress=False``): every step shows nothing."""
-
-    def start_batch(self, total: int, label: str) -> None:
-        return None
-
-    def conversation_started(self, index: int) -> None:
-        return None
-
-    def conversation_event(self, index: int, event: AgentEvent) -> None:
-        return None
-
-    def round_update(self, round_number: int, batch_id: str, status: str, finished: int, total: int) -> None:
-        return None
-
-    def conversation_finished(self, index: int, outcome: Outcome) -> None:
-        return None
-
-    def end_batch(self) -> None:
-        return None
+# -- Making a run crash (lesson 08) ---------------------------------------------------------------
 
 
 class SimulatedCrash(RuntimeError):
     """Raised by ``crash_at_round``: the run stops as if its kernel had died there."""
 
 
-class CrashAtRound(Unwatched):
+class CrashAtRound(Quiet):
     def __init__(self, round_number: int) -> None:
         self.round = round_number
 

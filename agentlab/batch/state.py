@@ -66,7 +66,6 @@ class Round:
 @dataclass
 class RunState:
     fingerprint: str
-    n: int
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))  # in every custom_id: unique per run
     started: float = field(default_factory=time.time)
     round: int = 1
@@ -79,7 +78,7 @@ class RunState:
     @classmethod
     def start(cls, agent: Agent, prompts: list[Prompt]) -> RunState:
         conversations = [Conversation(start_transcript(prompt)) for prompt in prompts]
-        return cls(fingerprint(agent, prompts), len(prompts), conversations=conversations)
+        return cls(fingerprint(agent, prompts), conversations=conversations)
 
     def open(self) -> list[int]:
         return [i for i, conv in enumerate(self.conversations) if conv.status == "open"]
@@ -126,9 +125,10 @@ def load_state(path: Path, agent: Agent, prompts: list[Prompt]) -> RunState | No
             f"{path} is not the state file of a batched run of this agentlab ({type(exc).__name__}: {exc}); "
             "pass another state_path, or delete the file if you are sure it is not needed"
         ) from None
-    if state.fingerprint != fingerprint(agent, prompts) or state.n != len(prompts):
+    if state.fingerprint != fingerprint(agent, prompts):
+        there = len(state.conversations)
         raise ConfigurationError(
-            f"{path} holds the state of another run (another agent or another list of prompts: {state.n} "
+            f"{path} holds the state of another run (another agent or another list of prompts: {there} "
             f"prompts there, {len(prompts)} here); it was left as it is. Pass another state_path to start "
             "this run, or the same agent and prompts to resume that one."
         )

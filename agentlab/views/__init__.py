@@ -8,13 +8,14 @@ The charts of a finished batch are ``agentlab.charts``.
 """
 
 from agentlab.views.gauges import BudgetGauge, ServerMeter, tokens_chart
-from agentlab.views.live import ConversationBoard, Lanes, LiveView, Row, TqdmProgress, make_progress
+from agentlab.views.live import ConversationBoard, Lanes, LiveView, Quiet, Row, TqdmProgress, make_progress
 
 __all__ = [
     "BudgetGauge",
     "ConversationBoard",
     "Lanes",
     "LiveView",
+    "Quiet",
     "Row",
     "ServerMeter",
     "TqdmProgress",

@@ -28,7 +28,7 @@ from typing import Any, Literal, TextIO
 from agentlab.errors import ConfigurationError
 from agentlab.records import AgentEvent, Outcome, Progress, ProgressOption, Rejected
 
-__all__ = ["ConversationBoard", "Lanes", "LiveView", "Row", "TqdmProgress", "make_progress"]
+__all__ = ["ConversationBoard", "Lanes", "LiveView", "Quiet", "Row", "TqdmProgress", "make_progress"]
 
 Status = Literal["queued", "running", "done", "failed"]
 COLORS = {"queued": "#888", "running": "#0072B2", "done": "#009E73", "failed": "#D55E00"}
@@ -52,7 +52,29 @@ def make_progress(progress: ProgressOption) -> Progress | None:
     return view
 
 
-class TqdmProgress:
+class Quiet:
+    """A ``Progress`` that shows nothing: what a run nobody watches tells, and the base of the views below."""
+
+    def start_batch(self, total: int, label: str) -> None:
+        return None
+
+    def conversation_started(self, index: int) -> None:
+        return None
+
+    def conversation_event(self, index: int, event: AgentEvent) -> None:
+        return None
+
+    def round_update(self, round_number: int, batch_id: str, status: str, finished: int, total: int) -> None:
+        return None
+
+    def conversation_finished(self, index: int, outcome: Outcome) -> None:
+        return None
+
+    def end_batch(self) -> None:
+        return None
+
+
+class TqdmProgress(Quiet):
     """A ``tqdm.auto`` bar of finished conversations: the widget bar in Jupyter, a text bar in a terminal."""
 
     def __init__(self) -> None:
@@ -70,12 +92,6 @@ class TqdmProgress:
                 from tqdm import tqdm as text_tqdm
 
                 self.bar = text_tqdm(total=total, desc=label, unit="conv")
-
-    def conversation_started(self, index: int) -> None:
-        return None
-
-    def conversation_event(self, index: int, event: AgentEvent) -> None:
-        return None
 
     def round_update(self, round_number: int, batch_id: str, status: str, finished: int, total: int) -> None:
         if self.bar is not None:
@@ -125,7 +141,7 @@ class Row:
         return next((text for kind, text in reversed(self.pieces) if kind != "text"), "")
 
 
-class LiveView:
+class LiveView(Quiet):
     """A ``Progress`` that keeps one ``Row`` per conversation and draws them; subclasses say how they look."""
 
     css_class = "agentlab-view"

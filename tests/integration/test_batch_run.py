@@ -19,11 +19,11 @@ from openai.types import Batch as ApiBatch
 
 from agentlab import Agent, BackendError, BatchReport, ConfigurationError, Fulfilled, MaxTurnsExceeded, Rejected
 from agentlab.batch import BatchedReport, Price, SimulatedCrash, crash_at_round, run_batched
-from agentlab.batch.run import Unwatched, apply_results
+from agentlab.batch.run import apply_results
 from agentlab.batch.state import Round, RunState
 from agentlab.offline import LatencyModel, ServerConfig, start
 from agentlab.tools.math import MATH_TOOLS
-from agentlab.views import Lanes
+from agentlab.views import Lanes, Quiet
 
 
 def config(batch_seconds: float = 1.0, window: float = 24 * 3600.0) -> ServerConfig:
@@ -242,7 +242,7 @@ async def test_a_state_file_of_another_run_is_refused_and_left_alone(server: Any
         await run_batched(Agent(name="a", instructions="."), ["Hi"], state_path=tmp_path / "no" / "s.json")
 
 
-class CancelRound(Unwatched):
+class CancelRound(Quiet):
     """A progress view that cancels the batch of one round the first time it sees it."""
 
     def __init__(self, base_url: str, round_number: int) -> None:
@@ -326,6 +326,6 @@ async def test_a_failed_batch_gives_each_of_its_conversations_the_reason() -> No
             "errors": {"object": "list", "data": [{"code": "too_many_tasks", "line": None, "message": "Too many."}]},
         }
     )
-    await apply_results(agent, state, pending, failed, {}, Unwatched())
+    await apply_results(agent, state, pending, failed, {}, Quiet())
     assert [c.status for c in state.conversations] == ["rejected", "rejected"]
     assert all("ended failed" in (c.error or "") and "too_many_tasks" in (c.error or "") for c in state.conversations)
