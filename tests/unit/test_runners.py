@@ -25,9 +25,9 @@ from agentlab import (
     run_settled,
 )
 from agentlab.agent import EventHandler, Prompt
-from agentlab.views import ConversationBoard
 from agentlab.records import AgentEvent, RunResult
 from agentlab.tools.math import MATH_TOOLS
+from agentlab.views import ConversationBoard
 
 AGENT = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS)
 
@@ -234,3 +234,20 @@ async def test_report_text_and_html() -> None:
     assert "wall time" in text and "sum of durations" in text and "efficiency" in text
     html = results.report._repr_html_()
     assert "<table>" in html and "speedup" in html
+
+
+async def test_every_runner_takes_a_timeout() -> None:
+    """A hung conversation is cut at ``timeout`` by each runner: raised by the all-or-nothing ones, kept by the rest."""
+    prompts = ["What is 1 + 1?", "What is 2 + 2? [fault=hang]"]
+    for all_or_nothing in (run_serial, run_concurrent):
+        with pytest.raises(ConversationTimeout, match="timeout=0.3 s"):
+            await all_or_nothing(AGENT, prompts, timeout=0.3)
+    settled = await run_settled(AGENT, prompts, timeout=0.3)
+    bounded = await run_bounded(AGENT, prompts, max_concurrency=2, timeout=0.3)
+    for outcomes in (settled, bounded):
+        assert isinstance(outcomes[0], Fulfilled) and isinstance(outcomes[1], Rejected)
+        assert isinstance(outcomes[1].reason, ConversationTimeout)
+    finished = {index: outcome async for index, outcome in as_completed(AGENT, prompts, timeout=0.3)}
+    assert isinstance(finished[0], Fulfilled) and isinstance(finished[1], Rejected)
+    with pytest.raises(ConfigurationError, match="timeout must be"):
+        await run_serial(AGENT, prompts, timeout=-1)
