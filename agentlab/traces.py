@@ -129,7 +129,7 @@ def to_chrome_trace(batch: object) -> dict[str, Any]:
     timeline = timeline_of(batch)
     title = f"{timeline.runner}: {timeline.agent_name}" if timeline.agent_name else timeline.runner
     events: list[dict[str, Any]] = [metadata("process_name", 0, {"name": title})]
-    tid = 0
+    tid = 1  # the tracks' ids start at 2: a viewer calls the track whose id is the process's (1) its main thread
     for conversation in timeline.conversations:
         for lane, slices in enumerate(place_on_lanes(slices_of(conversation, timeline.agent_name))):
             tid += 1
