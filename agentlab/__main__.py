@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from agentlab.classroom.cli import add_classroom_commands
-from agentlab.offline.background import add_serve_arguments, serve_command
+from agentlab.offline.serve import add_serve_arguments, serve_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bench_command(argv: list[str]) -> int:
-    from agentlab.bench.cli import main as bench_main  # the top layer: loaded only for this command
+    from agentlab.bench import main as bench_main  # the top layer: loaded only for this command
 
     return bench_main(argv)
 

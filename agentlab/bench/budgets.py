@@ -12,8 +12,8 @@ Each conversation asks for one sum and gets its answer in one model call of abou
 - (a) ``run_concurrent`` with the openai client's own retries (it reads ``retry-after-ms``; raised to 50
   retries so that the batch can finish at all).
 - (b) ``run_bounded(max_concurrency=k)`` with k tuned by hand, the client's default retries.
-- (c) The OpenAI cookbook's ``api_request_parallel_processor`` algorithm (``cookbook.py``): request and token
-  buckets that start full, estimates never refunded, a fixed pause of a quarter minute after a 429.
+- (c) The OpenAI cookbook's ``api_request_parallel_processor`` algorithm (``CookbookLimiter`` below): request
+  and token buckets that start full, estimates never refunded, a fixed pause of a quarter minute after a 429.
 - (d) agentlab's budget: ``run_bounded(agent, prompts, requests_per_minute=R, tokens_per_minute=T)``.
 
 For each: the 429s the server sent, the retries, the conversations that failed, the wall time, and the tokens
@@ -34,15 +34,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+import openai
 from openai import AsyncOpenAI, DefaultAioHttpClient
+from openai.types.responses import Response
 
-from agentlab import Agent, BackendError, Budget, Fulfilled, run_bounded, run_concurrent
-from agentlab.bench.cookbook import CookbookLimiter
+from agentlab import Agent, BackendError, Fulfilled, run_bounded, run_concurrent
+from agentlab.bench import target
+from agentlab.bucket import Bucket
+from agentlab.model import Send
 from agentlab.offline import OfflineServer, start_process
 
-__all__ = ["run", "measure", "figures", "CONTENDERS"]
+__all__ = ["run", "measure", "figures", "CONTENDERS", "CookbookLimiter"]
 
 N, QUICK_N = 2000, 60
 SCALE = 0.01  # the server's minute lasts 60 × 0.01 = 0.6 s, so that a short run spans many minutes
@@ -69,16 +73,12 @@ def run(quick: bool, sizes: list[int] | None = None) -> dict[str, Any]:
         os.environ.pop("AGENTLAB_TIME_SCALE") if scale is None else os.environ.update(AGENTLAB_TIME_SCALE=scale)
     a, c, d = (results[name] for name in ("a_concurrent_client_retries", "c_cookbook", "d_budget"))
     a_wall = math.inf if a["failed"] else a["wall"]  # run_concurrent is all or nothing
-    checks = [
-        ("(d) responses with status 429", d["rate_limited"], "<=", 0),
-        ("(d) steady-state tokens per minute / T", d["steady_share"], ">=", 0.9),
-        ("(d) share of T / (c) share of T", d["steady_share"] / max(c["steady_share"], 1e-9), ">=", 1.0),
-        ("(c) 429s - (d) 429s", c["rate_limited"] - d["rate_limited"], ">=", 1),
-        ("(d) wall time / (a) wall time (inf: (a) did not finish)", d["wall"] / a_wall, "<=", 1.0),
-    ]
     targets = [
-        {"figure": f, "value": v, "target": f"{op} {t:g}", "pass": v >= t if op == ">=" else v <= t}
-        for f, v, op, t in checks
+        target("(d) responses with status 429", d["rate_limited"], "<=", 0),
+        target("(d) steady-state tokens per minute / T", d["steady_share"], ">=", 0.9),
+        target("(d) share of T / (c) share of T", d["steady_share"] / max(c["steady_share"], 1e-9), ">=", 1.0),
+        target("(c) 429s - (d) 429s", c["rate_limited"] - d["rate_limited"], ">=", 1),
+        target("(d) wall time / (a) wall time (inf: (a) did not finish)", d["wall"] / a_wall, "<=", 1.0),
     ]
     header = f"N={n}, serve --rpm {RPM} --tpm {TPM} --time-scale {SCALE} (a minute of {60 * SCALE:g} s)"
     lines = [header, f"{'contender':30} {'429s':>7} {'retries':>8} {'failed':>7} {'wall s':>7} {'steady %T':>9}"]
@@ -169,7 +169,7 @@ async def run_b(agent: Agent, prompts: list[str]) -> int:
 
 
 async def run_c(agent: Agent, prompts: list[str]) -> int:
-    limiter = cast(Budget, CookbookLimiter(RPM, TPM, minute=60 * SCALE))  # it has the Budget's one method
+    limiter = CookbookLimiter(RPM, TPM, minute=60 * SCALE)
 
     async def one(prompt: str) -> bool:
         try:
@@ -216,6 +216,63 @@ def steady_share(samples: list[tuple[float, int, int]], started: float, wall: fl
         return 0.0
     (t0, k0), (t1, k1) = window[0], window[-1]
     return (k1 - k0) / (t1 - t0) * 60 * SCALE / TPM
+
+
+class CookbookLimiter:
+    """Contender (c): the OpenAI cookbook's ``api_request_parallel_processor`` pacing, behind a budget's one method.
+
+    Written here from its description, for model calls inside agent conversations (the cookbook's script reads
+    requests from a JSONL file; the pacing is the same):
+
+    - Two buckets, requests and tokens, that **start full** and refill at the limit per minute, capped at it.
+    - Each request is charged one request and an **estimate** of its tokens: the prompt's tokens plus
+      ``max_tokens × n`` for the completion (15 when the request names no ``max_tokens``). The estimate is
+      **never refunded** nor corrected by what the answer used, and no rate-limit header is read.
+    - A request starts when both buckets hold its charge.
+    - After a rate-limit error, **no request starts for a fixed 15 s** (here a quarter of the scaled minute),
+      whatever ``Retry-After`` says; the failed request is retried, up to 5 attempts in all.
+    """
+
+    COMPLETION_TOKENS = 15  # the cookbook's default max_tokens, when a request sets none
+    ATTEMPTS = 5
+    PAUSE_MINUTES = 15 / 60  # seconds_to_pause_after_rate_limit_error = 15, of a 60 s minute
+
+    def __init__(self, requests_per_minute: float, tokens_per_minute: float, *, minute: float = 60.0) -> None:
+        now = time.monotonic()
+        self.requests = Bucket(requests_per_minute, minute, requests_per_minute, now)  # both start full
+        self.tokens = Bucket(tokens_per_minute, minute, tokens_per_minute, now)
+        self.pause = self.PAUSE_MINUTES * minute
+        self.last_rate_limit_error = -math.inf
+        self.lock = asyncio.Lock()
+
+    async def call(self, send: Send, input_tokens: int) -> Response:
+        for attempt in range(self.ATTEMPTS):
+            await self.wait_for_capacity(input_tokens + self.COMPLETION_TOKENS)
+            try:
+                response, _ = await send(attempt)
+                return response
+            except openai.RateLimitError:
+                self.last_rate_limit_error = time.monotonic()
+                if attempt == self.ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def wait_for_capacity(self, consumption: int) -> None:
+        """Start when both buckets hold the charge, and never within the pause after a rate-limit error."""
+        async with self.lock:
+            while True:
+                now = time.monotonic()
+                if (pause := self.last_rate_limit_error + self.pause - now) > 0:
+                    await asyncio.sleep(pause)  # "pause to cool down"
+                    continue
+                self.requests.refill(now)
+                self.tokens.refill(now)
+                if self.requests.level >= 1 and self.tokens.level >= consumption:
+                    self.requests.take(1, now)
+                    self.tokens.take(consumption, now)  # charged for good: never refunded
+                    return
+                short = max(self.requests.seconds_until(1), self.tokens.seconds_until(consumption))
+                await asyncio.sleep(max(0.001, short))
 
 
 def figures(result: dict[str, Any], out: Path) -> list[Path]:

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from agentlab import Agent, run_concurrent
+from agentlab.bench import target
 from agentlab.offline import start_process
 from agentlab.records import AgentEvent
 from agentlab.tools.math import MATH_TOOLS
@@ -49,14 +50,10 @@ def run(quick: bool, sizes: list[int] | None = None) -> dict[str, Any]:
     ]
     biggest = [r for r in results if r["n"] == max(sizes)]
     plain, streamed = biggest
-    checks = [
-        ("streamed conversations that completed", streamed["completed"], ">=", streamed["n"]),
-        ("median time to first token / answer turn, streamed", streamed["ttft_share"], "<=", 0.8),
-        ("wall time streamed / not streamed", streamed["wall"] / plain["wall"], "<=", 1.5),
-    ]
     targets = [
-        {"figure": f, "value": v, "target": f"{op} {t:g}", "pass": v >= t if op == ">=" else v <= t}
-        for f, v, op, t in checks
+        target("streamed conversations that completed", streamed["completed"], ">=", streamed["n"]),
+        target("median time to first token / answer turn, streamed", streamed["ttft_share"], "<=", 0.8),
+        target("wall time streamed / not streamed", streamed["wall"] / plain["wall"], "<=", 1.5),
     ]
     return {"sizes": sizes, "load_average": load, "results": results, "raw": raw, "lines": lines, "targets": targets}
 

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from agentlab.bench import SECTIONS
-from agentlab.bench.cli import merged, run_section
+from agentlab.bench import SECTIONS, merged, run_section
 
 
 @pytest.mark.parametrize("name", list(SECTIONS))
@@ -73,6 +72,9 @@ def test_runners_section_smoke(tmp_path: Path) -> None:
         expected.add("agents_sdk")
     assert contenders == expected
     assert all(r["wrong_answers"] == 0 and r["n"] == 2 for r in section["results"])
+    # like with like: every contender offered the same tool, left parallel_tool_calls unsent, took 2 requests
+    sent = {"tools": ["sum_numbers"], "parallel_tool_calls": "not sent", "requests per conversation": 2}
+    assert all(r["sent"] == sent for r in section["results"]), [r["sent"] for r in section["results"]]
     assert section["server_requests_per_second"] > 0 and section["sizes"] == [2]
     assert "PASS" in proc.stdout or "MISS" in proc.stdout
     assert (tmp_path / "out" / "results.png").stat().st_size > 5_000
