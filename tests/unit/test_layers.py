@@ -26,7 +26,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "agentlab"
 # Bottom to top. Patterns are module names; "x.*" also matches x's submodules. The facade (`agentlab`, that is
 # agentlab/__init__.py) sits just above the runners: views and lessons may use it, nothing below may.
 LAYERS: list[tuple[float, tuple[str, ...]]] = [
-    (0, ("agentlab.errors", "agentlab.settings", "agentlab.clock", "agentlab.sync")),
+    (0, ("agentlab.errors", "agentlab.settings", "agentlab.clock")),
     # THE token bucket and the token rule: the client's budget and the offline server both use them
     (0.5, ("agentlab.bucket",)),
     (1, ("agentlab.records",)),
