@@ -8,7 +8,6 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,8 @@ def config(batch_seconds: float = 1.0, window: float = 24 * 3600.0) -> ServerCon
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Any]:
-    with start(config()) as running:
-        yield running
+def server_config() -> ServerConfig:
+    return config()
 
 
 def prompts_and_answers(n: int) -> tuple[list[str], list[tuple[int, int]]]:

@@ -38,9 +38,8 @@ def config(batch_seconds: float = 1.0, window: float = 24 * 3600.0) -> ServerCon
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Any]:
-    with start(config()) as running:
-        yield running
+def server_config() -> ServerConfig:
+    return config()
 
 
 @pytest.fixture(scope="module")
