@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
@@ -105,13 +104,31 @@ def locked(path: Path) -> Iterator[None]:
         raise ConfigurationError(f"state_path={str(path)!r} is a folder: pass the path of a file in it")
     with open(path.with_name(f".{path.name}.lock"), "a") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock_at_once(lock.fileno())
         except BlockingIOError:
             raise ConfigurationError(
                 f"another run is using the state file {path} right now (in this process or another one); "
                 "wait for it to end, or pass another state_path: two runs on one file would send every turn twice"
             ) from None
         yield  # the lock goes with the file's closing, or with the process
+
+
+def lock_at_once(fd: int) -> None:
+    """An exclusive lock on an open file, or BlockingIOError at once if another holds it.
+
+    ``fcntl.flock`` on POSIX; on Windows (a learner's laptop), ``msvcrt.locking`` on the file's first byte.
+    """
+    if os.name == "nt":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]
+        except OSError as exc:  # Windows says "deadlock avoided" for a lock held elsewhere
+            raise BlockingIOError(str(exc)) from exc
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def load_state(path: Path, agent: Agent, prompts: list[Prompt]) -> RunState | None:
