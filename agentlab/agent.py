@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, get_args
 
 from openai import AsyncOpenAI
-from openai.types.responses import Response, ResponseFunctionToolCall, ResponseUsage
+from openai.types.responses import Response, ResponseFunctionToolCall
 
 from agentlab.client import DEFAULT_MODEL, default_client
 from agentlab.errors import ConfigurationError, MaxTurnsExceeded, PromptError
@@ -94,15 +94,12 @@ class Agent:
         started_at = time.perf_counter()
 
         for turn in range(1, self.max_turns + 1):
-            # 1. Ask the model, sending the whole conversation so far.
+            # 1. Ask the model, sending the whole conversation so far (the call adds its spans to `spans`).
             if on_event:
                 on_event(AgentEvent("model_start", self.model, f"turn {turn}", time.perf_counter()))
-            t0 = time.perf_counter()
-            response = await self.create_response(client, messages, on_event, budget)
-            used = response.usage
-            spans.append(model_span(self.model, t0, used))
-            if used:
-                usage += Usage(used.input_tokens, used.output_tokens)
+            response = await self.create_response(client, messages, on_event, budget, spans)
+            if response.usage:
+                usage += Usage(response.usage.input_tokens, response.usage.output_tokens)
 
             # 2. Keep every output item (reasoning included): the next request sends them back.
             messages.extend(item.model_dump(by_alias=True, exclude_none=True) for item in response.output)
@@ -140,8 +137,12 @@ class Agent:
         messages: list[InputItem],
         on_event: EventHandler | None = None,
         budget: RateBudget | None = None,
+        spans: list[Span] | None = None,
     ) -> Response:
-        """Step 1, one model call (``agentlab.model``: plain or streamed, through the budget if there is one)."""
+        """Step 1, one model call (``agentlab.model``: plain or streamed, through the budget if there is one).
+
+        With ``spans``, its ``Span("model", …)`` goes there, after any ``Span("wait", "budget" | "retry", …)``.
+        """
         # `input` and `tools` are already plain JSON in the wire shape, so they go in `extra_body`: passed as
         # typed parameters, the client would walk every item of the growing transcript against its TypedDicts
         # on every turn, which cost ~75% of our CPU per call (see the README).
@@ -151,7 +152,7 @@ class Agent:
         request: dict[str, Any] = {"model": self.model, "instructions": self.instructions, "extra_body": body}
         if self.parallel_tool_calls is not None:  # None: not sent, the API's default (several calls a turn)
             request["parallel_tool_calls"] = self.parallel_tool_calls
-        return await call_model(client, request, stream=self.stream, on_event=on_event, budget=budget)
+        return await call_model(client, request, stream=self.stream, on_event=on_event, budget=budget, spans=spans)
 
     async def run_tools(
         self, calls: Sequence[ResponseFunctionToolCall], spans: list[Span], on_event: EventHandler | None = None
@@ -221,14 +222,6 @@ def check_prompts(prompts: Iterable[object]) -> list[Prompt]:
             raise PromptError(f"prompts[{index}]: {exc}") from None
         checked.append(prompt)  # type: ignore[arg-type]
     return checked
-
-
-def model_span(model: str, start: float, usage: ResponseUsage | None) -> Span:
-    """The span of one model call, with the tokens of its answer when the server reported them."""
-    end = time.perf_counter()
-    if usage is None:
-        return Span("model", model, start, end)
-    return Span("model", model, start, end, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
 
 
 def describe_turn(n_calls: int) -> str:

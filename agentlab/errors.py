@@ -27,8 +27,10 @@ class PromptError(ConfigurationError, TypeError):
     """A prompt, or a batch of prompts, has a shape that no model call can take (also a ``TypeError``)."""
 
 
-class ToolError(AgentLabError):
-    """A tool could not be built or called. Inside a run, tool errors go back to the model instead."""
+# A tool that cannot be built (no type hint, a *args parameter, …) is a ConfigurationError: a mistake in how the
+# library is used. A tool that fails while a conversation runs goes back to the model as "error: …" text, which
+# is the model's to handle. So no ToolError of its own was ever raised; the name stays for code that catches it.
+ToolError = ConfigurationError
 
 
 class MaxTurnsExceeded(AgentLabError):

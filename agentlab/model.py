@@ -40,7 +40,7 @@ from openai.types.responses import Response
 
 from agentlab.bucket import input_tokens
 from agentlab.errors import BackendError, translate_error
-from agentlab.records import AgentEvent
+from agentlab.records import AgentEvent, Span
 
 __all__ = ["Answer", "RateBudget", "Send", "call_model", "read_events"]
 
@@ -57,6 +57,7 @@ class RateBudget(Protocol):
 
 
 STOPPED = ("response.failed", "response.incomplete")
+SHORTEST_WAIT = 0.001  # seconds: a budget that let a call go in less is bookkeeping, not a wait worth a span
 QUIET: WeakKeyDictionary[AsyncOpenAI, AsyncOpenAI] = WeakKeyDictionary()  # each client without its retries
 
 
@@ -67,23 +68,43 @@ async def call_model(
     stream: bool = False,
     on_event: Callable[[AgentEvent], None] | None = None,
     budget: RateBudget | None = None,
+    spans: list[Span] | None = None,
 ) -> Response:
-    """``client.responses.create(**request)``, plain or streamed, through the budget if there is one."""
+    """``client.responses.create(**request)``, plain or streamed, through the budget if there is one.
+
+    With ``spans``, the call adds its spans there once it is answered (``call_spans``): a wait for the budget,
+    each refused attempt and the wait after it, and the model's answer with its tokens.
+    """
+    started, sent = time.perf_counter(), []  # when each attempt went out
     try:
         if budget is None:
             response, _ = await send_once(client, request, stream, on_event)
-            return response
-        quiet = QUIET.get(client)
-        if quiet is None:
-            quiet = QUIET[client] = client.with_options(max_retries=0)
+        else:
+            quiet = QUIET.get(client)
+            if quiet is None:
+                quiet = QUIET[client] = client.with_options(max_retries=0)
 
-        def send(attempt: int) -> Awaitable[Answer]:  # a retry says so, as the openai client's own retries do
-            headers = {**(request.get("extra_headers") or {}), "x-stainless-retry-count": str(attempt)}
-            return send_once(quiet, {**request, "extra_headers": headers}, stream, on_event)
+            def send(attempt: int) -> Awaitable[Answer]:  # a retry says so, as the openai client's retries do
+                sent.append(time.perf_counter())
+                headers = {**(request.get("extra_headers") or {}), "x-stainless-retry-count": str(attempt)}
+                return send_once(quiet, {**request, "extra_headers": headers}, stream, on_event)
 
-        return await budget.call(send, input_tokens({**request, **(request.get("extra_body") or {})}))
+            response = await budget.call(send, input_tokens({**request, **(request.get("extra_body") or {})}))
     except (openai.APIStatusError, openai.APIConnectionError) as exc:
         raise translate_error(exc, client) from exc
+    if spans is not None:
+        spans.extend(call_spans(str(request.get("model", "")), started, sent or [started], response))
+    return response
+
+
+def call_spans(model: str, started: float, sent: list[float], response: Response) -> list[Span]:
+    """``wait "budget"`` until the first attempt went out, ``wait "retry"`` from each refused attempt to the next
+    one, then ``model`` from the attempt that was answered to now, with the answer's tokens."""
+    spans = [Span("wait", "budget", started, sent[0])] if sent[0] - started > SHORTEST_WAIT else []
+    spans += [Span("wait", "retry", refused, retried) for refused, retried in zip(sent, sent[1:], strict=False)]
+    usage = response.usage
+    tokens = (usage.input_tokens, usage.output_tokens) if usage else (None, None)
+    return [*spans, Span("model", model, sent[-1], time.perf_counter(), None, *tokens)]
 
 
 async def send_once(
@@ -97,9 +118,7 @@ async def send_once(
         return await read_stream(answer.iter_lines(), str(request.get("model", "")), on_event), answer.headers
 
 
-async def read_stream(
-    lines: AsyncIterator[str], model: str, on_event: Callable[[AgentEvent], None] | None
-) -> Response:
+async def read_stream(lines: AsyncIterator[str], model: str, on_event: Callable[[AgentEvent], None] | None) -> Response:
     """The final ``Response`` of a stream, its text passed to ``on_event`` on the way."""
     seen = 0
     async for kind, data in read_events(lines):
