@@ -39,7 +39,12 @@ def check(
     )
     if problem:
         return fail(problem)
-    used = f", and {share:.0%} of the {tokens_per_minute:g} tokens per minute used" if share is not None else ""
+    used = (
+        f", spending tokens at {share:.0%} of the {tokens_per_minute:g} per minute the server allows (its bucket "
+        "starts with a whole minute's worth, so a batch on a fresh server can pass 100%)"
+        if share is not None
+        else ""
+    )
     return Feedback(True, (f"{len(outcomes)} outcomes in order, none refused with 429{used}.",))
 
 
@@ -70,7 +75,7 @@ def share_problem(share: float | None, tokens_per_minute: Any) -> str | None:
     if share is None or share >= LOWEST_SHARE:
         return None
     return (
-        f"no 429s, but the batch used only {share:.0%} of the {tokens_per_minute:g} tokens per minute the server "
+        f"no 429s, but the batch spent tokens at only {share:.0%} of the {tokens_per_minute:g} per minute the server "
         "allows: a budget smaller than the server's limit (or a small max_concurrency) leaves most of it unspent. "
         "Give run_bounded the server's own numbers."
     )

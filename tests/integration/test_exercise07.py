@@ -40,7 +40,7 @@ async def verdict(learner: Attempt, prompts: list[str] = PROMPTS, *, tried_befor
 
 
 def share_used(message: str) -> int:
-    found = re.search(r"(\d+)% of the 800 tokens per minute", message)
+    found = re.search(r"at (?:only )?(\d+)% of the 800 per minute", message)
     assert found, message
     return int(found.group(1))
 
@@ -131,5 +131,5 @@ async def test_plausible_mistakes_are_named(learner: Attempt, named: str) -> Non
 
 async def test_a_budget_far_below_the_limit_leaves_it_unspent() -> None:
     feedback = await verdict(a_budget_far_below_the_limit, PROMPTS[:12])
-    assert not feedback.passed and "used only" in feedback.messages[0], feedback
+    assert not feedback.passed and "at only" in feedback.messages[0], feedback
     assert share_used(feedback.messages[0]) < 60
