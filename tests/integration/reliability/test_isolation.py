@@ -11,13 +11,12 @@ import asyncio
 import copy
 import dataclasses
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from agentlab import Agent, RunResult, run_concurrent
-from agentlab.offline import LatencyModel, OfflineServer, ServerConfig, start
+from agentlab.offline import LatencyModel, OfflineServer, ServerConfig
 from agentlab.records import AgentEvent
 from agentlab.tools.math import MATH_TOOLS
 
@@ -27,9 +26,8 @@ N = 100
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[OfflineServer]:
-    with start(ServerConfig(LatencyModel(time_scale=0.02, jitter=0.9, seed=5))) as s:  # jitter: runs interleave
-        yield s
+def server_config() -> ServerConfig:
+    return ServerConfig(LatencyModel(time_scale=0.02, jitter=0.9, seed=5))  # jitter: runs interleave
 
 
 def prompt(i: int) -> str:
@@ -81,28 +79,25 @@ def snapshot(agent: Agent) -> dict[str, Any]:
 
 @pytest.mark.parametrize("parallel_tool_calls", [False, True], ids=["one call per turn", "parallel calls"])
 @pytest.mark.parametrize("how", ["asyncio.gather(agent.run)", "run_concurrent"])
-def test_one_agent_many_concurrent_runs(server: OfflineServer, how: str, parallel_tool_calls: bool) -> None:
-    async def main() -> tuple[list[RunResult], list[list[AgentEvent]], Agent, Agent, dict[str, Any]]:
-        agent = Agent(
-            name="calc",
-            instructions="Use the tools.",
-            tools=MATH_TOOLS,
-            parallel_tool_calls=parallel_tool_calls,
-            client=client_for(server),
-        )
-        before = copy.deepcopy(dataclasses.replace(agent, client=None))  # (a client holds a connection pool)
-        before_snapshot = snapshot(agent)
-        events: list[list[AgentEvent]] = [[] for _ in range(N)]
-        prompts = [prompt(i) for i in range(N)]
-        if how == "run_concurrent":
-            results = list(await run_concurrent(agent, prompts, on_event=lambda i, e: events[i].append(e)))
-        else:
-            results = await asyncio.gather(*(agent.run(p, on_event=events[i].append) for i, p in enumerate(prompts)))
-        assert agent.client is not None
-        await agent.client.close()
-        return results, events, agent, before, before_snapshot
-
-    results, events, agent, before, before_snapshot = asyncio.run(main())
+async def test_one_agent_many_concurrent_runs(server: OfflineServer, how: str, parallel_tool_calls: bool) -> None:
+    agent = Agent(
+        name="calc",
+        instructions="Use the tools.",
+        tools=MATH_TOOLS,
+        parallel_tool_calls=parallel_tool_calls,
+        client=client_for(server),
+    )
+    before = copy.deepcopy(dataclasses.replace(agent, client=None))  # (a client holds a connection pool)
+    before_snapshot = snapshot(agent)
+    events: list[list[AgentEvent]] = [[] for _ in range(N)]
+    prompts = [prompt(i) for i in range(N)]
+    if how == "run_concurrent":
+        results = list(await run_concurrent(agent, prompts, on_event=lambda i, e: events[i].append(e)))
+    else:
+        results = await asyncio.gather(*(agent.run(p, on_event=events[i].append) for i, p in enumerate(prompts)))
+    assert agent.client is not None
+    await agent.client.close()
+    results, events, agent, before, before_snapshot = results, events, agent, before, before_snapshot
     leaks = {i: problems for i, result in enumerate(results) if (problems := foreign_content(i, result, events[i]))}
     all_call_ids = [m["call_id"] for r in results for m in r.messages if m.get("type") == "function_call"]
     print(
