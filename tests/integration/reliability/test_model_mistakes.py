@@ -6,33 +6,30 @@ The offline model makes each mistake on purpose when the prompt has a marker: ``
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from agentlab import Agent, MaxTurnsExceeded, RunResult, run_settled, tool
-from agentlab.offline import LatencyModel, OfflineServer, ServerConfig, start
+from agentlab.offline import LatencyModel, OfflineServer, ServerConfig
 from agentlab.tools.math import MATH_TOOLS, multiply_numbers
 
 from .conftest import agent_for, close
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[OfflineServer]:
-    with start(ServerConfig(LatencyModel(time_scale=0.01))) as s:
-        yield s
+def server_config() -> ServerConfig:
+    return ServerConfig(LatencyModel(time_scale=0.01))
 
 
-def run(agent: Agent, prompt: str) -> RunResult:
+async def run(agent: Agent, prompt: str) -> RunResult:
     async def main() -> RunResult:
         try:
             return await agent.run(prompt)
         finally:
             await close(agent)
 
-    return asyncio.run(main())
+    return await main()
 
 
 def outputs(messages: list[dict[str, object]]) -> list[str]:
@@ -64,10 +61,10 @@ def calls(messages: list[dict[str, object]]) -> list[tuple[object, object]]:
         ),
     ],
 )
-def test_a_mistake_goes_back_to_the_model_and_the_conversation_finishes(
+async def test_a_mistake_goes_back_to_the_model_and_the_conversation_finishes(
     server: OfflineServer, marker: str, call: tuple[str, str], error: str
 ) -> None:
-    result = run(agent_for(server), f"What is 12 + 30? [mistake={marker}]")
+    result = await run(agent_for(server), f"What is 12 + 30? [mistake={marker}]")
     print(
         f"\n{marker}: {call[0]}({call[1]}) → {outputs(result.messages)[0]!r}; answer {result.output_text!r} "
         f"after {result.turns} turns"
@@ -78,7 +75,7 @@ def test_a_mistake_goes_back_to_the_model_and_the_conversation_finishes(
     assert result.turns == 3
 
 
-def test_a_tool_that_raises_goes_back_to_the_model_and_the_answer_is_right(server: OfflineServer) -> None:
+async def test_a_tool_that_raises_goes_back_to_the_model_and_the_answer_is_right(server: OfflineServer) -> None:
     """A test tool that raises ValueError; the model calls it by mistake, reads the error, and carries on."""
 
     @tool(description="Broken on purpose.")
@@ -86,7 +83,7 @@ def test_a_tool_that_raises_goes_back_to_the_model_and_the_answer_is_right(serve
         raise ValueError("the calculator is out of order")
 
     agent = agent_for(server, tools=(*MATH_TOOLS, calculator_9000))
-    result = run(agent, "What is 12 + 30? [mistake=unknown_tool]")  # the mistake: calling calculator_9000
+    result = await run(agent, "What is 12 + 30? [mistake=unknown_tool]")  # the mistake: calling calculator_9000
     print(f"\na tool raising ValueError: {outputs(result.messages)[0]!r}; answer {result.output_text!r}")
     assert calls(result.messages)[0] == ("calculator_9000", '{"a":1,"b":2}')
     error = "error: calculator_9000 raised ValueError: the calculator is out of order"
@@ -94,7 +91,9 @@ def test_a_tool_that_raises_goes_back_to_the_model_and_the_answer_is_right(serve
     assert result.output_text == "12 + 30 = 42."
 
 
-def test_a_tool_that_always_raises_ends_the_conversation_with_an_answer_that_says_so(server: OfflineServer) -> None:
+async def test_a_tool_that_always_raises_ends_the_conversation_with_an_answer_that_says_so(
+    server: OfflineServer,
+) -> None:
     """The tool the model needs raises: no exception escapes; the model reports the error in its answer."""
 
     @tool
@@ -102,7 +101,7 @@ def test_a_tool_that_always_raises_ends_the_conversation_with_an_answer_that_say
         """Add two numbers (broken)."""
         raise ValueError("the adder is out of order")
 
-    result = run(agent_for(server, tools=(sum_numbers, multiply_numbers)), "What is 2 + 2?")
+    result = await run(agent_for(server, tools=(sum_numbers, multiply_numbers)), "What is 2 + 2?")
     print(f"\na needed tool raising ValueError: answer {result.output_text!r}")
     assert outputs(result.messages) == ["error: sum_numbers raised ValueError: the adder is out of order"]
     assert result.output_text == (
@@ -111,27 +110,24 @@ def test_a_tool_that_always_raises_ends_the_conversation_with_an_answer_that_say
     )
 
 
-def test_mistakes_in_a_batch_are_fulfilled_not_rejected(server: OfflineServer) -> None:
+async def test_mistakes_in_a_batch_are_fulfilled_not_rejected(server: OfflineServer) -> None:
     markers = ["unknown_tool", "bad_json", "wrong_types"] * 10
 
-    async def main() -> list[str]:
-        agent = agent_for(server)
-        try:
-            batch = await run_settled(agent, [f"What is {i} + 30? [mistake={m}]" for i, m in enumerate(markers)])
-        finally:
-            await close(agent)
-        assert [o.status for o in batch] == ["fulfilled"] * len(markers)
-        return [o.value.output_text for o in batch]  # type: ignore[union-attr]
-
-    answers = asyncio.run(main())
+    agent = agent_for(server)
+    try:
+        batch = await run_settled(agent, [f"What is {i} + 30? [mistake={m}]" for i, m in enumerate(markers)])
+    finally:
+        await close(agent)
+    assert [o.status for o in batch] == ["fulfilled"] * len(markers)
+    answers = [o.value.output_text for o in batch]
     print(f"\n{len(markers)} conversations with a mistake each: {len(answers)} fulfilled, all answers right")
     assert answers == [f"{i} + 30 = {i + 30}." for i in range(len(markers))]
 
 
-def test_max_turns_exceeded_carries_the_partial_transcript(server: OfflineServer) -> None:
+async def test_max_turns_exceeded_carries_the_partial_transcript(server: OfflineServer) -> None:
     agent = agent_for(server, max_turns=4)
     with pytest.raises(MaxTurnsExceeded) as caught:
-        run(agent, "What is 1 + 1? [loop]")
+        await run(agent, "What is 1 + 1? [loop]")
     error = caught.value
     transcript = error.transcript
     kinds = [m.get("type", "message") for m in transcript]
@@ -152,7 +148,7 @@ def test_max_turns_exceeded_carries_the_partial_transcript(server: OfflineServer
     assert "max_turns=4" in str(error) and "13 items" in str(error) and ".transcript" in str(error)
 
 
-def test_max_turns_exceeded_in_a_batch_is_a_rejection_with_its_transcript(server: OfflineServer) -> None:
+async def test_max_turns_exceeded_in_a_batch_is_a_rejection_with_its_transcript(server: OfflineServer) -> None:
     async def main() -> list[object]:
         agent = agent_for(server, max_turns=4)
         try:
@@ -160,7 +156,7 @@ def test_max_turns_exceeded_in_a_batch_is_a_rejection_with_its_transcript(server
         finally:
             await close(agent)
 
-    looped, finished = asyncio.run(main())
+    looped, finished = await main()
     assert finished.value.output_text == "2 + 3 = 5."  # type: ignore[attr-defined]
     reason = looped.reason  # type: ignore[attr-defined]
     print(
