@@ -13,7 +13,6 @@ import socket
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -21,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentlab.offline import LatencyModel, OfflineServer, ServerConfig, start
+from agentlab.offline import LatencyModel, OfflineServer, ServerConfig
 
 LIMIT = 32_000
 VALID = {"model": "gpt-5-mini", "input": "What is 2 + 2?"}
@@ -132,9 +131,8 @@ ENCODINGS = st.sampled_from(["", "identity", "gzip", "deflate"])
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[OfflineServer]:
-    with start(ServerConfig(LatencyModel(time_scale=0.0001), max_body_bytes=LIMIT)) as s:
-        yield s
+def server_config() -> ServerConfig:
+    return ServerConfig(LatencyModel(time_scale=0.0001), max_body_bytes=LIMIT)
 
 
 def encode(body: bytes, encoding: str) -> bytes:
