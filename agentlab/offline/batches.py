@@ -1,21 +1,41 @@
-"""Batches on the offline server, as the real Batch API has them: a file of requests in, files of results out.
+"""Files and batches on the offline server, as the real API has them: a file of requests in, files of results out.
+
+Files (``/v1/files``, for batch input and output):
+
+- ``POST /v1/files`` (multipart: ``file`` and ``purpose``): only ``purpose=batch`` can be uploaded, as the
+  offline server has nothing else to do with a file. The answer is a ``FileObject``.
+- ``GET /v1/files``, ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content``, ``DELETE /v1/files/{id}``.
+- The files live in memory, held with a cap: an upload larger than ``max_file_bytes`` is a 413, and when the
+  files together pass ``max_stored_bytes`` (or ``MAX_FILES``) the oldest are dropped, the way a cache forgets.
+
+Batches (``/v1/batches``):
 
 - ``POST /v1/batches`` (``input_file_id``, ``endpoint="/v1/responses"``, ``completion_window="24h"``,
   ``metadata``), ``GET /v1/batches/{id}``, ``GET /v1/batches`` (``after``, ``limit``, newest first),
   ``POST /v1/batches/{id}/cancel``.
-- A batch moves ``validating → in_progress → finalizing → completed``. Or it ``failed`` validation (see
-  ``batch_lines.py``), or was cancelled (``cancelling → cancelled``), or ran past its completion window
-  (``expired``): then what was answered is in the output file and the rest in the error file.
-- How long a batch takes is ``BatchSettings.seconds`` (``serve --batch-seconds S``) times the time scale; the
-  completion window is ``window_seconds`` times the time scale. Each line is answered by the same scripted
-  model as ``POST /v1/responses``, through the ``LineAnswer`` the server gives.
+- A batch moves ``validating → in_progress → finalizing → completed``. Or it ``failed`` validation, or was
+  cancelled (``cancelling → cancelled``), or ran past its completion window (``expired``): then what was
+  answered is in the output file and the rest in the error file.
+- It takes ``batch_seconds`` (``serve --batch-seconds S``) times the time scale; its completion window is
+  ``batch_window_seconds`` times the time scale.
 - ``GET /offline/batch-stats``: how many times each ``custom_id`` was answered, so that a test can check that
   no request was sent twice.
+
+Two kinds of mistakes, as on the real API. **The file is wrong** (a line that is not JSON, has no
+``custom_id``, repeats one, names another URL or model, or the file is empty or holds more than
+``MAX_REQUESTS`` lines): the batch fails validation, its ``errors`` list each mistake with its line number
+(``invalid_json_line``, ``duplicate_custom_id``, ``url_mismatch``, …), and nothing is answered. **One request
+is wrong** (a body that ``POST /v1/responses`` would refuse): that line goes to the error file as the answer
+the endpoint would have given, ``{"status_code": 400, "body": {"error": …}}``, and the other lines are
+answered, by the same scripted model and checks as ``POST /v1/responses`` (``responses.py``). A fault marker
+fails its line the same way; the batch's own time replaces the per-request latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import json
 import secrets
 import time
@@ -23,36 +43,319 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
-from agentlab.offline.batch_lines import (
-    InputLine,
-    LineAnswer,
-    answer_line,
-    check_choice,
-    check_metadata,
-    parse_input,
-    read_json,
-    result_line,
-    skipped_line,
-)
-from agentlab.offline.files import FILES, FileStore, answers_errors, api_error
+from agentlab.offline.config import ServerConfig
+from agentlab.offline.responses import RequestError, answer_checked, check_request
 
-__all__ = ["BatchSettings", "BatchJob", "BatchStats", "add_batch_routes"]
+__all__ = ["add_batch_api", "parse_input", "MAX_REQUESTS"]
 
+UPLOAD_PURPOSES = ("batch",)
+KNOWN_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+THIRTY_DAYS = 30 * 24 * 3600  # batch files expire after 30 days, as on the real API
+MAX_FILES = 10_000
 ENDPOINTS = ("/v1/responses",)
 WINDOWS = ("24h",)
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 CHUNK = 50  # lines answered between two looks at the clock
+MAX_REQUESTS = 50_000  # lines in one batch, as on the real API
+MAX_BATCHES = 1_000  # finished batches beyond this are forgotten, oldest first
+MAX_ERRORS = 100  # a file with thousands of bad lines lists only the first ones
+MAX_CUSTOM_ID = 512
+FAULT_STATUS = {"429": 429, "500": 500}
+
+
+# -- Files ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class StoredFile:
+    id: str
+    filename: str
+    purpose: str
+    data: bytes
+    created_at: int = field(default_factory=lambda: int(time.time()))
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``FileObject`` of the real API."""
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": len(self.data),
+            "created_at": self.created_at,
+            "expires_at": self.created_at + THIRTY_DAYS,
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "status": "processed",
+            "status_details": None,
+        }
+
+
+class FileStore:
+    """The server's files, oldest first, within the limits."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.files: OrderedDict[str, StoredFile] = OrderedDict()
+        self.stored_bytes = 0
+
+    def add(self, filename: str, purpose: str, data: bytes) -> StoredFile:
+        stored = StoredFile(f"file-{secrets.token_hex(12)}", filename, purpose, data)
+        self.files[stored.id] = stored
+        self.stored_bytes += len(data)
+        while len(self.files) > 1 and (self.stored_bytes > self.config.max_stored_bytes or len(self.files) > MAX_FILES):
+            self.remove(next(iter(self.files)))
+        return stored
+
+    def get(self, file_id: str) -> StoredFile:
+        found = self.files.get(file_id)
+        if found is None:
+            raise RequestError(404, f"No such File object: {file_id}", param="id")
+        return found
+
+    def remove(self, file_id: str) -> StoredFile:
+        removed = self.get(file_id)
+        del self.files[file_id]
+        self.stored_bytes -= len(removed.data)
+        return removed
+
+
+FILES = web.AppKey("files", FileStore)
+
+
+async def upload_file(request: web.Request) -> web.Response:
+    """POST /v1/files: read the multipart form, within the size limit, and keep the file."""
+    store = request.app[FILES]
+    limit = store.config.max_file_bytes
+    if (request.content_length or 0) > limit + 64 * 1024:  # a little room for the form around the file
+        raise too_large(limit)
+    if not request.content_type.startswith("multipart/"):
+        raise RequestError(400, "Upload the file as multipart/form-data with the fields 'file' and 'purpose'.")
+    try:
+        purpose, filename, data = await read_form(request, limit)
+    except (ValueError, UnicodeError, AssertionError, HttpProcessingError, RequestPayloadError) as exc:  # not well made
+        raise RequestError(400, f"The multipart form could not be read ({exc}).", code="invalid_body") from None
+    if purpose is None:
+        raise RequestError(
+            400, "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
+        )
+    if purpose not in UPLOAD_PURPOSES:
+        known = "is not supported offline" if purpose in KNOWN_PURPOSES else "is not a known purpose"
+        raise RequestError(
+            400,
+            f"Invalid value for 'purpose': {purpose!r} {known}; the offline server takes purpose='batch'.",
+            param="purpose",
+            code="invalid_value",
+        )
+    if data is None:
+        raise RequestError(400, "Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
+    return web.json_response(store.add(filename or "upload.jsonl", purpose, data).as_json())
+
+
+async def read_form(request: web.Request, limit: int) -> tuple[str | None, str | None, bytes | None]:
+    """The ``purpose``, the file's name and its bytes, counting the bytes as they come."""
+    purpose = filename = data = None
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "purpose":
+            purpose = (await part.read(decode=True)).decode("utf-8", "replace").strip()
+        elif part.name == "file":
+            filename, data = part.filename, await read_limited(part, limit)
+    return purpose, filename, data
+
+
+async def read_limited(part: BodyPartReader, limit: int) -> bytes:
+    chunks, size = [], 0
+    while chunk := await part.read_chunk(256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(limit: int) -> RequestError:
+    return RequestError(
+        413, f"The file is larger than {limit} bytes: split it into smaller files.", code="file_too_large"
+    )
+
+
+async def list_files(request: web.Request) -> web.Response:
+    purpose = request.query.get("purpose")
+    data = [f.as_json() for f in reversed(request.app[FILES].files.values()) if purpose in (None, f.purpose)]
+    return web.json_response({"object": "list", "data": data, "has_more": False})
+
+
+async def retrieve_file(request: web.Request) -> web.Response:
+    return web.json_response(request.app[FILES].get(request.match_info["file_id"]).as_json())
+
+
+async def file_content(request: web.Request) -> web.Response:
+    stored = request.app[FILES].get(request.match_info["file_id"])
+    return web.Response(body=stored.data, content_type="application/octet-stream")
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    removed = request.app[FILES].remove(request.match_info["file_id"])
+    return web.json_response({"id": removed.id, "object": "file", "deleted": True})
+
+
+# -- The lines of a batch ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class BatchSettings:
-    seconds: float = 2.0  # how long one batch takes, before the time scale
-    window_seconds: float = 24 * 3600.0  # the "24h" completion window, before the time scale
-    time_scale: float = 1.0
-    max_requests: int = 50_000
-    max_batches: int = 1_000  # finished batches beyond this are forgotten, oldest first
+class InputLine:
+    number: int  # 1-based, as the errors count them
+    custom_id: str
+    body: dict[str, Any]
+    key: str  # a stable hash of the line: seeds the latency jitter and names the ids
+
+
+def parse_input(data: bytes, endpoint: str) -> tuple[list[InputLine], list[dict[str, Any]]]:
+    """The lines of an input file, and the validation errors (if any, the batch fails).
+
+    It reads a line at a time and stops at ``MAX_REQUESTS``: a file of 480,000 lines costs no more than one at
+    the cap. ``run_batch`` calls it in a thread, so that the server answers others meanwhile.
+    """
+    lines: list[InputLine] = []
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    models: set[str] = set()
+    for number, raw in enumerate(io.BytesIO(data), 1):
+        if not raw.strip():
+            continue
+        if len(lines) == MAX_REQUESTS:
+            message = f"The batch has more than {MAX_REQUESTS} requests, the most one batch can hold: split the file."
+            errors.append(batch_error("too_many_tasks", message, None))
+            break
+        line, problem = check_line(raw.removesuffix(b"\n"), number, endpoint, seen, models)
+        if problem:
+            errors.append(problem)
+        elif line:
+            lines.append(line)
+        if len(errors) >= MAX_ERRORS:
+            break
+    if not lines and not errors:
+        errors.append(batch_error("empty_file", "The input file is empty: write one JSON request per line.", None))
+    return lines, errors
+
+
+def check_line(
+    raw: bytes, number: int, endpoint: str, seen: set[str], models: set[str]
+) -> tuple[InputLine | None, dict[str, Any] | None]:
+    """One input line, or the error that fails the batch."""
+    try:
+        line = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None, batch_error("invalid_json_line", "This line is not parseable as valid JSON.", number)
+    if not isinstance(line, dict):
+        return None, batch_error("invalid_json_line", "This line is not a JSON object.", number)
+    custom_id = line.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id or len(custom_id) > MAX_CUSTOM_ID:
+        message = "Each line needs a 'custom_id': a string that names the request (at most 512 characters)."
+        return None, batch_error("missing_required_parameter", message, number, "custom_id")
+    if custom_id in seen:
+        return None, batch_error("duplicate_custom_id", f"The custom_id {custom_id!r} is used twice.", number)
+    seen.add(custom_id)
+    if line.get("method", "POST") != "POST":
+        return None, batch_error("invalid_method", "The 'method' of a line must be 'POST'.", number, "method")
+    if line.get("url") != endpoint:
+        message = f"The url {line.get('url')!r} does not match the batch's endpoint {endpoint!r}."
+        return None, batch_error("url_mismatch", message, number, "url")
+    body = line.get("body")
+    if not isinstance(body, dict):
+        return None, batch_error("invalid_request", "The 'body' of a line must be a JSON object.", number, "body")
+    model = body.get("model")
+    if isinstance(model, str):
+        models.add(model)
+        if len(models) > 1:
+            message = f"All the requests of a batch must use the same model; this line uses {model!r}."
+            return None, batch_error("model_mismatch", message, number, "body.model")
+    key = hashlib.blake2b(raw, digest_size=8).hexdigest()
+    return InputLine(number, custom_id, body, key), None
+
+
+def batch_error(code: str, message: str, line: int | None, param: str | None = None) -> dict[str, Any]:
+    """One entry of ``Batch.errors.data``."""
+    return {"code": code, "line": line, "message": message, "param": param}
+
+
+def answer_line(line: InputLine, config: ServerConfig) -> tuple[int, dict[str, Any]]:
+    """Answer one line as ``POST /v1/responses`` would: status and body. A bug of ours is a 500 on that line."""
+    try:
+        request = check_request(line.body, config)
+        fault = config.faults.choose(line.key, 0, request.markers)
+        if fault:
+            message = f"The request failed on purpose (fault injection: {fault})."
+            status = FAULT_STATUS.get(fault, 500)
+            raise RequestError(status, message, kind="requests" if status == 429 else "server_error")
+        return 200, answer_checked(request, config, line.key).body
+    except RequestError as exc:
+        return exc.status, exc.body()
+    except Exception as exc:
+        message = f"The offline server failed on this request: {type(exc).__name__}: {exc}"
+        return 500, RequestError(500, message, kind="server_error").body()
+
+
+def result_line(line: InputLine, status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """A line of the output file (status 200) or of the error file (any other status)."""
+    response = {"status_code": status, "request_id": f"req_{secrets.token_hex(16)}", "body": body}
+    return {
+        "id": f"batch_req_{secrets.token_hex(12)}",
+        "custom_id": line.custom_id,
+        "response": response,
+        "error": None,
+    }
+
+
+def skipped_line(line: InputLine, code: str) -> dict[str, Any]:
+    """A line of the error file for a request that never ran: the batch expired or was cancelled first."""
+    messages = {
+        "batch_expired": "This request could not be executed before the completion window expired.",
+        "batch_cancelled": "This request was not executed because the batch was cancelled.",
+    }
+    error = {"code": code, "message": messages[code]}
+    return {"id": f"batch_req_{secrets.token_hex(12)}", "custom_id": line.custom_id, "response": None, "error": error}
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError, HttpProcessingError, RequestPayloadError):
+        raise RequestError(400, "The request body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise RequestError(400, "The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def check_choice(body: dict[str, Any], name: str, allowed: tuple[str, ...]) -> None:
+    if body.get(name) is None:
+        raise RequestError(400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+    if body[name] not in allowed:
+        message = f"Invalid value for '{name}': {body[name]!r}; the offline server supports {list(allowed)}."
+        raise RequestError(400, message, param=name, code="invalid_value")
+
+
+def check_metadata(metadata: Any) -> dict[str, str] | None:
+    if metadata is None:
+        return None
+    if (
+        not isinstance(metadata, dict)
+        or len(metadata) > 16
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
+        )
+    ):
+        message = "Invalid 'metadata': at most 16 pairs of strings (keys up to 64 characters, values up to 512)."
+        raise RequestError(400, message, param="metadata", code="invalid_value")
+    return dict(metadata)
+
+
+# -- Batches -----------------------------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -60,6 +363,7 @@ class BatchJob:
     id: str
     input_file_id: str
     metadata: dict[str, str] | None
+    expires_at: int
     created_at: int = field(default_factory=lambda: int(time.time()))
     status: str = "validating"
     times: dict[str, int] = field(default_factory=dict)  # in_progress_at, finalizing_at, completed_at, …
@@ -74,7 +378,7 @@ class BatchJob:
         self.status = status
         self.times[f"{status}_at"] = int(time.time())
 
-    def as_json(self, settings: BatchSettings) -> dict[str, Any]:
+    def as_json(self) -> dict[str, Any]:
         """The ``Batch`` object of the real API."""
         usage = {
             "input_tokens": self.usage["input_tokens"],
@@ -96,7 +400,7 @@ class BatchJob:
             "output_file_id": self.output_file_id,
             "error_file_id": self.error_file_id,
             "created_at": self.created_at,
-            "expires_at": self.created_at + max(1, round(settings.window_seconds * settings.time_scale)),
+            "expires_at": self.expires_at,
             **{f"{name}_at": self.times.get(f"{name}_at") for name in stamps},
             "request_counts": {name: self.counts[name] for name in ("total", "completed", "failed")},
             "usage": usage,
@@ -116,8 +420,7 @@ class BatchStats:
 
 @dataclass(slots=True)
 class Batches:
-    settings: BatchSettings
-    answer: LineAnswer
+    config: ServerConfig
     jobs: OrderedDict[str, BatchJob] = field(default_factory=OrderedDict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     stats: BatchStats = field(default_factory=BatchStats)
@@ -125,12 +428,12 @@ class Batches:
     def get(self, batch_id: str) -> BatchJob:
         job = self.jobs.get(batch_id)
         if job is None:
-            raise api_error(404, f"No batch found with id '{batch_id}'.", param="batch_id")
+            raise RequestError(404, f"No batch found with id '{batch_id}'.", param="batch_id")
         return job
 
     def forget_old(self) -> None:
         finished = [job.id for job in self.jobs.values() if job.status in TERMINAL]
-        for batch_id in finished[: max(0, len(self.jobs) - self.settings.max_batches)]:
+        for batch_id in finished[: max(0, len(self.jobs) - MAX_BATCHES)]:
             del self.jobs[batch_id]
 
 
@@ -143,33 +446,34 @@ async def create_batch(request: web.Request) -> web.Response:
     body = await read_json(request)
     input_file_id = body.get("input_file_id")
     if not isinstance(input_file_id, str):
-        raise api_error(400, "Missing required parameter: 'input_file_id'.", param="input_file_id")
+        raise RequestError(400, "Missing required parameter: 'input_file_id'.", param="input_file_id")
     check_choice(body, "endpoint", ENDPOINTS)
     check_choice(body, "completion_window", WINDOWS)
     metadata = check_metadata(body.get("metadata"))
     source = files.get(input_file_id)
     if source.purpose != "batch":
         message = f"The file {input_file_id} has purpose {source.purpose!r}: upload it with purpose='batch'."
-        raise api_error(400, message, param="input_file_id", code="invalid_value")
-    job = BatchJob(f"batch_{secrets.token_hex(12)}", input_file_id, metadata)
+        raise RequestError(400, message, param="input_file_id", code="invalid_value")
+    window = max(1, round(batches.config.batch_window_seconds * batches.config.latency.time_scale))
+    job = BatchJob(f"batch_{secrets.token_hex(12)}", input_file_id, metadata, expires_at=int(time.time()) + window)
     batches.jobs[job.id] = job
     batches.stats.batches += 1
     batches.forget_old()
     task = asyncio.create_task(run_batch(job, source.data, batches, files))
     batches.tasks.add(task)
     task.add_done_callback(batches.tasks.discard)
-    return web.json_response(job.as_json(batches.settings))
+    return web.json_response(job.as_json())
 
 
 async def run_batch(job: BatchJob, data: bytes, batches: Batches, files: FileStore) -> None:
     """The life of one batch, read top to bottom."""
-    settings = batches.settings
-    total = settings.seconds * settings.time_scale
-    deadline = asyncio.get_running_loop().time() + settings.window_seconds * settings.time_scale
+    config = batches.config
+    total = config.batch_seconds * config.latency.time_scale
+    deadline = asyncio.get_running_loop().time() + config.batch_window_seconds * config.latency.time_scale
 
     # 1. Validating: read every line; a file with mistakes fails the whole batch.
     await asyncio.sleep(0.1 * total)
-    lines, errors = parse_input(data, ENDPOINTS[0], settings.max_requests)
+    lines, errors = await asyncio.to_thread(parse_input, data, ENDPOINTS[0])
     job.model = next((line.body["model"] for line in lines if isinstance(line.body.get("model"), str)), None)
     if job.status == "cancelling":
         return finish(job, "cancelled", files, [], [skipped_line(line, "batch_cancelled") for line in lines])
@@ -199,14 +503,14 @@ async def run_batch(job: BatchJob, data: bytes, batches: Batches, files: FileSto
         return finish(job, "cancelled", files, done, failed + [skipped_line(line, "batch_cancelled") for line in left])
     job.move("finalizing")
     await asyncio.sleep(0.1 * total)
-    status = "expired" if left else "completed"
+    status = "cancelled" if job.status == "cancelling" else "expired" if left else "completed"  # a cancel holds
     finish(job, status, files, done, failed + [skipped_line(line, "batch_expired") for line in left])
 
 
 def answer_into(
     job: BatchJob, line: InputLine, batches: Batches, done: list[dict[str, Any]], failed: list[dict[str, Any]]
 ) -> None:
-    status, body = answer_line(line, batches.answer)
+    status, body = answer_line(line, batches.config)
     batches.stats.answered[line.custom_id] += 1
     usage = body.get("usage") if status == 200 else None
     if isinstance(usage, dict):
@@ -232,17 +536,17 @@ def jsonl(lines: list[dict[str, Any]]) -> bytes:
 
 async def retrieve_batch(request: web.Request) -> web.Response:
     batches = request.app[BATCHES]
-    return web.json_response(batches.get(request.match_info["batch_id"]).as_json(batches.settings))
+    return web.json_response(batches.get(request.match_info["batch_id"]).as_json())
 
 
 async def cancel_batch(request: web.Request) -> web.Response:
     batches = request.app[BATCHES]
     job = batches.get(request.match_info["batch_id"])
     if job.status in TERMINAL:
-        raise api_error(400, f"Cannot cancel a batch with status '{job.status}'.", code="invalid_state")
+        raise RequestError(400, f"Cannot cancel a batch with status '{job.status}'.", code="invalid_state")
     if job.status != "cancelling":
         job.move("cancelling")
-    return web.json_response(job.as_json(batches.settings))
+    return web.json_response(job.as_json())
 
 
 async def list_batches(request: web.Request) -> web.Response:
@@ -253,7 +557,7 @@ async def list_batches(request: web.Request) -> web.Response:
     except ValueError:
         limit = 0
     if not 1 <= limit <= 100:
-        raise api_error(400, "Invalid 'limit': a whole number from 1 to 100.", param="limit", code="invalid_value")
+        raise RequestError(400, "Invalid 'limit': a whole number from 1 to 100.", param="limit", code="invalid_value")
     newest_first = list(reversed(batches.jobs.values()))
     after = request.query.get("after")
     if after is not None:
@@ -263,7 +567,7 @@ async def list_batches(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "object": "list",
-            "data": [job.as_json(batches.settings) for job in page],
+            "data": [job.as_json() for job in page],
             "first_id": page[0].id if page else None,
             "last_id": page[-1].id if page else None,
             "has_more": len(newest_first) > limit,
@@ -275,18 +579,24 @@ async def batch_stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[BATCHES].stats.as_json())
 
 
-def add_batch_routes(app: web.Application, answer: LineAnswer, settings: BatchSettings | None = None) -> None:
-    """Give ``app`` the ``/v1/batches`` routes. It needs the ``/v1/files`` routes too (``add_file_routes``)."""
-    app[BATCHES] = Batches(settings or BatchSettings(), answer)
-    app.router.add_post("/v1/batches", answers_errors(create_batch))
-    app.router.add_get("/v1/batches", answers_errors(list_batches))
-    app.router.add_get("/v1/batches/{batch_id}", answers_errors(retrieve_batch))
-    app.router.add_post("/v1/batches/{batch_id}/cancel", answers_errors(cancel_batch))
-    app.router.add_get("/offline/batch-stats", batch_stats)
-    app.on_shutdown.append(stop_batches)
-
-
 async def stop_batches(app: web.Application) -> None:
     for task in list(app[BATCHES].tasks):
         task.cancel()
     await asyncio.gather(*app[BATCHES].tasks, return_exceptions=True)
+
+
+def add_batch_api(app: web.Application, config: ServerConfig) -> None:
+    """Give ``app`` the ``/v1/files`` and ``/v1/batches`` routes, with the limits and the batch time of ``config``."""
+    app[FILES] = FileStore(config)
+    app[BATCHES] = Batches(config)
+    app.router.add_post("/v1/files", upload_file)
+    app.router.add_get("/v1/files", list_files)
+    app.router.add_get("/v1/files/{file_id}", retrieve_file)
+    app.router.add_get("/v1/files/{file_id}/content", file_content)
+    app.router.add_delete("/v1/files/{file_id}", delete_file)
+    app.router.add_post("/v1/batches", create_batch)
+    app.router.add_get("/v1/batches", list_batches)
+    app.router.add_get("/v1/batches/{batch_id}", retrieve_batch)
+    app.router.add_post("/v1/batches/{batch_id}/cancel", cancel_batch)
+    app.router.add_get("/offline/batch-stats", batch_stats)
+    app.on_shutdown.append(stop_batches)

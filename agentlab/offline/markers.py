@@ -10,7 +10,7 @@ One parser for the one ``[key=value]`` syntax, used by the server (latency, faul
 | ``[mistake=unknown_tool]`` (``bad_json``, ``wrong_types``) | scripted model | its first call is wrong on purpose |
 | ``[loop]``                               | scripted model   | it never stops calling tools                    |
 
-``drop`` and ``failed`` happen inside a stream (``stream: true``, see ``streaming.py``): ``drop`` closes the
+``drop`` and ``failed`` happen inside a stream (``stream: true``, see ``responses.py``): ``drop`` closes the
 connection halfway, ``failed`` ends the stream halfway with ``response.failed``. Without a stream, both are a 500.
 
 Why a hand-written pattern and not a general one: the scan must stay linear in the prompt's length, whatever a

@@ -11,7 +11,9 @@ process. For each ``POST /v1/responses`` it:
    real API; ``[duration=X]`` holds the conversation's final answer until X s (× ``AGENTLAB_TIME_SCALE``) have
    passed since the conversation's first request arrived, which is what it means offline (the whole
    conversation takes X s). It never shortens real latency: it only ever waits longer;
-3. removes every control marker from every input text and the instructions, so a real model never sees one;
+3. removes every control marker from every input text and the instructions (``without_markers``), so a real
+   model never sees one: each known marker goes, with the spaces just before it, by the offline server's own
+   grammar (``markers.strip_markers``);
 4. forwards the request with the learner's key, which arrives in the incoming ``Authorization`` header and
    leaves only in the outgoing one. The proxy never stores it, logs it or puts it in an answer;
 5. answers upstream's status, body and headers (``x-ratelimit-*``, ``retry-after``, ``x-request-id``,
@@ -33,37 +35,34 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from agentlab.offline.latency import ServerConfig
-from agentlab.offline.markers import parse_markers
-from agentlab.offline.proxy_markers import (
-    ConversationClock,
-    form_without_markers,
-    last_user_text,
-    might_hold_markers,
-    without_markers,
-)
-from agentlab.offline.server import (
+from agentlab.offline.app import (
     STATE,
     State,
     count_requests,
     errors_as_json,
     get_stats,
-    inject_fault,
+    hang_up,
     read_attempt,
     read_body,
 )
-from agentlab.offline.streaming import STREAM_FAULTS, failed_event, hang_up, send
-from agentlab.offline.validation import RequestError, parse_body
+from agentlab.offline.config import ServerConfig
+from agentlab.offline.markers import KNOWN, parse_markers, strip_markers
+from agentlab.offline.model import user_text
+from agentlab.offline.responses import STREAM_FAULTS, RequestError, failed_event, fault_error, frame, parse_body
 
-__all__ = ["create_proxy_app", "DEFAULT_UPSTREAM", "PROXY_HEADER"]
+__all__ = ["create_proxy_app", "DEFAULT_UPSTREAM", "PROXY_HEADER", "without_markers", "might_hold_markers"]
 
 DEFAULT_UPSTREAM = "https://api.openai.com/v1"  # the openai client's own default
 PROXY_HEADER = "x-agentlab-proxy"
@@ -72,6 +71,9 @@ NOT_FORWARDED = HOP_BY_HOP | {"content-length", "accept-encoding", PROXY_HEADER}
 NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
 COMPLETED = b"event: response.completed"
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=900, sock_connect=10)  # the client's own timeout cuts sooner
+SPACE = rb"(?:\s|\\[nrtf])*"  # a space, or one that JSON escapes
+KEYS = "|".join(KNOWN).encode()
+ANY_MARKER = re.compile(rb"\[" + SPACE + rb"(?:" + KEYS + rb")" + SPACE + rb"[=\]]", re.IGNORECASE)
 
 
 @dataclass(slots=True)
@@ -124,7 +126,7 @@ async def apply_markers(request: web.Request, raw: bytes, arrived: float) -> web
     """Answer the faults, forward the rest without its markers, and hold a final answer for its duration."""
     config, stats, upstream = request.app[STATE].config, request.app[STATE].stats, request.app[UPSTREAM]
     body = parse_body(raw)
-    markers = parse_markers(last_user_text(body.get("input")))
+    markers = parse_markers(user_text(input_items(body.get("input"))))
     if markers.mistake or markers.loop:
         raise RequestError(
             400,
@@ -137,7 +139,7 @@ async def apply_markers(request: web.Request, raw: bytes, arrived: float) -> web
     if fault:
         stats.faults[fault] += 1
         if not (body.get("stream") and fault in STREAM_FAULTS):  # a stream's own faults happen inside it
-            raise await inject_fault(fault, config)
+            raise await fault_error(fault, config)
     deadline = None
     if markers.duration is not None:
         _, started = upstream.clock.start_of(body.get("input"), body.get("instructions"), arrived)
@@ -240,7 +242,7 @@ async def break_stream(request: web.Request, stream: web.StreamResponse, fault: 
     if fault == "drop":
         return hang_up(request, stream)
     failed = {"id": "resp_proxy", "object": "response", "created_at": int(time.time()), "model": "", "output": []}
-    await send(stream, failed_event(failed), events)
+    await stream.write(frame(failed_event(failed), events))
     await stream.write_eof()
     return stream
 
@@ -273,3 +275,117 @@ def unreachable(url: str, exc: BaseException) -> RequestError:
         kind="server_error",
         code="upstream_unreachable",
     )
+
+
+# -- Markers out of what goes upstream, and the clock of [duration=X] -----------------------------------------------
+
+
+def might_hold_markers(raw: bytes) -> bool:
+    """False when ``raw`` surely holds no marker: the usual request, whose bytes go on untouched.
+
+    A ``\\u`` escape could spell one, so it counts. (Two searches, not one pattern with ``|``: that defeats the
+    regex engine's quick scan for ``[`` and takes four times as long.)
+    """
+    return ANY_MARKER.search(raw) is not None or b"\\u" in raw
+
+
+class ConversationClock:
+    """When each conversation began, so that ``[duration=X]`` spans the conversation, as it does offline.
+
+    A conversation is named by its opening messages (every request of it repeats them). A request that holds
+    nothing but them is its first (or the retry of its first), and restarts its clock.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.started: OrderedDict[str, float] = OrderedDict()
+
+    def start_of(self, raw_input: Any, instructions: Any, now: float) -> tuple[str, float]:
+        items = input_items(raw_input)
+        opening = [item for item in items if is_opening(item)]
+        key = hashlib.blake2b(json.dumps([instructions, opening], default=str).encode(), digest_size=8).hexdigest()
+        if len(opening) == len(items) or key not in self.started:
+            self.started[key] = now
+        self.started.move_to_end(key)
+        while len(self.started) > self.limit:
+            self.started.popitem(last=False)
+        return key, self.started[key]
+
+
+def input_items(raw_input: Any) -> list[Any]:
+    """A request's input as a list of items, as it came (a string is one user message)."""
+    if isinstance(raw_input, str):
+        return [{"role": "user", "content": raw_input}]
+    return list(raw_input) if isinstance(raw_input, list) else []
+
+
+def is_opening(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type", "message") == "message" and item.get("role") != "assistant"
+
+
+def without_markers(body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the request with the markers removed from the instructions and from every input text."""
+    clean = dict(body)
+    if isinstance(body.get("instructions"), str):
+        clean["instructions"] = strip_markers(body["instructions"])
+    raw_input = body.get("input")
+    if isinstance(raw_input, str):
+        clean["input"] = strip_markers(raw_input)
+    elif isinstance(raw_input, list):
+        clean["input"] = [clean_item(item) for item in raw_input]
+    return clean
+
+
+def clean_item(item: Any) -> Any:
+    if not isinstance(item, dict):
+        return item
+    clean = dict(item)
+    for name in ("content", "output"):
+        value = item.get(name)
+        if isinstance(value, str):
+            clean[name] = strip_markers(value)
+        elif isinstance(value, list):
+            clean[name] = [clean_part(part) for part in value]
+    return clean
+
+
+def clean_part(part: Any) -> Any:
+    if isinstance(part, dict) and isinstance(part.get("text"), str):
+        return {**part, "text": strip_markers(part["text"])}
+    return part
+
+
+def form_without_markers(form: bytes, content_type: str) -> bytes:
+    """A ``POST /v1/files`` form whose ``file`` part, a batch input file, lost the markers of its requests.
+
+    The form is cut at its boundary by hand rather than read and rewritten with aiohttp's multipart classes:
+    those would choose a new boundary and rewrite every part's headers, while this keeps every byte but the
+    markers as the client sent it.
+    """
+    message = EmailMessage()
+    message["Content-Type"] = content_type
+    boundary = message.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        return form  # not a multipart form: upstream says what is wrong with it
+    parts = form.split(b"--" + boundary.encode("latin-1"))
+    for i, part in enumerate(parts):
+        head, blank, data = part.partition(b"\r\n\r\n")
+        if blank and b'name="file"' in head:
+            parts[i] = head + blank + batch_file_without_markers(data)
+    return (b"--" + boundary.encode("latin-1")).join(parts)
+
+
+def batch_file_without_markers(data: bytes) -> bytes:
+    """A batch input file (JSONL, each line's ``body`` a request to /v1/responses) without markers."""
+    return b"\n".join(line_without_markers(line) if might_hold_markers(line) else line for line in data.split(b"\n"))
+
+
+def line_without_markers(line: bytes) -> bytes:
+    try:
+        request = json.loads(line)
+    except (ValueError, RecursionError):
+        return line  # not JSON: the Batch API says so, with its line number
+    body = request.get("body") if isinstance(request, dict) else None
+    if not isinstance(body, dict):
+        return line
+    return json.dumps({**request, "body": without_markers(body)}).encode()

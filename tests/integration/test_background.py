@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from agentlab.offline import start, start_process
-from agentlab.offline.background import add_serve_arguments, config_from_args, serve_command
+from agentlab.offline.serve import add_serve_arguments, config_from_args, serve_command
 
 
 def is_listening(port: int) -> bool:

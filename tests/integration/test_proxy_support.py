@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import streams, web
 
 from agentlab.offline import LatencyModel, ServerConfig, create_app
-from agentlab.offline.latency import config_from_env
+from agentlab.offline.config import config_from_env
 from agentlab.offline.proxy import create_proxy_app
 
 

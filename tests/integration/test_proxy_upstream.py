@@ -20,7 +20,7 @@ from test_proxy import agent_of, client_of
 from test_proxy_support import FAKE_KEY, Served, proxy_to, serving, sync
 
 from agentlab import BackendError
-from agentlab.offline.latency import config_from_env
+from agentlab.offline.config import config_from_env
 from agentlab.offline.proxy import create_proxy_app
 
 API_HEADERS = {

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import openai
 import pytest
+from aiohttp import web
 from openai import AsyncOpenAI
 from openai.types.responses import Response
 
-from agentlab.offline import FaultPlan, LatencyModel, OfflineServer, ServerConfig, start
+from agentlab.offline import FaultPlan, LatencyModel, OfflineServer, ServerConfig, create_app, start
 from agentlab.tools.math import MATH_TOOLS
 
 TOOLS = [t.schema() for t in MATH_TOOLS]
@@ -280,3 +281,43 @@ def test_a_thousand_simultaneous_requests_are_all_served_at_once() -> None:
     print(f"\n1000 simultaneous requests: {statuses.count(200)} answered 200, up to {peak} in flight at once")
     assert statuses.count(200) == 1000
     assert peak >= 900  # each waits 2 s; only making 1000 connections in one process (~1.4 s here) spreads them
+
+
+async def broken(request: web.Request) -> web.Response:
+    raise RuntimeError("a bug")
+
+
+async def count_statuses() -> dict[str, Any]:
+    """Run a real offline app with one extra route that fails; send it a 413, a 500, a 400 and a 417."""
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: only aiohttp's own limit can refuse it
+        for _ in range(10):
+            yield b"x" * 500
+
+    app = create_app(ServerConfig(LatencyModel(time_scale=0.01), max_body_bytes=1000))
+    app.router.add_get("/broken", broken)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url + "/v1/responses", data=chunks()) as r:
+                assert r.status == 413 and (await r.json())["error"]["code"] == "request_too_large"
+            async with session.get(url + "/broken") as r:
+                assert r.status == 500 and "RuntimeError: a bug" in (await r.json())["error"]["message"]
+            async with session.post(url + "/v1/responses", data=b"{") as r:
+                assert r.status == 400
+            async with session.post(url + "/v1/responses", data=b"{}", headers={"Expect": "teapot"}) as r:
+                assert r.status == 417 and (await r.json())["error"]["code"] == "expectation_failed"
+            async with session.get(url + "/offline/stats") as r:
+                result: dict[str, Any] = await r.json()
+                return result
+    finally:
+        await runner.cleanup()
+
+
+async def test_every_status_is_counted_even_413_and_500() -> None:
+    stats = await count_statuses()
+    assert stats["statuses"] == {"400": 1, "413": 1, "417": 1, "500": 1}
+    assert stats["requests"] == 4 and stats["in_flight"] == 0

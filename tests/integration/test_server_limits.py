@@ -22,10 +22,9 @@ import pytest
 
 from agentlab.offline import LatencyModel, ServerConfig, config_from_env, start
 from agentlab.offline.arithmetic import parse_infix
-from agentlab.offline.background import add_serve_arguments, serve_command
-from agentlab.offline.latency import FaultPlan
-from agentlab.offline.model import planned_turns, respond
-from agentlab.offline.planning import choose_tools
+from agentlab.offline.config import FaultPlan
+from agentlab.offline.model import choose_tools, planned_turns, respond
+from agentlab.offline.serve import add_serve_arguments, serve_command
 from agentlab.tools.math import MATH_TOOLS
 
 TOOLS = [t.schema() for t in MATH_TOOLS]

@@ -1,4 +1,4 @@
-"""The event sequence of a streamed answer (agentlab/offline/streaming.py), checked against openai's own types.
+"""The event sequence of a streamed answer (agentlab/offline/responses.py), checked against openai's own types.
 
 The answers come from the real offline server (non-streamed), so the events tell real responses.
 """
@@ -16,7 +16,15 @@ from openai.types.responses import ResponseErrorEvent, ResponseFailedEvent, Resp
 from pydantic import TypeAdapter
 
 from agentlab.offline import OfflineServer, start
-from agentlab.offline.streaming import THINK_SHARE, error_event, failed_event, pauses, plan_events, stream_problem
+from agentlab.offline.responses import (
+    THINK_SHARE,
+    RequestError,
+    check_stream,
+    error_event,
+    failed_event,
+    pauses,
+    plan_events,
+)
 from agentlab.tools.math import MATH_TOOLS
 
 EVENTS: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
@@ -128,8 +136,9 @@ def test_fault_events_pass_openai_validation(server: OfflineServer) -> None:
     ],
 )
 def test_parameters_that_cannot_be_streamed_are_named(body: dict[str, Any], param: str) -> None:
-    problem = stream_problem(body)
-    assert problem is not None and problem[1] == param
+    with pytest.raises(RequestError) as caught:
+        check_stream(body)
+    assert caught.value.status == 400 and caught.value.param == param
 
 
 def test_good_streaming_parameters_pass() -> None:
@@ -139,4 +148,4 @@ def test_good_streaming_parameters_pass() -> None:
         {"stream": True},
         {"stream": True, "stream_options": {"include_obfuscation": False}},
     ):
-        assert stream_problem(body) is None
+        check_stream(body)  # no RequestError

@@ -267,7 +267,8 @@ def test_an_error_after_the_stream_started_is_an_error_event() -> None:
     """A bug of the server's own once the stream is on (here: an answer that is not JSON): an ``error`` event."""
     from aiohttp import web
 
-    from agentlab.offline.streaming import write_stream
+    from agentlab.offline.app import send_events
+    from agentlab.offline.responses import sse
 
     async def broken(request: web.Request) -> web.StreamResponse:
         body = {
@@ -275,7 +276,7 @@ def test_an_error_after_the_stream_started_is_an_error_event() -> None:
             "status": "completed",
             "output": [{"id": "rs_1", "type": "reasoning", "summary": [object()]}],
         }
-        return await write_stream(request, body, 0.0)
+        return await send_events(request, sse(body, 0.0), drop=False)
 
     async def run() -> str:
         async with answering_with(broken) as client:

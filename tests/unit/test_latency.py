@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentlab.offline.latency import FaultPlan, LatencyModel, Markers, config_from_env, parse_markers
+from agentlab.offline.config import FaultPlan, LatencyModel, config_from_env
+from agentlab.offline.markers import Markers, parse_markers
 
 
 def test_markers() -> None:
@@ -58,8 +59,7 @@ def test_config_from_env() -> None:
     assert config.latency.time_scale == 0.1 and config.latency.seed == 3
     assert config.faults.rate == 0.2 and config.faults.seed == 3
     assert config_from_env({}).latency.time_scale == 1.0
-    expected = r"AGENTLAB_TIME_SCALE='fast' is not a number: set it like AGENTLAB_TIME_SCALE=0.05"
-    with pytest.raises(ValueError, match=expected):
+    with pytest.raises(ValueError, match=r"AGENTLAB_TIME_SCALE='fast' is not a number .* such as 0.05"):
         config_from_env({"AGENTLAB_TIME_SCALE": "fast"})
     with pytest.raises(ValueError, match="greater than 0"):
         config_from_env({"AGENTLAB_TIME_SCALE": "0"})

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentlab.offline import model, planning
+from agentlab.offline import model
 from agentlab.offline.model import ModelTurn, planned_turns, respond, user_text
 
 
@@ -137,9 +137,9 @@ def test_tools_are_chosen_by_name_or_description_and_filled_from_their_schema() 
 
 def test_a_description_alone_chooses_the_tool() -> None:
     tools = [binary("calc", "Multiplies two numbers.", "x", "y"), binary("combine", "Adds two numbers.")]
-    assert planning.choose_tools(tools) == {
-        "mul": planning.ToolChoice("calc", ("x", "y")),
-        "add": planning.ToolChoice("combine", ("a", "b")),
+    assert model.choose_tools(tools) == {
+        "mul": model.ToolChoice("calc", ("x", "y")),
+        "add": model.ToolChoice("combine", ("a", "b")),
     }
     assert last_number(converse("What is 6 * (1 + 2)?", tools, True)[0]) == 18
 
@@ -151,10 +151,10 @@ def test_whole_words_and_the_first_operation_named_decide() -> None:
         binary("helper", "Takes additional numbers and sums them."),
         binary("multiplyNumbers", ""),
     ]
-    chosen = {op: choice.name for op, choice in planning.choose_tools(misleading).items()}
+    chosen = {op: choice.name for op, choice in model.choose_tools(misleading).items()}
     assert chosen == {"div": "divide_numbers", "add": "helper", "mul": "multiplyNumbers"}
     assert last_number(converse("What is 12 + 30?", misleading, False)[0]) == 42
-    assert planning.first_operation("subtotal_of_items") is None and planning.first_operation("sub_numbers") == "sub"
+    assert model.first_operation("subtotal_of_items") is None and model.first_operation("sub_numbers") == "sub"
 
 
 def test_a_list_tool_gets_one_call_with_every_number() -> None:

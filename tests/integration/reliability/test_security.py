@@ -26,7 +26,7 @@ from openai import AsyncOpenAI, DefaultAioHttpClient
 import agentlab
 from agentlab import Agent, BackendError, Rejected, make_client, run_settled
 from agentlab.offline import LatencyModel, OfflineServer, ServerConfig, start, start_process
-from agentlab.offline.background import add_serve_arguments, serve_command
+from agentlab.offline.serve import add_serve_arguments, serve_command
 from agentlab.tools import Tool
 from agentlab.tools.math import MATH_TOOLS
 

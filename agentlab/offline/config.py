@@ -1,43 +1,47 @@
-"""How long the offline model "thinks", and which requests fail on purpose. All of it deterministic.
+"""The offline server's settings: how long the model "thinks", which requests fail on purpose, and the limits.
 
-Latency of one model turn::
+Latency of one model turn, deterministic::
 
     (base + per_output_token × output_tokens) × (1 ± jitter) × time_scale
 
 where the jitter comes from a stable hash of the seed and the request, so the same request always takes the
-same time. Everything is multiplied by ``AGENTLAB_TIME_SCALE``: 1.0 in the lessons, 0.05 in the tests.
+same time. ``time_scale`` is ``AGENTLAB_TIME_SCALE`` (1.0 in the lessons, 0.05 in the tests). A ``[duration=5]``
+marker forces the whole conversation to take 5 s (× the time scale), spread over its planned model turns.
 
-Markers in a prompt (the model ignores them):
+Faults: a share ``rate`` of requests fails at random (500, 429 or hang), seeded; a ``[fault=…]`` marker forces one.
 
-- ``[duration=5]``: force the whole conversation to take 5 s (times the time scale). The server spreads it
-  evenly over the conversation's planned model turns (``model.planned_turns``). Lesson 01 uses it to reproduce
-  "5 s + 4 s = 9 s" exactly.
-- ``[fault=500]``, ``[fault=429]``, ``[fault=hang]``: every attempt of every request of this conversation
-  fails that way. ``[fault=429x1]`` fails only the first attempt of each request (the openai client's own
-  retry, which sends ``x-stainless-retry-count``, then succeeds).
-
-Environment variables, read when the server starts:
-
-- ``AGENTLAB_TIME_SCALE`` (default 1.0): multiplies every delay.
-- ``AGENTLAB_SEED`` (default 0): seeds the jitter and the random faults.
-- ``AGENTLAB_FAULT_RATE`` (default 0): the share of requests that fail at random (500, 429 or hang).
-- ``AGENTLAB_RPM``, ``AGENTLAB_TPM`` (default unset: no limit): requests and tokens per minute (ratelimit.py).
+Environment variables, read when the server starts: ``AGENTLAB_TIME_SCALE`` (through ``agentlab.settings``),
+``AGENTLAB_SEED`` (default 0), ``AGENTLAB_FAULT_RATE`` (default 0), ``AGENTLAB_RPM`` and ``AGENTLAB_TPM``
+(default unset: no limit, see ``ratelimit.py``). A value that would hang or misbehave the server is refused at
+start, with what to set.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from agentlab.offline.markers import Markers, parse_markers
-from agentlab.offline.ratelimit import limits_from_env
+from agentlab.offline.markers import Markers
+from agentlab.offline.ratelimit import check_limit, limits_from_env
+from agentlab.settings import time_scale
 
-__all__ = ["Markers", "LatencyModel", "FaultPlan", "ServerConfig", "parse_markers", "config_from_env", "unit_hash"]
+__all__ = [
+    "LatencyModel",
+    "FaultPlan",
+    "ServerConfig",
+    "config_from_env",
+    "with_limits",
+    "unit_hash",
+    "require",
+    "RANDOM_FAULTS",
+]
 
-FAULT_KINDS = ("500", "429", "hang")  # the faults a random rate draws from
+RANDOM_FAULTS = ("500", "429", "hang")  # the faults a random rate draws from
+MAX_LIMIT = 10**12  # requests or tokens per minute: far above any real organisation's limit
 
 
 def unit_hash(*parts: object) -> float:
@@ -73,7 +77,7 @@ class LatencyModel:
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
     rate: float = 0.0
-    kinds: tuple[str, ...] = FAULT_KINDS
+    kinds: tuple[str, ...] = RANDOM_FAULTS
     seed: int = 0
     retry_after: float = 1.0
     hang_seconds: float = 3600.0
@@ -105,20 +109,38 @@ class ServerConfig:
     tpm: int | None = None  # tokens per minute, input and output; None: no limit
     batch_seconds: float = 2.0  # how long one batch of the Batch API takes (× time scale), see batches.py
     batch_window_seconds: float = 24 * 3600.0  # a batch's completion window "24h" (× time scale): then it expires
-    max_file_bytes: int = 64 * 1024 * 1024  # the largest upload to /v1/files (413 above it), see files.py
+    max_file_bytes: int = 64 * 1024 * 1024  # the largest upload to /v1/files (413 above it), see batches.py
     max_stored_bytes: int = 512 * 1024 * 1024  # files held in memory; past it the oldest are dropped
+
+    def __post_init__(self) -> None:
+        require(
+            0 < self.batch_seconds <= 86400,
+            "batch_seconds (--batch-seconds)",
+            "above 0, up to 86400",
+            self.batch_seconds,
+        )
+        for name, limit in (("rpm (--rpm, AGENTLAB_RPM)", self.rpm), ("tpm (--tpm, AGENTLAB_TPM)", self.tpm)):
+            if limit is not None and not 1 <= limit <= MAX_LIMIT:  # 400 digits would overflow the bucket's floats
+                shown = limit if len(str(limit)) <= 20 else f"a number of {len(str(limit))} digits"
+                raise ValueError(f"{name} must be a whole number from 1 to {MAX_LIMIT:.0e}, got {shown}")
 
 
 def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
     """A ServerConfig from ``AGENTLAB_TIME_SCALE``, ``AGENTLAB_SEED``, ``AGENTLAB_FAULT_RATE``, ``AGENTLAB_RPM/TPM``."""
     env = os.environ if environ is None else environ
-    scale = env_number(env, "AGENTLAB_TIME_SCALE", "1.0", float, "0.05")
+    scale = time_scale(env)
     seed = int(env_number(env, "AGENTLAB_SEED", "0", int, "42"))
     rate = env_number(env, "AGENTLAB_FAULT_RATE", "0", float, "0.1")
-    require(scale > 0, "AGENTLAB_TIME_SCALE", "greater than 0 (for example 0.05)", scale)
     require(0 <= rate <= 1, "AGENTLAB_FAULT_RATE", "between 0 and 1 (for example 0.1)", rate)
     rpm, tpm = limits_from_env(env)  # AGENTLAB_RPM, AGENTLAB_TPM
     return ServerConfig(LatencyModel(seed=seed, time_scale=scale), FaultPlan(rate=rate, seed=seed), rpm=rpm, tpm=tpm)
+
+
+def with_limits(config: ServerConfig | None, rpm: int | None, tpm: int | None) -> ServerConfig:
+    """``config`` (else the environment's), with ``rpm`` and ``tpm`` (``start(rpm=..., tpm=...)``) over its own."""
+    config = config or config_from_env()
+    rpm, tpm = check_limit("rpm", rpm) or config.rpm, check_limit("tpm", tpm) or config.tpm
+    return dataclasses.replace(config, rpm=rpm, tpm=tpm)
 
 
 def env_number(env: Mapping[str, str], name: str, default: str, kind: type[float] | type[int], example: str) -> float:

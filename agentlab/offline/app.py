@@ -1,23 +1,30 @@
-"""The offline Responses API server: a real aiohttp app that the real ``openai`` client talks to.
+"""The offline server's app: its routes, served over HTTP by aiohttp (``create_app``) or in this process
+(``transport()``), both through ``post_responses``, the one answer to ``POST /v1/responses``.
 
-- ``POST /v1/responses``: reads the body, injects a fault when asked to, lets ``answer.py`` validate it and
-  ask the scripted math model for the next turn, waits as long as a model would think, and sends the Response.
-- ``GET /v1/models`` and ``GET /v1/models/{id}``.
+- ``POST /v1/responses``: reads the body, lets ``responses.py`` check it, spends the rate limit (``ratelimit.py``,
+  when one is set), injects a fault when asked to, asks the scripted model for the next turn, waits as long as
+  a model would think, and sends the Response (or its stream of events).
+- ``GET /v1/models`` and ``GET /v1/models/{id}``; ``/v1/files`` and ``/v1/batches`` (``batches.py``).
 - ``GET /offline/stats``: counters (requests, statuses, in flight, disconnects, faults), for tests and lessons.
 
 Two middlewares wrap every route: ``count_requests`` (outside) counts every request and every status the
-client gets, whatever raised it; ``errors_as_json`` (inside) gives every error OpenAI's shape
-``{"error": {"message", "type", "param", "code"}}`` with a message that says what to fix. Bad input gets a 4xx,
-never a 500. The Authorization header is accepted whatever its value and is never logged. The server keeps no
-state between requests: the client sends the whole conversation each time.
+client gets, whatever raised it; ``errors_as_json`` (inside) writes every error in OpenAI's shape, ours
+(``RequestError``), aiohttp's (404, 405, 413…) and unexpected ones (500): ``error_for`` is the one translation,
+which the transport uses too. Error codes are constants of ours, never an ``http.HTTPStatus`` phrase (Python
+3.13 renamed some). The Authorization header is accepted whatever its value and is never logged. The server
+keeps no state between requests: the client sends the whole conversation each time.
+
+A client's broken HTTP (a malformed chunked body, a bad header) is one line on stderr (``ONE_LINE_LOG``), not
+aiohttp's traceback of 500 bytes a request: the mistake is the client's, and its 400 already says what it was.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
+import logging
+import sys
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -28,19 +35,28 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from agentlab.offline.answer import answer_checked, check_request
-from agentlab.offline.batch_answer import add_batch_api
-from agentlab.offline.latency import ServerConfig, config_from_env
-from agentlab.offline.ratelimit import LIMITER, RateLimiter, check_limit, install_limiter
-from agentlab.offline.streaming import SSE_HEADERS, STREAM_FAULTS, send_events, sse, wants_obfuscation
-from agentlab.offline.tokens import input_tokens
-from agentlab.offline.validation import RequestError, parse_body
+from agentlab.bucket import input_tokens
+from agentlab.offline.batches import add_batch_api
+from agentlab.offline.config import ServerConfig, with_limits
+from agentlab.offline.ratelimit import LIMITER, RateLimiter, install_limiter
+from agentlab.offline.responses import (
+    STREAM_FAULTS,
+    RequestError,
+    answer_checked,
+    check_request,
+    fault_error,
+    parse_body,
+    sse,
+    wants_obfuscation,
+)
 
-__all__ = ["create_app", "transport", "Transport", "State", "STATE", "Stats", "Reply", "answer", "RequestError"]
+__all__ = ["create_app", "transport", "Transport", "State", "STATE", "Stats", "Reply", "post_responses"]
+__all__ += ["count_requests", "errors_as_json", "read_body", "read_attempt", "send_events", "hang_up", "ONE_LINE_LOG"]
 
 MODELS = ("gpt-5-mini", "gpt-5", "gpt-5-nano", "gpt-4.1-mini")
 UNCOUNTED = {"/offline/stats"}  # asking for the counters does not change them
 ROUTES = {"/v1/responses", "/v1/models"}
+SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 # Our error codes, constants of ours (never http.HTTPStatus phrases, which Python 3.13 renamed).
 ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
@@ -162,20 +178,20 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
-    """POST /v1/responses over HTTP: refuse a body too large before reading it, then answer as ``answer``."""
+    """POST /v1/responses over HTTP: refuse a body too large before reading it, then ``post_responses``."""
     state = request.app[STATE]
     refuse_unknown_expect(request)
     if (request.content_length or 0) > state.config.max_body_bytes:
         message = f"The request body is larger than {state.config.max_body_bytes} bytes."
         raise RequestError(413, message, code=ERROR_CODES[413])
     raw = await read_body(request, state.config.read_timeout)
-    reply = await answer(raw, request.headers.get("x-stainless-retry-count"), state)
+    reply = await post_responses(raw, request.headers.get("x-stainless-retry-count"), state)
     if reply.stream is None:
         return web.json_response(reply.body, status=reply.status, headers=reply.headers)
     return await send_events(request, reply.stream, drop=reply.drop)
 
 
-async def answer(raw: bytes, retry_count: str | None, state: State) -> Reply:
+async def post_responses(raw: bytes, retry_count: str | None, state: State) -> Reply:
     """POST /v1/responses, read top to bottom: what the HTTP route and the in-process transport both answer."""
     config, limiter = state.config, state.limiter
     # 1. Parse and check the body once (a RequestError when it is bad).
@@ -193,10 +209,10 @@ async def answer(raw: bytes, retry_count: str | None, state: State) -> Reply:
     if fault:
         state.stats.faults[fault] += 1
     if fault and not (streamed and fault in STREAM_FAULTS):  # a stream's own faults happen inside it
-        raise await inject_fault(fault, config)
+        raise await fault_error(fault, config)
 
     # 4. Ask the model for the next turn, take the time a model would, and send the Response
-    #    (streamed: the same Response, told as Server-Sent Events over the same time, see streaming.py).
+    #    (streamed: the same Response, told as Server-Sent Events over the same time, see responses.py).
     reply = answer_checked(checked, config, key)
     if limiter:
         limiter.settle(reply.body["usage"]["output_tokens"])  # the output tokens, now that they are known
@@ -246,23 +262,6 @@ def read_attempt(header: str | None) -> int:
         return 0
 
 
-async def inject_fault(fault: str, config: ServerConfig) -> RequestError:
-    """The error of an injected fault, after a hang's wait (until the client gives up and disconnects)."""
-    if fault == "hang":
-        await asyncio.sleep(config.faults.hang_seconds)
-    if fault == "429":
-        wait = config.faults.retry_after * config.latency.time_scale
-        return RequestError(
-            429,
-            f"Rate limit reached for requests on the offline server (injected fault). Please try again in "
-            f"{wait:.2f} s.",
-            kind="requests",
-            code="rate_limit_exceeded",
-            headers={"Retry-After": str(max(1, round(wait))), "retry-after-ms": str(round(wait * 1000))},
-        )
-    return RequestError(500, "The offline server failed on purpose (fault injection).", kind="server_error")
-
-
 def list_models() -> dict[str, Any]:
     return {"object": "list", "data": [model_card(name) for name in MODELS]}
 
@@ -290,13 +289,9 @@ async def get_stats(request: web.Request) -> web.Response:
 def create_app(config: ServerConfig) -> web.Application:
     """The aiohttp application. aiohttp's own body limit backs up the early Content-Length check.
 
-    A feature adds its routes here (``app.router.add_post(...)``), next to the ones below. With
-    ``config.upstream`` set it is the proxy in front of a real API instead (``proxy.py``).
+    A feature adds its routes here (``app.router.add_post(...)``), next to the ones below. The proxy in front of
+    a real API (``config.upstream``) is another app, ``proxy.create_proxy_app``; ``serve`` picks one.
     """
-    if config.upstream:
-        from agentlab.offline.proxy import create_proxy_app  # proxy.py builds on this module
-
-        return create_proxy_app(config)
     app = web.Application(middlewares=[count_requests, errors_as_json], client_max_size=config.max_body_bytes)
     install_limiter(app, config.rpm, config.tpm, window=60 * config.latency.time_scale)
     app[STATE] = State(config, limiter=app.get(LIMITER))
@@ -304,7 +299,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_get("/v1/models", models_route)
     app.router.add_get("/v1/models/{name}", models_route)
     app.router.add_get("/offline/stats", get_stats)
-    add_batch_api(app, config)  # /v1/files and /v1/batches (batch_answer.py)
+    add_batch_api(app, config)  # /v1/files and /v1/batches (batches.py)
     return app
 
 
@@ -347,7 +342,7 @@ class Transport(httpx.AsyncBaseTransport):
             if len(raw) > self.state.config.max_body_bytes:
                 message = f"The request body is larger than {self.state.config.max_body_bytes} bytes."
                 raise RequestError(413, message, code=ERROR_CODES[413])
-            return await answer(raw, headers.get("x-stainless-retry-count"), self.state)
+            return await post_responses(raw, headers.get("x-stainless-retry-count"), self.state)
         if path == "/v1/models" and method == "GET":
             return Reply(200, list_models())
         if path.startswith("/v1/models/") and method == "GET":
@@ -386,7 +381,66 @@ def read_timeout(request: httpx.Request) -> float | None:
 
 def transport(config: ServerConfig | None = None, *, rpm: int | None = None, tpm: int | None = None) -> Transport:
     """The offline API as an ``httpx.AsyncBaseTransport``, with ``config`` (else the environment's settings)."""
-    config = config or config_from_env()
-    rpm, tpm = check_limit("rpm", rpm) or config.rpm, check_limit("tpm", tpm) or config.tpm
-    limiter = RateLimiter(rpm, tpm, window=60 * config.latency.time_scale) if rpm or tpm else None
-    return Transport(State(dataclasses.replace(config, rpm=rpm, tpm=tpm), limiter=limiter))
+    config = with_limits(config, rpm, tpm)
+    window = 60 * config.latency.time_scale
+    limiter = RateLimiter(config.rpm, config.tpm, window=window) if config.rpm or config.tpm else None
+    return Transport(State(config, limiter=limiter))
+
+
+async def send_events(request: web.Request, events: AsyncGenerator[bytes, None], *, drop: bool) -> web.StreamResponse:
+    """Write what ``sse`` yields, as it comes; ``drop`` hangs up before the end.
+
+    A client that hangs up cancels this handler (the server runs with ``handler_cancellation``), so a
+    conversation whose reader has gone is freed at once, in the middle of a pause.
+    """
+    stream = web.StreamResponse(headers=SSE_HEADERS)
+    await stream.prepare(request)
+    try:
+        async for chunk in events:
+            await stream.write(chunk)
+    except ConnectionError:  # the client went away between two events: nothing left to tell it
+        return stream
+    if drop:
+        return hang_up(request, stream)
+    await stream.write_eof()
+    return stream
+
+
+def hang_up(request: web.Request, stream: web.StreamResponse) -> web.StreamResponse:
+    """Close the connection in the middle of the body: the client sees an incomplete chunked read."""
+    if request.transport is not None:
+        request.transport.close()
+    return stream
+
+
+class OneLine(logging.Formatter):
+    """``agentlab offline server: Error handling request from 127.0.0.1: BadHttpMessage: 400, message: ...``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            message += f": {type(error).__name__}: {error}"
+        return "agentlab offline server: " + " ".join(message.split())[:300]
+
+
+class ToStderr(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is now (a test may have swapped it since the server started)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # stderr closed: nobody to tell
+            pass
+
+
+def one_line_log() -> logging.Logger:
+    """A logger of its own (not registered with ``logging``): the application's log settings stay untouched."""
+    log = logging.Logger("agentlab.offline.http", logging.INFO)
+    handler = ToStderr()
+    handler.setFormatter(OneLine())
+    log.addHandler(handler)
+    return log
+
+
+ONE_LINE_LOG = one_line_log()
