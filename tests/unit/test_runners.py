@@ -146,13 +146,24 @@ async def test_leaving_as_completed_early_cancels_the_rest() -> None:
 async def test_cancelling_the_caller_cancels_every_child(runner: str) -> None:
     before = asyncio.all_tasks()
     prompts = sums(50, duration=40)
+    in_flight = 10 if runner == "run_bounded" else 50
+    started: set[int] = set()
+    all_started = asyncio.Event()
+
+    def note(index: int, event: AgentEvent) -> None:  # cancel once every child that may run is in a model call
+        if event.kind == "model_start":
+            started.add(index)
+            if len(started) == in_flight:
+                all_started.set()
+
     if runner == "run_concurrent":
-        batch = asyncio.create_task(run_concurrent(AGENT, prompts))
+        batch = asyncio.create_task(run_concurrent(AGENT, prompts, on_event=note))
     elif runner == "run_settled":
-        batch = asyncio.create_task(run_settled(AGENT, prompts))
+        batch = asyncio.create_task(run_settled(AGENT, prompts, on_event=note))
     else:
-        batch = asyncio.create_task(run_bounded(AGENT, prompts, max_concurrency=10))
-    await asyncio.sleep(0.3)
+        batch = asyncio.create_task(run_bounded(AGENT, prompts, max_concurrency=10, on_event=note))
+    await asyncio.wait_for(all_started.wait(), timeout=30)
+    assert len(asyncio.all_tasks() - before) > in_flight  # the batch and its children run: there is work to cancel
     batch.cancel()
     with pytest.raises(asyncio.CancelledError):
         await batch
