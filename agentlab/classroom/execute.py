@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
 import subprocess
 import tempfile
 import time
@@ -62,6 +63,26 @@ class Options:
     kernels: KernelSpecManager | None = None  # the forked kernels' kernelspec (kernels.py), or None: python3
 
 
+class Stop:
+    """A signal, as the grading loop sees it: no notebook starts or goes on after ``now()`` (a kernel still
+    starting stops before its first cell), and the kernels that run a cell are killed. nbclient then ends each
+    of those notebooks as it ends one whose kernel died, shutting it down on its usual path (a second shutdown
+    beside its own would race it); their rows are not reported."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.kernels: set[AsyncKernelManager] = set()
+
+    async def now(self) -> None:
+        self.requested = True
+        kills = (km.signal_kernel(signal.SIGKILL) for km in list(self.kernels))
+        await asyncio.gather(*kills, return_exceptions=True)
+
+
+class RunStopped(Exception):
+    """Raised before a notebook's next cell once the run is stopped."""
+
+
 @dataclass
 class Run:
     """What happened while one notebook ran: which cell was running, and how it ended."""
@@ -76,20 +97,26 @@ async def grade_all(
     options: Options,
     jobs: int,
     done: Callable[[Submission, list[Grade]], None],
+    stop: Stop,
 ) -> list[Grade]:
-    """Grade every submission, ``jobs`` at a time, calling ``done`` as each one finishes; in input order."""
+    """Grade every submission, ``jobs`` at a time, calling ``done`` as each one finishes; in input order.
+    Once ``stop`` is requested, the notebooks not yet done give no rows."""
     slots = asyncio.Semaphore(max(1, jobs))
 
     async def one(submission: Submission) -> list[Grade]:
         async with slots:
-            grades = await grade_one(submission, references[submission.exercise], options)
+            if stop.requested:
+                return []
+            grades = await grade_one(submission, references[submission.exercise], options, stop)
+        if stop.requested:
+            return []
         done(submission, grades)
         return grades
 
     return [grade for grades in await asyncio.gather(*(one(s) for s in submissions)) for grade in grades]
 
 
-async def grade_one(submission: Submission, reference: Reference, options: Options) -> list[Grade]:
+async def grade_one(submission: Submission, reference: Reference, options: Options, stop: Stop) -> list[Grade]:
     """One Grade per check of the submitted notebook; a bad file is a Grade too, never an exception."""
     learner, exercises = submission.learner, reference.exercises
     if submission.path is None:
@@ -101,7 +128,7 @@ async def grade_one(submission: Submission, reference: Reference, options: Optio
     notes = answer_notes(notebook, reference)
     executed = prepare(notebook, reference)
     started = time.perf_counter()
-    run = await execute(executed, options)
+    run = await execute(executed, options, stop)
     seconds = round(time.perf_counter() - started, 2)
     write_executed(executed, options.executed / learner / submission.path.name)
     verdicts = judge_run(executed, run, options.timeout)
@@ -117,7 +144,7 @@ def not_graded(submission: Submission, exercise: str) -> Grade:
     return Grade(submission.learner, exercise, "missing", None, (why,))
 
 
-async def execute(notebook: nbformat.NotebookNode, options: Options) -> Run:
+async def execute(notebook: nbformat.NotebookNode, options: Options, stop: Stop) -> Run:
     """Run the notebook in a fresh kernel in an empty folder; say how it ended instead of raising."""
     run = Run()
     deadline: list[float] = []
@@ -129,13 +156,16 @@ async def execute(notebook: nbformat.NotebookNode, options: Options) -> Run:
         return max(left, GRADER_SECONDS) if cell.metadata.get("agentlab") else max(left, 1)
 
     def started(cell: Any, cell_index: int, **_: Any) -> None:
+        if stop.requested:  # a kernel that came up after the stop runs no cell
+            raise RunStopped
+        stop.kernels.add(km)  # only now: nbclient leaves its exit hook behind when a kernel dies as it starts
         run.cell_index = cell_index
 
+    km = kernel_manager(options)
     with tempfile.TemporaryDirectory(prefix="agentlab-grade-") as folder:
         client = NotebookClient(
             notebook,
-            km=kernel_manager(options),
-            kernel_name="python3",
+            km=km,
             timeout_func=cell_timeout,
             allow_errors=True,
             interrupt_on_timeout=False,
@@ -146,7 +176,7 @@ async def execute(notebook: nbformat.NotebookNode, options: Options) -> Run:
         )
         env = kernel_environment(options.server_url, options.time_scale)
         try:
-            # cleanup_kc: shut the kernel down at the end even though the manager is ours (a forked kernel).
+            # cleanup_kc: nbclient shuts down at the end a kernel whose manager it did not make, as here.
             # The kernel's own stderr is noise here (its outputs reach the notebook through the kernel protocol).
             await client.async_execute(cleanup_kc=True, env=env, stderr=subprocess.DEVNULL)
         except CellTimeoutError:
@@ -155,13 +185,15 @@ async def execute(notebook: nbformat.NotebookNode, options: Options) -> Run:
             run.ended = "died"
         except Exception as exc:  # the kernel would not start, or nbclient broke: this notebook's row says so
             run.ended = f"could not run the notebook: {type(exc).__name__}: {str(exc)[:200]}"
+        finally:
+            stop.kernels.discard(km)
     return run
 
 
-def kernel_manager(options: Options) -> AsyncKernelManager | None:
-    """A manager for a forked kernel, or None to let nbclient start a python3 kernel from scratch."""
+def kernel_manager(options: Options) -> AsyncKernelManager:
+    """A manager for a forked kernel, or for a python3 kernel started from scratch."""
     if options.kernels is None:
-        return None
+        return AsyncKernelManager(kernel_name="python3")
     return AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=options.kernels)
 
 

@@ -26,8 +26,8 @@ import os
 import pkgutil
 import signal
 import sys
-from collections.abc import Coroutine
-from contextlib import nullcontext
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ from agentlab.classroom.notebook import Reference, Submission, load_reference
 from agentlab.errors import AgentLabError, ConfigurationError
 
 if TYPE_CHECKING:
-    from agentlab.classroom.execute import Grade
+    from agentlab.classroom.execute import Grade, Stop
 
 
 class Stopped(Exception):
@@ -53,7 +53,11 @@ class Stopped(Exception):
 def grade_command(args: argparse.Namespace) -> int:
     """Exit 0 once the report is written, whatever the learners scored; 2 when the grader cannot run; 128 + the
     signal's number when a signal stopped it (the report then holds what was graded)."""
-    stopped_by = stop_on_signals()
+    with stop_on_signals() as stopped_by:
+        return grade_and_report(args, stopped_by)
+
+
+def grade_and_report(args: argparse.Namespace, stopped_by: list[str]) -> int:
     submissions: list[Submission] = []
     finished: dict[Submission, list[Grade]] = {}
     try:
@@ -81,16 +85,22 @@ def grade_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def stop_on_signals() -> list[str]:
-    """SIGTERM acts as Ctrl-C does (a KeyboardInterrupt in the main thread); the list names the signal."""
+@contextmanager
+def stop_on_signals() -> Iterator[list[str]]:
+    """SIGINT (Ctrl-C) and SIGTERM raise KeyboardInterrupt in the main thread, even where the shell had SIGINT
+    ignored (a background job); the list names the signal. The former handlers come back on the way out."""
     received = ["SIGINT"]
 
-    def terminate(number: int, _frame: Any) -> None:
+    def stop(number: int, _frame: Any) -> None:
         received[0] = signal.Signals(number).name
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, terminate)
-    return received
+    former = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for number, handler in former.items():
+            signal.signal(number, handler)
 
 
 def stopped_rows(submission: Submission, signal_name: str) -> list[Grade]:
@@ -193,7 +203,7 @@ def grade_class(
     with start(config) as server:
         with forked_kernels(kernel_environment(server.base_url, time_scale)) if fork else nullcontext() as kernels:
             # nbclient and nbformat load while the zygote warms up
-            from agentlab.classroom.execute import Options, grade_all
+            from agentlab.classroom.execute import Options, Stop, grade_all
 
             options = Options(timeout, time_scale, server.base_url, out / "executed", kernels() if kernels else None)
             with tqdm(total=len(submissions), desc="grading", unit="notebook") as bar:
@@ -202,19 +212,18 @@ def grade_class(
                     rows[submission] = grades
                     bar.update()
 
-                return run_in_thread(grade_all(submissions, references, options, jobs, done))
+                stop = Stop()
+                return run_in_thread(grade_all(submissions, references, options, jobs, done, stop), stop)
 
 
-def run_in_thread(work: Coroutine[Any, Any, list[Grade]]) -> list[Grade]:
-    """Run the grading coroutine on an event loop in a thread; on Ctrl-C or SIGTERM, cancel it, wait until
-    every notebook's kernel is shut down (signals ignored meanwhile), and raise Stopped."""
-    running: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Future[list[Grade]]]]
-    running = concurrent.futures.Future()
+def run_in_thread(work: Coroutine[Any, Any, list[Grade]], stop: Stop) -> list[Grade]:
+    """Run the grading coroutine on an event loop in a thread; on Ctrl-C or SIGTERM, stop it (the kernels that
+    run are shut down), wait until it has ended with signals ignored meanwhile, and raise Stopped."""
+    loops: concurrent.futures.Future[asyncio.AbstractEventLoop] = concurrent.futures.Future()
 
     async def main() -> list[Grade]:
-        task = asyncio.ensure_future(work)
-        running.set_result((asyncio.get_running_loop(), task))
-        return await task
+        loops.set_result(asyncio.get_running_loop())
+        return await work
 
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="agentlab-grading") as pool:
         future = pool.submit(asyncio.run, main())
@@ -222,9 +231,8 @@ def run_in_thread(work: Coroutine[Any, Any, list[Grade]]) -> list[Grade]:
             return future.result()
         except KeyboardInterrupt:
             ignored = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
-            loop, task = running.result()
-            if not future.done():
-                loop.call_soon_threadsafe(task.cancel)
+            with suppress(RuntimeError):  # the loop has closed already: the run had just ended
+                asyncio.run_coroutine_threadsafe(stop.now(), loops.result())
             concurrent.futures.wait([future])
             for number, handler in ignored.items():
                 signal.signal(number, handler)

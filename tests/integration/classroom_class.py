@@ -7,9 +7,12 @@ answer cell; every other case is a mistake or a bad file that the grader must na
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 EXERCISE = next((NOTEBOOKS / "exercises").glob("01_*_exercise.ipynb"))
@@ -74,6 +77,15 @@ def cheating() -> str:
     return json.dumps(notebook)
 
 
+def another_course() -> str:
+    """A valid notebook under the exercise's file name, none of whose cells come from this course."""
+    cells = [
+        {"cell_type": "markdown", "id": "week1", "metadata": {}, "source": "# Week 1: data frames"},
+        {"cell_type": "code", "id": "load", "metadata": {}, "execution_count": None, "outputs": [], "source": "x = 1"},
+    ]
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
+
+
 RIGHT = solution_answer()
 ANSWER_CELL = answer_index(load(EXERCISE)) + 1  # as the grader numbers cells: from 1, markdown included
 WRONG = "results = [await agent.run(prompt) for prompt in prompts]\ntotal = 100.0\n"
@@ -89,7 +101,10 @@ LEARNERS: list[tuple[str, str, Callable[[], str] | None]] = [
     ("ivan", "JSON but no notebook", lambda: json.dumps({"hello": "world"})),
     ("judy", "never handed in", None),
     ("mallory", "a forged check", cheating),
+    ("oscar", "another course's notebook", another_course),
+    ("peggy", "two files for one exercise", with_answer(RIGHT)),
 ]
+COPY = EXERCISE.name.replace(".ipynb", "-Copy1.ipynb")  # Jupyter's "Duplicate": peggy's second file
 
 
 def make_class(root: Path, learners: list[tuple[str, str, Callable[[], str] | None]] = LEARNERS) -> Path:
@@ -97,6 +112,37 @@ def make_class(root: Path, learners: list[tuple[str, str, Callable[[], str] | No
     for name, _, make in learners:
         folder = root / name / ("ps1" if name == "alice" else "")
         folder.mkdir(parents=True)
-        if make is not None:
-            (folder / EXERCISE.name).write_text(make(), encoding="utf-8")
+        for file_name in (EXERCISE.name, COPY) if name == "peggy" else (EXERCISE.name,):
+            if make is not None:
+                (folder / file_name).write_text(make(), encoding="utf-8")
     return root
+
+
+def processes_marked(mark: str) -> list[psutil.Process]:
+    """The live processes whose environment holds AGENTLAB_TEST_RUN=mark: every process a command started
+    with it inherits the mark (forked kernels too), even after it was orphaned and adopted by pid 1."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("AGENTLAB_TEST_RUN") == mark and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def survivors(mark: str, returned_at: float, grace: float = 2.0) -> list[str]:
+    """The marked processes still alive ``grace`` seconds after the command returned (at ``returned_at``,
+    ``time.monotonic()``), as ``pid command`` lines; it looks until then, not longer."""
+    while True:
+        alive = processes_marked(mark)
+        if not alive or time.monotonic() >= returned_at + grace:
+            return [describe(p) for p in alive]
+        psutil.wait_procs(alive, timeout=0.1)
+
+
+def describe(process: psutil.Process) -> str:
+    try:
+        return f"{process.pid} {' '.join(process.cmdline())[:160]}"
+    except psutil.Error:
+        return f"{process.pid} (ended while being described)"

@@ -14,10 +14,12 @@ import os
 import re
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
-from classroom_class import ANSWER_CELL, EXERCISE, LEARNERS, make_class
+from classroom_class import ANSWER_CELL, COPY, EXERCISE, LEARNERS, make_class, survivors
 
 from agentlab.classroom.course import course_folder
 from agentlab.classroom.grade import discover, grade_command
@@ -29,8 +31,8 @@ TIMEOUT = 15  # seconds of cell time per notebook: dave's endless loop is stoppe
 pytestmark = pytest.mark.timeout(600)
 
 
-def grade(submissions: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AGENTLAB_TIME_SCALE": "0.05"}
+def grade(submissions: Path, out: Path, *extra: str, mark: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AGENTLAB_TIME_SCALE": "0.05", "AGENTLAB_TEST_RUN": mark or uuid.uuid4().hex}
     command = [sys.executable, "-m", "agentlab", "grade", str(submissions), "--out", str(out), *extra]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=500, check=False)
 
@@ -48,8 +50,21 @@ def graded(
     root = make_class(tmp_path_factory.mktemp("class"))
     before = digests(root)
     out = tmp_path_factory.mktemp("report")
-    done = grade(root, out, "--jobs", "2", "--timeout", str(TIMEOUT), "--exercises", "01")
+    done = grade(root, out, "--jobs", "2", "--timeout", str(TIMEOUT), "--exercises", "01", mark=MARK)
+    LEFT.extend(survivors(MARK, time.monotonic()))  # looked at right away: the test below reads it
     return root, out, done, before
+
+
+MARK = uuid.uuid4().hex  # in the environment of the class's grade command, so of every process it starts
+LEFT: list[str] = []  # the processes it started that were still alive 2 s after it returned
+
+
+def test_no_process_outlives_grade(
+    graded: tuple[Path, Path, subprocess.CompletedProcess[str], dict[str, str]],
+) -> None:
+    """Eight kernels ran (one timed out, one died): none of them, nor the zygote, is left."""
+    assert graded[2].returncode == 0, graded[2].stderr[-3000:]
+    assert LEFT == [], f"alive 2 s after grade returned: {LEFT}"
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +89,8 @@ EXPECTED = {  # learner: (status, a pattern the feedback must match)
     "ivan": ("error", r"^not a notebook: the JSON is not a Jupyter notebook"),
     "judy": ("missing", r"^not handed in"),
     "mallory": ("failed", r"`results`"),
+    "oscar": ("error", r"^not this course's exercise 01: no cell of it comes from 01_serial_baseline_exercise"),
+    "peggy": ("error", rf"^two files for exercise 01: .*{re.escape(EXERCISE.name)} and .*{re.escape(COPY)}; keep one"),
 }
 
 
@@ -87,7 +104,7 @@ def test_every_row_of_grades_csv(rows: dict[str, dict[str, str]], learner: str) 
     status, pattern = EXPECTED[learner]
     assert (row["exercise"], row["status"]) == ("01", status), row
     assert re.search(pattern, row["feedback"]), row["feedback"]
-    ran = status not in ("missing",) and learner not in ("heidi", "ivan")
+    ran = status not in ("missing",) and learner not in ("heidi", "ivan", "oscar", "peggy")
     assert (float(row["seconds"]) > 0) if ran else row["seconds"] == "", row
 
 
@@ -123,8 +140,17 @@ def test_the_report_page_has_the_table_the_chart_and_the_summary(
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("<img") == 1 and "data:image/png;base64,iVBOR" in page
     assert all(f"<th>{name}</th>" in page for name in EXPECTED)
-    assert "<th>01</th><td>9%</td>" in page  # 1 of 11 passed
-    assert "1/11 passed" in done.stdout
+    assert "<th>01</th><td>8%</td>" in page  # 1 of 13 passed
+    assert "1/13 passed" in done.stdout
+
+
+def test_the_gradebook_has_a_row_per_learner_and_a_column_per_check(
+    graded: tuple[Path, Path, subprocess.CompletedProcess[str], dict[str, str]], rows: dict[str, dict[str, str]]
+) -> None:
+    with (graded[1] / "gradebook.csv").open(encoding="utf-8", newline="") as file:
+        book = list(csv.reader(file))
+    assert book[0] == ["learner", "ex01", "total"]
+    assert book[1:] == [[name, *(["1", "1"] if name == "alice" else ["0", "0"])] for name in sorted(EXPECTED)]
 
 
 def test_nbgraders_submitted_folder_is_the_class(tmp_path: Path) -> None:
@@ -141,34 +167,40 @@ def test_no_such_folder_is_a_clear_error_and_exit_status_2(tmp_path: Path) -> No
     assert not (tmp_path / "report").exists()
 
 
-@pytest.mark.parametrize("case", ["no learners", "no exercises", "bad number"])
+REFUSED = {  # case: what the one-line error says
+    "no learners": "no learner folders",
+    "no exercises": "no exercise notebooks",
+    "bad number": "--timeout",
+    "out inside the submissions": "is inside the submissions",
+    "out inside the course": "is inside the course's notebooks",
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
 def test_the_grader_fails_clearly_only_when_it_cannot_run(
     tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "class").mkdir()
-    timeout = 0.0 if case == "bad number" else 120.0
     if case != "no learners":
         (tmp_path / "class" / "zoe").mkdir()
         (tmp_path / "class" / "zoe" / "notes.txt").write_text("hello")
+    out = {
+        "out inside the submissions": tmp_path / "class" / "report",
+        "out inside the course": NOTEBOOKS / "exercises" / "report",
+    }.get(case, tmp_path / "report")
     args = argparse.Namespace(
         submissions=tmp_path / "class",
-        out=tmp_path / "report",
+        out=out,
         jobs=2,
-        timeout=timeout,
+        timeout=0.0 if case == "bad number" else 120.0,
         time_scale=0.05,
         exercises="",
         no_fork=False,
     )
     assert grade_command(args) == 2
     message = capsys.readouterr().err
-    assert (
-        message.startswith("error: ")
-        and {"no learners": "no learner folders", "no exercises": "no exercise notebooks", "bad number": "--timeout"}[
-            case
-        ]
-        in message
-    )
-    assert not (tmp_path / "report").exists()
+    assert message.startswith("error: ") and message.count("\n") == 1 and REFUSED[case] in message, message
+    assert not out.exists()
 
 
 def test_without_the_zygote_every_kernel_starts_from_scratch(tmp_path: Path) -> None:
