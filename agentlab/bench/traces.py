@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from agentlab import Agent, Batch, Outcome, make_client, offline, run_settled
+from agentlab.bench import target
 from agentlab.tools.math import MATH_TOOLS
 from agentlab.traces import export_opentelemetry, write_chrome_trace
 
@@ -88,11 +89,7 @@ def run(quick: bool) -> dict[str, Any]:
             f"(best of {repeat}, {os.cpu_count()} CPUs)"
         ],
         "targets": [
-            target(f"Chrome trace of {N} conversations, s", chrome_s, CHROME_TARGET_S),
-            target(f"OpenTelemetry spans of {N} conversations, s", otel_s, OTEL_TARGET_S),
+            target(f"Chrome trace of {N} conversations, s", chrome_s, "<=", CHROME_TARGET_S),
+            target(f"OpenTelemetry spans of {N} conversations, s", otel_s, "<=", OTEL_TARGET_S),
         ],
     }
-
-
-def target(figure: str, value: float, most: float) -> dict[str, Any]:
-    return {"figure": figure, "value": value, "target": f"<= {most:g}", "pass": value <= most}
