@@ -26,9 +26,9 @@ SIDE = "What is 100 + 1? [duration=2]"
 Answer = Callable[[], Awaitable[dict[str, Any]]]
 
 
-def judge(exercise: str, answer: Answer, **extra: Any) -> Any:
-    """Run the learner's answer on a fresh event loop, then check it as the notebook's check cell does."""
-    answers = asyncio.run(answer())
+async def judge(exercise: str, answer: Answer, **extra: Any) -> Any:
+    """Run the learner's answer on the test's own event loop, then check it as the notebook's check cell does."""
+    answers = await answer()
     try:
         return check(exercise, **extra, **answers)
     finally:
@@ -38,9 +38,9 @@ def judge(exercise: str, answer: Answer, **extra: Any) -> Any:
                     item.close()  # a mistake's coroutine that never ran
 
 
-def refused(exercise: str, answer: Answer, words: str, **extra: Any) -> Any:
+async def refused(exercise: str, answer: Answer, words: str, **extra: Any) -> Any:
     """✗, with ``words`` in the message (``"a|b"``: either one, where noise may tip a borderline case)."""
-    feedback = judge(exercise, answer, **extra)
+    feedback = await judge(exercise, answer, **extra)
     assert not feedback.passed, feedback
     assert any(w in feedback.messages[0] for w in words.split("|")), feedback
     return feedback
@@ -112,8 +112,8 @@ async def tasks_then_gather_timed() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("answer", [serial_append, serial_comprehension, serial_runner])
-def test_01_accepts_a_serial_loop_written_three_ways(answer: Answer) -> None:
-    feedback = judge("01", answer, prompts=PROMPTS)
+async def test_01_accepts_a_serial_loop_written_three_ways(answer: Answer) -> None:
+    feedback = await judge("01", answer, prompts=PROMPTS)
     assert feedback.passed, feedback
     assert "about the sum of the durations" in feedback.messages[0]
 
@@ -131,8 +131,8 @@ def test_01_accepts_a_serial_loop_written_three_ways(answer: Answer) -> None:
     ],
     ids=lambda x: getattr(x, "__name__", "")[:30],
 )
-def test_01_refuses_each_mistake_and_names_it(answer: Answer, words: str) -> None:
-    refused("01", answer, words, prompts=PROMPTS)
+async def test_01_refuses_each_mistake_and_names_it(answer: Answer, words: str) -> None:
+    await refused("01", answer, words, prompts=PROMPTS)
 
 
 # -- 02: from the loop to create_task + gather -----------------------------------------------------------
@@ -189,8 +189,8 @@ async def two_gathered_then_one_awaited() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("answer", [tasks_and_gather, task_group, concurrent_runner])
-def test_02_accepts_concurrency_written_three_ways(answer: Answer) -> None:
-    feedback = judge("02", answer, prompts=PROMPTS)
+async def test_02_accepts_concurrency_written_three_ways(answer: Answer) -> None:
+    feedback = await judge("02", answer, prompts=PROMPTS)
     assert feedback.passed, feedback
     assert "about the longest conversation" in feedback.messages[0]
 
@@ -207,8 +207,8 @@ def test_02_accepts_concurrency_written_three_ways(answer: Answer) -> None:
     ],
     ids=lambda x: getattr(x, "__name__", "")[:30],
 )
-def test_02_refuses_each_mistake_and_names_it(answer: Answer, words: str) -> None:
-    refused("02", answer, words, prompts=PROMPTS)
+async def test_02_refuses_each_mistake_and_names_it(answer: Answer, words: str) -> None:
+    await refused("02", answer, words, prompts=PROMPTS)
 
 
 # -- 02b: tasks are eager: start the batch, hold a side conversation meanwhile ---------------------------
@@ -269,8 +269,8 @@ async def side_as_text() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("answer", [eager_tasks, eager_futures, task_group_around_the_side])
-def test_02b_accepts_tasks_started_before_the_side_conversation(answer: Answer) -> None:
-    feedback = judge("02b", answer, prompts=PROMPTS)
+async def test_02b_accepts_tasks_started_before_the_side_conversation(answer: Answer) -> None:
+    feedback = await judge("02b", answer, prompts=PROMPTS)
     assert feedback.passed, feedback
     assert "before the side conversation ended" in feedback.messages[0]
 
@@ -287,6 +287,6 @@ def test_02b_accepts_tasks_started_before_the_side_conversation(answer: Answer) 
     ],
     ids=lambda x: getattr(x, "__name__", "")[:30],
 )
-def test_02b_refuses_each_mistake_and_names_it(answer: Answer, words: str) -> None:
-    feedback = refused("02b", answer, words, prompts=PROMPTS)
+async def test_02b_refuses_each_mistake_and_names_it(answer: Answer, words: str) -> None:
+    feedback = await refused("02b", answer, words, prompts=PROMPTS)
     assert "Wrap each one" not in str(feedback), "advice for a mistake the check cannot see"
