@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from openai import AsyncOpenAI
 from openai.types.responses import Response
 
@@ -67,4 +68,37 @@ async def test_a_streaming_agent_under_a_budget_gets_no_429_and_its_text_on_the_
         assert "".join(deltas[index]) == outcome.value.output_text
     waited = [s for c in outcomes.report.conversations for s in c.spans if (s.kind, s.name) == ("wait", "budget")]
     assert waited, "20 conversations at once under this limit: some waited for the budget, and their spans say so"
+    await http.aclose()
+
+
+class AbsurdHeaders(httpx.AsyncBaseTransport):
+    """The in-process offline API, with ``headers`` written over the x-ratelimit-* headers of every answer."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.inner, self.headers = transport(rpm=RPM, tpm=TPM), headers
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        response.headers.update(self.headers)
+        return response
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-ratelimit-limit-tokens": "9" * 400, "x-ratelimit-remaining-tokens": "9" * 400},
+        {"x-ratelimit-reset-tokens": "9" * 400 + "h", "x-ratelimit-reset-requests": "9" * 400 + "h"},
+        {"x-ratelimit-remaining-tokens": "-1000000", "x-ratelimit-remaining-requests": "-1000000"},
+    ],
+    ids=["limit of 400 digits", "reset of nines hours", "remaining minus a million"],
+)
+async def test_absurd_rate_limit_headers_never_stop_a_batch(headers: dict[str, str]) -> None:
+    http = httpx.AsyncClient(transport=AbsurdHeaders(headers))
+    client = AsyncOpenAI(base_url="http://offline.invalid/v1", api_key="offline", http_client=http)
+    agent = Agent("calc", "Use the tools.", tools=MATH_TOOLS, client=client)
+    budget = Budget(requests_per_minute=RPM, tokens_per_minute=TPM)
+    prompts = [f"What is {i} + 1?" for i in range(10)]
+    outcomes = await asyncio.wait_for(run_bounded(agent, prompts, budget=budget), timeout=30)  # none left asleep
+    assert [type(outcome) for outcome in outcomes] == [Fulfilled] * 10
+    assert budget.stats.calls == 20 and budget.stats.rate_limited == 0
     await http.aclose()
