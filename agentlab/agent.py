@@ -50,7 +50,7 @@ class Agent:
     tools_by_name: dict[str, Tool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_turns, int) or self.max_turns < 1:
+        if isinstance(self.max_turns, bool) or not isinstance(self.max_turns, int) or self.max_turns < 1:
             raise ConfigurationError(f"max_turns must be a whole number of at least 1, got {self.max_turns!r}")
         if self.parallel_tool_calls is not None and not isinstance(self.parallel_tool_calls, bool):
             raise ConfigurationError(

@@ -112,6 +112,11 @@ def test_a_bad_tool_concurrency_is_refused_by_name(value: object) -> None:
         make_agent(tool_concurrency=value)
 
 
+def test_max_turns_true_is_not_a_number_of_turns() -> None:
+    with pytest.raises(ConfigurationError, match="max_turns"):
+        make_agent(max_turns=True)
+
+
 @pytest.mark.parametrize("value", [1, "yes"])
 def test_a_bad_parallel_tool_calls_is_refused_by_name(value: object) -> None:
     with pytest.raises(ConfigurationError, match="parallel_tool_calls"):
