@@ -125,7 +125,7 @@ def discover(root: Path, exercises: list[str] | None = None) -> list[Submission]
     checked = checked_exercises()
     if unknown := [e for e in exercises or [] if e not in checked]:
         raise ConfigurationError(f"no check for exercise {', '.join(unknown)}: choose from {', '.join(checked)}")
-    handed_in = {learner.name: notebooks_of(learner) for learner in learners}
+    handed_in = {learner: notebooks_of(learner) for learner in learners}
     found = {exercise for files in handed_in.values() for exercise in files if exercise in checked}
     wanted = exercises or sorted(found)
     if not wanted:
@@ -133,17 +133,17 @@ def discover(root: Path, exercises: list[str] | None = None) -> list[Submission]
             f"no exercise notebooks (named like 01_serial_baseline_exercise.ipynb) under {root}: "
             "give the folder that holds one folder per learner"
         )
-    return [submission(learner, exercise, handed_in[learner]) for learner in sorted(handed_in) for exercise in wanted]
+    return [submission(learner, exercise, handed_in[learner]) for learner in learners for exercise in wanted]
 
 
-def submission(learner: str, exercise: str, files: dict[str, list[Path]]) -> Submission:
+def submission(learner: Path, exercise: str, files: dict[str, list[Path]]) -> Submission:
     """The learner's one file for the exercise; none, or two of them, is a row that says so."""
     paths = files.get(exercise, [])
     if len(paths) > 1:
-        names = " and ".join(str(p) for p in paths)
-        return Submission(learner, exercise, None, f"two files for exercise {exercise}: {names}; keep one")
+        names = " and ".join(str(p.relative_to(learner)) for p in paths)
+        return Submission(learner.name, exercise, None, f"two files for exercise {exercise}: {names}; keep one")
     others = tuple(sorted(p.name for ps in files.values() for p in ps))
-    return Submission(learner, exercise, paths[0] if paths else None, others=others)
+    return Submission(learner.name, exercise, paths[0] if paths else None, others=others)
 
 
 def checked_exercises() -> list[str]:
