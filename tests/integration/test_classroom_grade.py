@@ -90,7 +90,7 @@ EXPECTED = {  # learner: (status, a pattern the feedback must match)
     "judy": ("missing", r"^not handed in"),
     "mallory": ("failed", r"`results`"),
     "oscar": ("error", r"^not this course's exercise 01: no cell of it comes from 01_serial_baseline_exercise"),
-    "peggy": ("error", rf"^two files for exercise 01: ({re.escape(COPY)}|{re.escape(EXERCISE.name)}) and \S+; keep one$"),
+    "peggy": ("error", rf"^two files for exercise 01: ({re.escape(COPY)}|{EXERCISE.stem}\.ipynb) and \S+; keep one$"),
 }
 
 
