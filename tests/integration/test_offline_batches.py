@@ -16,6 +16,7 @@ from openai.types import Batch, FileObject
 from openai.types.responses import Response
 
 from agentlab.offline import LatencyModel, ServerConfig, start
+from agentlab.offline.batches import MAX_REQUESTS, parse_input
 
 TOOLS = [
     {
@@ -322,3 +323,47 @@ def test_serve_batch_seconds_sets_how_long_a_batch_takes() -> None:
             process.terminate()
             process.wait(timeout=10)
     assert timings[1] > 5 * timings[0] and timings[1] >= 0.9  # 20 s × 0.05 = 1 s, against 0.05 s
+
+
+def test_a_file_past_the_cap_is_refused_at_the_cap_without_reading_the_rest() -> None:
+    """Issue 24 #14: a file is read a line at a time and stops at MAX_REQUESTS; the lines after are never read."""
+    good = "".join(json.dumps(line(f"r{i}", "Hi")) + "\n" for i in range(MAX_REQUESTS + 1))
+    lines, errors = parse_input((good + "not json\n").encode(), "/v1/responses")
+    assert [e["code"] for e in errors] == ["too_many_tasks"] and f"more than {MAX_REQUESTS}" in errors[0]["message"]
+    assert len(lines) == MAX_REQUESTS
+
+
+def test_the_server_answers_others_while_it_validates_a_huge_file() -> None:
+    """Issue 24 #14: validating a file at the cap runs beside the loop: a request meanwhile waits a fraction of it."""
+    data = "".join(json.dumps(line(f"r{i}", "Hi")) + "\n" for i in range(MAX_REQUESTS + 1)).encode()
+    started = time.perf_counter()
+    parse_input(data, "/v1/responses")
+    parse_seconds = time.perf_counter() - started
+    with start(config(batch_seconds=1)) as running, OpenAI(base_url=running.base_url, api_key="x") as client:
+        file_id = client.files.create(file=("big.jsonl", io.BytesIO(data)), purpose="batch").id
+        made = client.batches.create(input_file_id=file_id, endpoint="/v1/responses", completion_window="24h")
+        waits = []
+        while client.batches.retrieve(made.id).status == "validating":
+            asked = time.perf_counter()
+            client.models.list()
+            waits.append(time.perf_counter() - asked)
+        assert wait(client, made.id).status == "failed"
+    print(f"\nparse {parse_seconds:.2f} s; longest answer while validating {max(waits):.3f} s of {len(waits)}")
+    assert max(waits) < parse_seconds / 2
+
+
+def test_a_cancel_answered_cancelling_during_finalizing_ends_cancelled() -> None:
+    """Issue 24 #15: the cancel that said "cancelling" is kept, even when it came while the batch finalized."""
+    with start(config(batch_seconds=100)) as running, OpenAI(base_url=running.base_url, api_key="x") as client:
+        made = client.batches.create(
+            input_file_id=upload(client, [line("a", "What is 2 + 3?")]).id,
+            endpoint="/v1/responses",
+            completion_window="24h",
+        )
+        while (status := client.batches.retrieve(made.id).status) not in ("finalizing", "completed"):
+            time.sleep(0.01)
+        assert status == "finalizing", "the poll missed the 0.5 s of finalizing: the machine is too busy"
+        assert client.batches.cancel(made.id).status == "cancelling"
+        ended = wait(client, made.id)
+        assert ended.status == "cancelled" and ended.cancelled_at and ended.completed_at is None
+        assert set(results(client, ended.output_file_id)) == {"a"}  # what was answered is kept

@@ -151,6 +151,12 @@ def test_tool_descriptions_do_not_stay_in_memory() -> None:
         ({}, ["--base-latency", "-3"], "base"),
         ({}, ["--jitter", "2"], "jitter"),
         ({}, ["--per-token", "nan"], "per_output_token"),
+        ({}, ["--batch-seconds", "inf"], "batch_seconds"),  # issue 24 #16: each of these once served
+        ({}, ["--batch-seconds", "nan"], "batch_seconds"),
+        ({}, ["--batch-seconds", "-3"], "batch_seconds"),
+        ({}, ["--batch-seconds", "0"], "batch_seconds"),
+        ({}, ["--rpm", "9" * 400], "a number of 400 digits"),
+        ({"AGENTLAB_TPM": "9" * 400}, [], "tpm"),
     ],
 )
 def test_bad_settings_are_refused_at_start(
