@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -24,9 +24,8 @@ TOOLS = [t.schema() for t in MATH_TOOLS]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[OfflineServer]:
-    with start(ServerConfig(LatencyModel(time_scale=0.05), FaultPlan(retry_after=0.1))) as s:
-        yield s
+def server_config() -> ServerConfig:
+    return ServerConfig(LatencyModel(time_scale=0.05), FaultPlan(retry_after=0.1))
 
 
 def client_for(server: OfflineServer, retries: int = 0) -> AsyncOpenAI:
@@ -48,13 +47,13 @@ async def raw_events(server: OfflineServer, body: dict[str, Any]) -> tuple[int, 
     return answer.status, answer.headers.get("Content-Type", ""), events
 
 
-def stats(server: OfflineServer) -> dict[str, Any]:
+async def stats(server: OfflineServer) -> dict[str, Any]:
     async def get() -> dict[str, Any]:
         async with aiohttp.ClientSession() as session, session.get(server.url + "/offline/stats") as answer:
             result: dict[str, Any] = await answer.json()
             return result
 
-    return asyncio.run(get())
+    return await get()
 
 
 def without_ids(response: dict[str, Any]) -> dict[str, Any]:
@@ -63,9 +62,9 @@ def without_ids(response: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in response.items() if k not in ("id", "created_at")}, "output": output}
 
 
-def test_every_event_on_the_wire_is_valid_numbered_and_named_by_its_type(server: OfflineServer) -> None:
+async def test_every_event_on_the_wire_is_valid_numbered_and_named_by_its_type(server: OfflineServer) -> None:
     body = {"model": "gpt-5-mini", "input": "What is 3 + 4, and 5 + 6?", "tools": TOOLS, "stream": True}
-    status, kind, events = asyncio.run(raw_events(server, body))
+    status, kind, events = await raw_events(server, body)
     assert status == 200 and kind.startswith("text/event-stream")
     assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
     for name, data in events:
@@ -80,21 +79,18 @@ def test_every_event_on_the_wire_is_valid_numbered_and_named_by_its_type(server:
         result: dict[str, Any] = json.loads(raw.content)
         return result
 
-    assert without_ids(events[-1][1]["response"]) == without_ids(asyncio.run(non_streamed()))
+    assert without_ids(events[-1][1]["response"]) == without_ids(await non_streamed())
 
 
-def test_responses_create_with_stream_true(server: OfflineServer) -> None:
-    async def run() -> tuple[list[ResponseStreamEvent], str]:
-        stream = await client_for(server).responses.create(model="gpt-5-mini", input="Hello, who are you?", stream=True)
-        events = [event async for event in stream]
-        return events, "".join(e.delta for e in events if e.type == "response.output_text.delta")
-
-    events, text = asyncio.run(run())
+async def test_responses_create_with_stream_true(server: OfflineServer) -> None:
+    stream = await client_for(server).responses.create(model="gpt-5-mini", input="Hello, who are you?", stream=True)
+    events = [event async for event in stream]
+    events, text = events, "".join(e.delta for e in events if e.type == "response.output_text.delta")
     final = events[-1]
     assert final.type == "response.completed" and final.response.output_text == text and len(text) > 20
 
 
-def test_responses_stream_helper_runs_a_tool_loop_to_the_right_answer(server: OfflineServer) -> None:
+async def test_responses_stream_helper_runs_a_tool_loop_to_the_right_answer(server: OfflineServer) -> None:
     async def run() -> tuple[str, int]:
         client = client_for(server)
         items: list[Any] = [{"role": "user", "content": "What is (3 + 4) * 5?"}]
@@ -114,26 +110,22 @@ def test_responses_stream_helper_runs_a_tool_loop_to_the_right_answer(server: Of
                 )
         raise AssertionError("no answer in 10 turns")
 
-    text, turns = asyncio.run(run())
+    text, turns = await run()
     assert "35" in text and turns == 3
 
 
-def test_the_text_is_paced_over_the_model_time() -> None:
+async def test_the_text_is_paced_over_the_model_time() -> None:
     with start(ServerConfig(LatencyModel(time_scale=1.0))) as slow:
-
-        async def run() -> tuple[float, list[float], float]:
-            stream = await client_for(slow).responses.create(
-                model="gpt-5-mini", input="Hello, who are you? [duration=1]", stream=True
-            )
-            started, deltas = time.perf_counter(), []
-            async for event in stream:
-                if event.type == "response.created":
-                    started = time.perf_counter()
-                elif event.type == "response.output_text.delta":
-                    deltas.append(time.perf_counter() - started)
-            return started, deltas, time.perf_counter() - started
-
-        _, deltas, total = asyncio.run(run())
+        stream = await client_for(slow).responses.create(
+            model="gpt-5-mini", input="Hello, who are you? [duration=1]", stream=True
+        )
+        started, deltas = time.perf_counter(), []
+        async for event in stream:
+            if event.type == "response.created":
+                started = time.perf_counter()
+            elif event.type == "response.output_text.delta":
+                deltas.append(time.perf_counter() - started)
+        _, deltas, total = started, deltas, time.perf_counter() - started
     assert 0.8 < total < 2.0  # the whole stream takes the model's time
     assert 0.25 < deltas[0] / total < 0.65  # a first token after the thinking share (0.4 of it + one gap)
     halfway = deltas[len(deltas) // 2]
@@ -141,9 +133,9 @@ def test_the_text_is_paced_over_the_model_time() -> None:
 
 
 @pytest.mark.parametrize("fault", ["500", "429"])
-def test_a_refused_stream_is_an_http_status_before_the_stream(server: OfflineServer, fault: str) -> None:
+async def test_a_refused_stream_is_an_http_status_before_the_stream(server: OfflineServer, fault: str) -> None:
     body = {"model": "gpt-5-mini", "input": f"Hi [fault={fault}]", "stream": True}
-    status, kind, _ = asyncio.run(raw_events_or_json(server, body))
+    status, kind, _ = await raw_events_or_json(server, body)
     assert status == int(fault) and kind.startswith("application/json")
 
     async def retried() -> str:  # the first attempt refused, the client's own retry streams
@@ -152,7 +144,7 @@ def test_a_refused_stream_is_an_http_status_before_the_stream(server: OfflineSer
         )
         return [e async for e in stream][-1].type
 
-    assert asyncio.run(retried()) == "response.completed"
+    assert await retried() == "response.completed"
 
 
 async def raw_events_or_json(server: OfflineServer, body: dict[str, Any]) -> tuple[int, str, Any]:
@@ -164,22 +156,22 @@ async def raw_events_or_json(server: OfflineServer, body: dict[str, Any]) -> tup
     "extra",
     [{"stream": "yes"}, {"stream_options": {"include_obfuscation": False}}, {"stream": True, "stream_options": 3}],
 )
-def test_parameters_that_cannot_be_streamed_are_a_400_before_the_stream(
+async def test_parameters_that_cannot_be_streamed_are_a_400_before_the_stream(
     server: OfflineServer, extra: dict[str, Any]
 ) -> None:
-    status, kind, raw = asyncio.run(raw_events_or_json(server, {"model": "gpt-5-mini", "input": "Hi", **extra}))
+    status, kind, raw = await raw_events_or_json(server, {"model": "gpt-5-mini", "input": "Hi", **extra})
     assert status == 400 and kind.startswith("application/json")
     assert json.loads(raw)["error"]["param"].startswith("stream")
 
 
-def test_include_obfuscation_false_drops_the_pad(server: OfflineServer) -> None:
+async def test_include_obfuscation_false_drops_the_pad(server: OfflineServer) -> None:
     body = {"model": "gpt-5-mini", "input": "Hello", "stream": True, "stream_options": {"include_obfuscation": False}}
-    _, _, events = asyncio.run(raw_events(server, body))
+    _, _, events = await raw_events(server, body)
     deltas = [data for name, data in events if name.endswith(".delta")]
     assert deltas and not any("obfuscation" in d for d in deltas)
 
 
-def test_fault_drop_closes_the_connection_halfway(server: OfflineServer) -> None:
+async def test_fault_drop_closes_the_connection_halfway(server: OfflineServer) -> None:
     async def run() -> list[str]:
         seen: list[str] = []
         stream = await client_for(server).responses.create(model="gpt-5-mini", input="Hello [fault=drop]", stream=True)
@@ -188,41 +180,33 @@ def test_fault_drop_closes_the_connection_halfway(server: OfflineServer) -> None
                 seen.append(event.type)
         return seen
 
-    seen = asyncio.run(asyncio.wait_for(run(), 10))
+    seen = await asyncio.wait_for(run(), 10)
     assert "response.created" in seen and "response.completed" not in seen and "response.failed" not in seen
 
 
-def test_fault_failed_ends_the_stream_with_response_failed(server: OfflineServer) -> None:
-    async def run() -> list[ResponseStreamEvent]:
-        stream = await client_for(server).responses.create(
-            model="gpt-5-mini", input="Hello [fault=failed]", stream=True
-        )
-        return [event async for event in stream]
-
-    events = asyncio.run(run())
+async def test_fault_failed_ends_the_stream_with_response_failed(server: OfflineServer) -> None:
+    stream = await client_for(server).responses.create(model="gpt-5-mini", input="Hello [fault=failed]", stream=True)
+    events = [event async for event in stream]
     last = events[-1]
     assert last.type == "response.failed" and last.response.error is not None
     assert last.response.error.code == "server_error" and "response.completed" not in [e.type for e in events]
 
 
-def test_a_client_that_hangs_up_frees_the_conversation_at_once(server: OfflineServer) -> None:
-    before = stats(server)
+async def test_a_client_that_hangs_up_frees_the_conversation_at_once(server: OfflineServer) -> None:
+    before = await stats(server)
 
-    async def hang_up() -> float:
-        body = {"model": "gpt-5-mini", "input": "Hello, who are you? [duration=400]", "stream": True}  # 20 s here
-        async with aiohttp.ClientSession() as session:
-            answer = await session.post(server.base_url + "/responses", json=body)
-            await answer.content.readuntil(b"\n\n")  # response.created: the stream is on
-            answer.close()  # and the reader goes away
-        started = time.perf_counter()
-        while (await fetch_stats(server))["in_flight"] > 0:
-            await asyncio.sleep(0.02)
-            if time.perf_counter() - started > 3:
-                raise AssertionError("the server still holds the conversation 3 s after the client left")
-        return time.perf_counter() - started
-
-    freed_after = asyncio.run(hang_up())
-    after = stats(server)
+    body = {"model": "gpt-5-mini", "input": "Hello, who are you? [duration=400]", "stream": True}  # 20 s here
+    async with aiohttp.ClientSession() as session:
+        answer = await session.post(server.base_url + "/responses", json=body)
+        await answer.content.readuntil(b"\n\n")  # response.created: the stream is on
+        answer.close()  # and the reader goes away
+    started = time.perf_counter()
+    while (await fetch_stats(server))["in_flight"] > 0:
+        await asyncio.sleep(0.02)
+        if time.perf_counter() - started > 3:
+            raise AssertionError("the server still holds the conversation 3 s after the client left")
+    freed_after = time.perf_counter() - started
+    after = await stats(server)
     assert freed_after < 3 and after["disconnects"] == before["disconnects"] + 1 and after["in_flight"] == 0
 
 
@@ -232,7 +216,7 @@ async def fetch_stats(server: OfflineServer) -> dict[str, Any]:
         return result
 
 
-def test_the_agents_sdk_runs_streamed_to_the_right_answer(server: OfflineServer) -> None:
+async def test_the_agents_sdk_runs_streamed_to_the_right_answer(server: OfflineServer) -> None:
     agents = pytest.importorskip("agents", reason="the OpenAI Agents SDK is in the [bench] extra (openai-agents)")
 
     @agents.function_tool
@@ -245,25 +229,20 @@ def test_the_agents_sdk_runs_streamed_to_the_right_answer(server: OfflineServer)
         """Multiply two numbers."""
         return a * b
 
-    async def run() -> tuple[str, list[str]]:
-        agents.set_tracing_disabled(True)
-        model = agents.OpenAIResponsesModel("gpt-5-mini", openai_client=client_for(server))
-        agent = agents.Agent(
-            name="calc", instructions="Use the tools.", tools=[sum_numbers, multiply_numbers], model=model
-        )
-        result = agents.Runner.run_streamed(agent, "What is (3 + 4) * 5?")
-        deltas = [
-            event.data.delta
-            async for event in result.stream_events()
-            if event.type == "raw_response_event" and event.data.type == "response.output_text.delta"
-        ]
-        return str(result.final_output), deltas
-
-    final, deltas = asyncio.run(run())
+    agents.set_tracing_disabled(True)
+    model = agents.OpenAIResponsesModel("gpt-5-mini", openai_client=client_for(server))
+    agent = agents.Agent(name="calc", instructions="Use the tools.", tools=[sum_numbers, multiply_numbers], model=model)
+    result = agents.Runner.run_streamed(agent, "What is (3 + 4) * 5?")
+    deltas = [
+        event.data.delta
+        async for event in result.stream_events()
+        if event.type == "raw_response_event" and event.data.type == "response.output_text.delta"
+    ]
+    final, deltas = str(result.final_output), deltas
     assert "35" in final and "".join(deltas) == final
 
 
-def test_an_error_after_the_stream_started_is_an_error_event() -> None:
+async def test_an_error_after_the_stream_started_is_an_error_event() -> None:
     """A bug of the server's own once the stream is on (here: an answer that is not JSON): an ``error`` event."""
     from aiohttp import web
 
@@ -286,7 +265,7 @@ def test_an_error_after_the_stream_started_is_an_error_event() -> None:
                     pass
             return caught.value.message
 
-    assert "The offline server failed" in asyncio.run(run())
+    assert "The offline server failed" in await run()
 
 
 @contextlib.asynccontextmanager
