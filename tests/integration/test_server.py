@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -22,9 +22,8 @@ TOOLS = [t.schema() for t in MATH_TOOLS]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[OfflineServer]:
-    with start(ServerConfig(LatencyModel(time_scale=0.01), FaultPlan(retry_after=0.2), max_body_bytes=64_000)) as s:
-        yield s
+def server_config() -> ServerConfig:
+    return ServerConfig(LatencyModel(time_scale=0.01), FaultPlan(retry_after=0.2), max_body_bytes=64_000)
 
 
 async def post(server: OfflineServer, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -36,13 +35,13 @@ async def post(server: OfflineServer, body: Any, headers: dict[str, str] | None 
         return response.status, await response.json(content_type=None)
 
 
-def stats(server: OfflineServer) -> dict[str, Any]:
+async def stats(server: OfflineServer) -> dict[str, Any]:
     async def get() -> dict[str, Any]:
         async with aiohttp.ClientSession() as session, session.get(server.url + "/offline/stats") as response:
             result: dict[str, Any] = await response.json()
             return result
 
-    return asyncio.run(get())
+    return await get()
 
 
 async def tool_loop(client: AsyncOpenAI, prompt: str, parallel: bool) -> tuple[str, list[dict[str, Any]]]:
@@ -69,12 +68,14 @@ async def tool_loop(client: AsyncOpenAI, prompt: str, parallel: bool) -> tuple[s
 
 @pytest.mark.parametrize("parallel", [True, False])
 @pytest.mark.parametrize(("prompt", "answer"), [("What is 12 + 30?", "42"), ("(7 + 8) * (2 + 3)", "75")])
-def test_the_real_client_runs_a_tool_loop(server: OfflineServer, prompt: str, answer: str, parallel: bool) -> None:
+async def test_the_real_client_runs_a_tool_loop(
+    server: OfflineServer, prompt: str, answer: str, parallel: bool
+) -> None:
     async def main() -> tuple[str, list[dict[str, Any]]]:
         async with AsyncOpenAI(base_url=server.base_url, api_key="anything") as client:
             return await tool_loop(client, prompt, parallel)
 
-    text, items = asyncio.run(main())
+    text, items = await main()
     assert text.endswith(f"= {answer}.")
     first_turn_calls = 0
     for item in items[2:]:  # after the user message and the first reasoning item
@@ -87,19 +88,17 @@ def test_the_real_client_runs_a_tool_loop(server: OfflineServer, prompt: str, an
     assert len({c["call_id"] for c in calls}) == len(calls)
 
 
-def test_answer_shape_matches_the_documented_example(server: OfflineServer) -> None:
-    status, body = asyncio.run(
-        post(
-            server,
-            {
-                "model": "gpt-5-mini",
-                "input": "What is 3 + 4, and 5 + 6?",
-                "tools": TOOLS,
-                "instructions": "Use the tools.",
-                "reasoning": {"effort": "low"},
-                "metadata": {"k": "v"},
-            },
-        )
+async def test_answer_shape_matches_the_documented_example(server: OfflineServer) -> None:
+    status, body = await post(
+        server,
+        {
+            "model": "gpt-5-mini",
+            "input": "What is 3 + 4, and 5 + 6?",
+            "tools": TOOLS,
+            "instructions": "Use the tools.",
+            "reasoning": {"effort": "low"},
+            "metadata": {"k": "v"},
+        },
     )
     assert status == 200
     response = Response.model_validate(body)
@@ -110,9 +109,9 @@ def test_answer_shape_matches_the_documented_example(server: OfflineServer) -> N
     assert body["id"].startswith("resp_") and body["output"][0]["id"].startswith("rs_")
 
 
-def test_same_request_same_answer(server: OfflineServer) -> None:
+async def test_same_request_same_answer(server: OfflineServer) -> None:
     body = {"model": "gpt-5-mini", "input": "(7 + 8) * (2 + 3)", "tools": TOOLS}
-    first, second = asyncio.run(post(server, body))[1], asyncio.run(post(server, body))[1]
+    first, second = (await post(server, body))[1], (await post(server, body))[1]
     first.pop("created_at"), second.pop("created_at")
     assert first == second
 
@@ -172,10 +171,10 @@ GOOD = {"model": "gpt-5-mini", "input": "What is 1 + 1?"}
         ),
     ],
 )
-def test_bad_requests_get_clear_openai_shaped_errors(
+async def test_bad_requests_get_clear_openai_shaped_errors(
     server: OfflineServer, body: Any, status: int, param: str | None, words: str
 ) -> None:
-    got_status, got = asyncio.run(post(server, body))
+    got_status, got = await post(server, body)
     assert got_status == status
     assert set(got["error"]) == {"message", "type", "param", "code"}
     assert got["error"]["type"] == "invalid_request_error"
@@ -183,7 +182,7 @@ def test_bad_requests_get_clear_openai_shaped_errors(
     assert words in got["error"]["message"]
 
 
-def test_unknown_path_wrong_method_and_too_large(server: OfflineServer) -> None:
+async def test_unknown_path_wrong_method_and_too_large(server: OfflineServer) -> None:
     async def main() -> list[tuple[int, Any]]:
         async with aiohttp.ClientSession() as session:
             answers = []
@@ -196,68 +195,65 @@ def test_unknown_path_wrong_method_and_too_large(server: OfflineServer) -> None:
                     answers.append((r.status, await r.json(content_type=None)))
             return answers
 
-    (s404, b404), (s405, b405), (s413, b413) = asyncio.run(main())
+    (s404, b404), (s405, b405), (s413, b413) = await main()
     assert (s404, s405, s413) == (404, 405, 413)
     assert "POST /v1/responses" in b404["error"]["message"]
     assert "not allowed" in b405["error"]["message"]
     assert "larger than 64000 bytes" in b413["error"]["message"]
 
 
-def test_models_endpoint(server: OfflineServer) -> None:
+async def test_models_endpoint(server: OfflineServer) -> None:
     async def main() -> list[str]:
         async with AsyncOpenAI(base_url=server.base_url, api_key="x") as client:
             return [m.id async for m in client.models.list()]
 
-    assert "gpt-5-mini" in asyncio.run(main())
+    assert "gpt-5-mini" in await main()
 
 
-def test_any_authorization_is_accepted_and_never_logged(
+async def test_any_authorization_is_accepted_and_never_logged(
     server: OfflineServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret = "sk-never-log-this-0123456789abcdef"
     with caplog.at_level(logging.DEBUG):
         for headers in ({"Authorization": f"Bearer {secret}"}, {}, {"Authorization": "garbage"}):
-            assert asyncio.run(post(server, GOOD, headers))[0] == 200
+            assert (await post(server, GOOD, headers))[0] == 200
     assert secret not in caplog.text
 
 
-def test_faults_reach_the_client_as_openai_errors(server: OfflineServer) -> None:
-    async def main() -> None:
-        async with AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=0) as client:
-            with pytest.raises(openai.InternalServerError):
-                await client.responses.create(model="m", input="What is 1 + 1? [fault=500]")
-            with pytest.raises(openai.RateLimitError) as caught:
-                await client.responses.create(model="m", input="What is 1 + 1? [fault=429]")
-            assert caught.value.response.headers["retry-after-ms"] == "2"
-            assert caught.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
-        async with AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=2) as client:
-            response = await client.responses.create(model="m", input="What is 1 + 1? [fault=429x1]", tools=TOOLS)  # type: ignore[arg-type]
-            assert response.output[1].type == "function_call"
-
-    before = stats(server)
-    asyncio.run(main())
-    after = stats(server)
+async def test_faults_reach_the_client_as_openai_errors(server: OfflineServer) -> None:
+    before = await stats(server)
+    async with AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=0) as client:
+        with pytest.raises(openai.InternalServerError):
+            await client.responses.create(model="m", input="What is 1 + 1? [fault=500]")
+        with pytest.raises(openai.RateLimitError) as caught:
+            await client.responses.create(model="m", input="What is 1 + 1? [fault=429]")
+        assert caught.value.response.headers["retry-after-ms"] == "2"
+        assert caught.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
+    async with AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=2) as client:
+        response = await client.responses.create(model="m", input="What is 1 + 1? [fault=429x1]", tools=TOOLS)  # type: ignore[arg-type]
+        assert response.output[1].type == "function_call"
+    after = await stats(server)
     assert after["faults"].get("429", 0) - before["faults"].get("429", 0) == 2
     assert after["faults"].get("500", 0) - before["faults"].get("500", 0) == 1
 
 
-def test_a_hang_is_cut_by_the_client_and_the_server_sees_the_disconnect(server: OfflineServer) -> None:
-    before = stats(server)["disconnects"]
+async def test_a_hang_is_cut_by_the_client_and_the_server_sees_the_disconnect(server: OfflineServer) -> None:
+    before = (await stats(server))["disconnects"]
 
     async def main() -> None:
         async with AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=0.3) as client:
             with pytest.raises(openai.APITimeoutError):
                 await client.responses.create(model="m", input="What is 1 + 1? [fault=hang]")
 
-    asyncio.run(main())
+    await main()
     for _ in range(50):
-        if stats(server)["disconnects"] > before:
+        if (await stats(server))["disconnects"] > before:
             break
-        asyncio.run(asyncio.sleep(0.05))
-    assert stats(server)["disconnects"] == before + 1
+        await asyncio.sleep(0.05)
+    assert (await stats(server))["disconnects"] == before + 1
 
 
-def test_a_thousand_simultaneous_requests_are_all_served_at_once() -> None:
+async def test_a_thousand_simultaneous_requests_are_all_served_at_once() -> None:
     """No request is refused, and the server holds them all at the same time (no lock, no thread per request).
 
     The backlog that lets 1000 *connections* arrive at once is tested in test_background.py.
@@ -276,8 +272,8 @@ def test_a_thousand_simultaneous_requests_are_all_served_at_once() -> None:
             return await asyncio.gather(*(one() for _ in range(1000)))
 
     with start(config) as server:
-        statuses = asyncio.run(main(server.base_url + "/responses"))
-        peak = stats(server)["peak_in_flight"]
+        statuses = await main(server.base_url + "/responses")
+        peak = (await stats(server))["peak_in_flight"]
     print(f"\n1000 simultaneous requests: {statuses.count(200)} answered 200, up to {peak} in flight at once")
     assert statuses.count(200) == 1000
     assert peak >= 900  # each waits 2 s; only making 1000 connections in one process (~1.4 s here) spreads them
