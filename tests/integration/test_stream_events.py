@@ -5,9 +5,7 @@ The answers come from the real offline server (non-streamed), so the events tell
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +13,7 @@ from openai import AsyncOpenAI
 from openai.types.responses import ResponseErrorEvent, ResponseFailedEvent, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from agentlab.offline import OfflineServer, start
+from agentlab.offline import OfflineServer
 from agentlab.offline.responses import (
     THINK_SHARE,
     RequestError,
@@ -31,13 +29,7 @@ EVENTS: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
 TOOLS = [t.schema() for t in MATH_TOOLS]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[OfflineServer]:
-    with start() as s:
-        yield s
-
-
-def answer(server: OfflineServer, prompt: str, tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+async def answer(server: OfflineServer, prompt: str, tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A non-streamed answer of the offline server, as the JSON it sent."""
 
     async def ask() -> dict[str, Any]:
@@ -48,7 +40,7 @@ def answer(server: OfflineServer, prompt: str, tools: list[dict[str, Any]] | Non
         body: dict[str, Any] = json.loads(raw.content)
         return body
 
-    return asyncio.run(ask())
+    return await ask()
 
 
 def validated(events: list[dict[str, Any]]) -> list[ResponseStreamEvent]:
@@ -56,8 +48,8 @@ def validated(events: list[dict[str, Any]]) -> list[ResponseStreamEvent]:
     return [EVENTS.validate_python({**event, "sequence_number": i}) for i, event in enumerate(events)]
 
 
-def test_a_text_answer_streams_word_by_word_in_the_real_order(server: OfflineServer) -> None:
-    body = answer(server, "Hello there, who are you?")
+async def test_a_text_answer_streams_word_by_word_in_the_real_order(server: OfflineServer) -> None:
+    body = await answer(server, "Hello there, who are you?")
     events = validated(plan_events(body))
     kinds = [e.type for e in events]
     assert kinds[:6] == [
@@ -81,8 +73,8 @@ def test_a_text_answer_streams_word_by_word_in_the_real_order(server: OfflineSer
     assert events[-1].model_dump(mode="json", exclude_unset=True)["response"] == body  # the very same response
 
 
-def test_function_call_arguments_stream_in_pieces(server: OfflineServer) -> None:
-    body = answer(server, "What is 3 + 4, and 5 + 6?", TOOLS)
+async def test_function_call_arguments_stream_in_pieces(server: OfflineServer) -> None:
+    body = await answer(server, "What is 3 + 4, and 5 + 6?", TOOLS)
     events = validated(plan_events(body, obfuscate=False))
     calls = [item for item in body["output"] if item["type"] == "function_call"]
     assert len(calls) == 2
@@ -99,13 +91,13 @@ def test_function_call_arguments_stream_in_pieces(server: OfflineServer) -> None
     assert not any("obfuscation" in e for e in plan_events(body, obfuscate=False))
 
 
-def test_deltas_carry_an_obfuscation_pad_by_default(server: OfflineServer) -> None:
-    deltas = [e for e in plan_events(answer(server, "Hello")) if e["type"].endswith(".delta")]
+async def test_deltas_carry_an_obfuscation_pad_by_default(server: OfflineServer) -> None:
+    deltas = [e for e in plan_events(await answer(server, "Hello")) if e["type"].endswith(".delta")]
     assert deltas and all(isinstance(e["obfuscation"], str) and e["obfuscation"] for e in deltas)
 
 
-def test_the_model_time_is_spread_over_the_tokens(server: OfflineServer) -> None:
-    events = plan_events(answer(server, "Hello there, who are you?"))
+async def test_the_model_time_is_spread_over_the_tokens(server: OfflineServer) -> None:
+    events = plan_events(await answer(server, "Hello there, who are you?"))
     waits = pauses(events, 2.0)
     assert sum(waits) == pytest.approx(2.0)
     deltas = [w for e, w in zip(events, waits, strict=True) if e["type"].endswith(".delta")]
@@ -115,8 +107,8 @@ def test_the_model_time_is_spread_over_the_tokens(server: OfflineServer) -> None
     assert waits[:3] == [0.0, 0.0, 0.0]  # response.created and in_progress go out at once
 
 
-def test_fault_events_pass_openai_validation(server: OfflineServer) -> None:
-    failed = ResponseFailedEvent.model_validate({**failed_event(answer(server, "Hi")), "sequence_number": 7})
+async def test_fault_events_pass_openai_validation(server: OfflineServer) -> None:
+    failed = ResponseFailedEvent.model_validate({**failed_event(await answer(server, "Hi")), "sequence_number": 7})
     assert failed.response.status == "failed" and failed.response.error is not None
     assert failed.response.error.code == "server_error"
     error = ResponseErrorEvent.model_validate({**error_event(ValueError("boom")), "sequence_number": 3})
