@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import asyncio
 import json
 import logging
 import os
@@ -15,7 +14,6 @@ import socket
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from openai import AsyncOpenAI, DefaultAioHttpClient
 
 import agentlab
 from agentlab import Agent, BackendError, Rejected, make_client, run_settled
-from agentlab.offline import LatencyModel, OfflineServer, ServerConfig, start, start_process
+from agentlab.offline import LatencyModel, OfflineServer, ServerConfig, start_process
 from agentlab.offline.serve import add_serve_arguments, serve_command
 from agentlab.tools import Tool
 from agentlab.tools.math import MATH_TOOLS
@@ -37,9 +35,8 @@ PACKAGE = Path(agentlab.__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[OfflineServer]:
-    with start(ServerConfig(LatencyModel(time_scale=0.01))) as s:
-        yield s
+def server_config() -> ServerConfig:
+    return ServerConfig(LatencyModel(time_scale=0.01))
 
 
 def no_key(text: str) -> bool:
@@ -152,62 +149,57 @@ def test_allow_remote_listens_on_all_interfaces_with_a_warning() -> None:
 # -- No key in reprs, errors, logs and notebooks -------------------------------------------------------------
 
 
-def test_no_key_in_reprs_of_client_agent_results_reports_and_errors(
+async def test_no_key_in_reprs_of_client_agent_results_reports_and_errors(
     server: OfflineServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
 
-    async def main() -> list[str]:
-        real = make_client(backend="openai")
-        assert real.api_key == FAKE_KEY  # the key is there, in the client...
-        real_agent = Agent(name="calc", instructions="", tools=MATH_TOOLS, client=real)
-        # a run with the key sent to the offline server, and a run whose server is gone (a BackendError)
-        keyed = AsyncOpenAI(
-            base_url=server.base_url, api_key=FAKE_KEY, max_retries=0, http_client=DefaultAioHttpClient()
-        )
-        closed_port = socket.socket()
-        closed_port.bind(("127.0.0.1", 0))
-        nowhere = AsyncOpenAI(
-            base_url=f"http://127.0.0.1:{closed_port.getsockname()[1]}/v1",
-            api_key=FAKE_KEY,
-            max_retries=0,
-            http_client=DefaultAioHttpClient(),
-        )
-        closed_port.close()
-        good = await run_settled(
-            Agent(name="calc", instructions="", tools=MATH_TOOLS, client=keyed),
-            ["What is 1 + 1?", "What is 2 + 2? [fault=500]"],
-        )
-        bad = await run_settled(Agent(name="calc", instructions="", tools=MATH_TOOLS, client=nowhere), ["1 + 1"])
-        for client in (real, keyed, nowhere):
-            await client.close()
-        errors = [o.reason for o in [*good, *bad] if isinstance(o, Rejected)]
-        assert len(errors) == 2 and all(isinstance(e, BackendError) for e in errors)
-        texts = [
-            repr(real),
-            str(real),
-            repr(real_agent),
-            str(real_agent),
-            repr(good),
-            repr(good[0]),
-            repr(good[0].value),
-            str(good.report),
-            repr(good.report),
-            good.report._repr_html_(),  # type: ignore[union-attr]
-            str(bad.report),
-            json.dumps(good[0].value.messages),
-        ]  # type: ignore[union-attr]
-        for error in errors:
-            texts += [str(error), repr(error), "".join(traceback.format_exception(error))]
-        return texts
-
-    texts = asyncio.run(main())
+    real = make_client(backend="openai")
+    assert real.api_key == FAKE_KEY  # the key is there, in the client...
+    real_agent = Agent(name="calc", instructions="", tools=MATH_TOOLS, client=real)
+    # a run with the key sent to the offline server, and a run whose server is gone (a BackendError)
+    keyed = AsyncOpenAI(base_url=server.base_url, api_key=FAKE_KEY, max_retries=0, http_client=DefaultAioHttpClient())
+    closed_port = socket.socket()
+    closed_port.bind(("127.0.0.1", 0))
+    nowhere = AsyncOpenAI(
+        base_url=f"http://127.0.0.1:{closed_port.getsockname()[1]}/v1",
+        api_key=FAKE_KEY,
+        max_retries=0,
+        http_client=DefaultAioHttpClient(),
+    )
+    closed_port.close()
+    good = await run_settled(
+        Agent(name="calc", instructions="", tools=MATH_TOOLS, client=keyed),
+        ["What is 1 + 1?", "What is 2 + 2? [fault=500]"],
+    )
+    bad = await run_settled(Agent(name="calc", instructions="", tools=MATH_TOOLS, client=nowhere), ["1 + 1"])
+    for client in (real, keyed, nowhere):
+        await client.close()
+    errors = [o.reason for o in [*good, *bad] if isinstance(o, Rejected)]
+    assert len(errors) == 2 and all(isinstance(e, BackendError) for e in errors)
+    texts = [
+        repr(real),
+        str(real),
+        repr(real_agent),
+        str(real_agent),
+        repr(good),
+        repr(good[0]),
+        repr(good[0].value),
+        str(good.report),
+        repr(good.report),
+        good.report._repr_html_(),  # type: ignore[union-attr]
+        str(bad.report),
+        json.dumps(good[0].value.messages),
+    ]  # type: ignore[union-attr]
+    for error in errors:
+        texts += [str(error), repr(error), "".join(traceback.format_exception(error))]
+    texts = texts
     leaks = [text[:80] for text in texts if not no_key(text)]
     print(f"\nreprs, reports, transcripts and error tracebacks checked: {len(texts)}; with the key: {len(leaks)}")
     assert leaks == []
 
 
-def conversation_with_the_key(base_url: str) -> None:
+async def conversation_with_the_key(base_url: str) -> None:
     async def main() -> None:
         async with AsyncOpenAI(
             base_url=base_url, api_key=FAKE_KEY, max_retries=1, http_client=DefaultAioHttpClient()
@@ -218,10 +210,10 @@ def conversation_with_the_key(base_url: str) -> None:
             batch = await run_settled(agent, ["What is 2 + 3?", "What is 4 + 4? [fault=429x1]"])
             assert [o.status for o in batch] == ["fulfilled", "fulfilled"]
 
-    asyncio.run(main())
+    await main()
 
 
-def test_no_key_in_any_log_record_at_debug(server: OfflineServer, caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_key_in_any_log_record_at_debug(server: OfflineServer, caplog: pytest.LogCaptureFixture) -> None:
     names = {
         "",
         "openai",
@@ -244,7 +236,7 @@ def test_no_key_in_any_log_record_at_debug(server: OfflineServer, caplog: pytest
         logger = logging.getLogger(name or None)
         if not logger.propagate:
             logger.addHandler(caplog.handler)
-    conversation_with_the_key(server.base_url)
+    await conversation_with_the_key(server.base_url)
     text = "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {r.__dict__!r}" for r in caplog.records)
     by_logger = {name: sum(r.name == name for r in caplog.records) for name in sorted({r.name for r in caplog.records})}
     print(f"\n{len(caplog.records)} log records at DEBUG from {by_logger}; key found: {not no_key(text)}")
@@ -253,10 +245,10 @@ def test_no_key_in_any_log_record_at_debug(server: OfflineServer, caplog: pytest
 
 
 SCRIPT = """
-import logging, sys
+import asyncio, logging, sys
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 from tests.integration.reliability.test_security import conversation_with_the_key
-conversation_with_the_key(sys.argv[1])
+asyncio.run(conversation_with_the_key(sys.argv[1]))
 """
 
 
@@ -295,12 +287,12 @@ PAYLOADS = [
 
 
 @pytest.mark.parametrize("tool", MATH_TOOLS, ids=lambda t: t.name)
-def test_math_tools_never_evaluate_their_arguments(tool: Tool, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_math_tools_never_evaluate_their_arguments(tool: Tool, monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[Any] = []
     monkeypatch.setattr(os, "system", lambda *a: ran.append(a))
     monkeypatch.setattr(os, "popen", lambda *a, **k: ran.append(a))
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: ran.append(a))
-    outputs = [asyncio.run(tool.call(payload)) for payload in PAYLOADS]
+    outputs = [await tool.call(payload) for payload in PAYLOADS]
     print(
         f"\n{tool.name}: {len(PAYLOADS)} injection payloads → {sum(o.startswith('error: ') for o in outputs)} "
         f"'error: …' answers, {len(ran)} commands run; e.g. {outputs[0]!r}"
@@ -333,7 +325,9 @@ def test_the_tool_and_model_sources_never_call_eval_or_exec() -> None:
     [None, f"Bearer {FAKE_KEY}", "Bearer ", "", "garbage", "Basic dXNlcjpwYXNz", "Bearer " + "x" * 4000],
     ids=["none", "a key", "empty bearer", "empty", "garbage", "basic", "4 KB"],
 )
-def test_the_offline_server_ignores_the_authorization_header(server: OfflineServer, authorization: str | None) -> None:
+async def test_the_offline_server_ignores_the_authorization_header(
+    server: OfflineServer, authorization: str | None
+) -> None:
     async def go() -> tuple[int, Any]:
         headers = {} if authorization is None else {"Authorization": authorization}
         async with (
@@ -344,7 +338,7 @@ def test_the_offline_server_ignores_the_authorization_header(server: OfflineServ
         ):
             return response.status, await response.json(content_type=None)
 
-    status, answer = asyncio.run(go())
+    status, answer = await go()
     print(f"\nAuthorization header {'absent' if authorization is None else f'of {len(authorization)} chars'}: {status}")
     assert status == 200, answer
     assert answer["output"][-1]["content"][0]["text"] == "2 + 2 = 4."
