@@ -131,16 +131,16 @@ def covered_time(spans: list[tuple[float, float]]) -> float:
     return covered + (current_end - current_start if current_start is not None else 0.0)
 
 
-def unanswered_problem(prompts: list[Any], outcomes: Any, runner: str, why: str) -> str | None:
-    """The first outcome that is not its own prompt's answer: a failure (``why`` none should fail), something
-    that is no outcome at all, or another prompt's answer; None when every prompt has its answer, in order."""
+def unanswered_problem(prompts: list[Any], outcomes: Any, runner: str, why: str | None) -> str | None:
+    """The first outcome that is not its own prompt's answer: a failure (unless ``why`` is None: failures
+    allowed), something that is no outcome at all, or another prompt's answer; None when all are in order."""
     for index, outcome in enumerate(outcomes):
         status, value = settle(outcome)
-        if status == "rejected":
+        if status == "rejected" and why is not None:
             return f"conversation {index} failed ({type(value).__name__}: {value}): {why}"
-        if status != "fulfilled":
-            return f"outcome {index} is neither a result nor a failure: keep what {runner} returns, unchanged."
-        if first_user_text(value.messages) != prompts[index]:
+        if status == "other":
+            return f"outcome {index} is {describe(value)}, neither a result nor a failure: keep what {runner} returns."
+        if status == "fulfilled" and first_user_text(value.messages) != prompts[index]:
             return (
                 f"outcome {index} answers another prompt: keep the outcomes in the order of `prompts`, as "
                 f"{runner} returns them (do not sort or filter them)."

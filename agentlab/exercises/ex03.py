@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import describe, fail, first_user_text, not_awaited, settle, unfilled
+from agentlab.exercises._helpers import describe, fail, not_awaited, settle, unanswered_problem, unfilled
 
 HINTS = [
     "Plain `asyncio.gather` raises at the first failure and loses every other result. You want one outcome per "
@@ -69,21 +69,9 @@ def shape_problem(prompts: Any, outcomes: Any) -> str | None:
 
 
 def outcome_problem(prompts: list[str], outcomes: list[Any], expected: list[int]) -> str | None:
-    statuses: list[str] = []
-    for index, (prompt, outcome) in enumerate(zip(prompts, outcomes, strict=True)):
-        status, value = settle(outcome)
-        if status == "other":
-            return (
-                f"outcome {index} is {describe(outcome)}: expected a Fulfilled or Rejected (from run_settled), or a "
-                "RunResult or an exception (from gather with return_exceptions=True)."
-            )
-        if status == "fulfilled" and first_user_text(value.messages) != prompt:
-            return (
-                f"outcome {index} answers another prompt: keep the outcomes in the order of "
-                "the prompts (do not sort them by finishing time)."
-            )
-        statuses.append(status)
-    actual = [i for i, s in enumerate(statuses) if s == "rejected"]
+    if problem := unanswered_problem(prompts, outcomes, "run_settled (or gather with return_exceptions=True)", None):
+        return problem
+    actual = [i for i, outcome in enumerate(outcomes) if settle(outcome)[0] == "rejected"]
     if actual != expected:
         return (
             f"the outcomes say that {actual} failed, but the prompts with a fault marker are "

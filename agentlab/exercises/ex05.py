@@ -6,7 +6,7 @@ from typing import Any
 
 from agentlab.errors import BackendError
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fail, first_user_text, outcomes_problem, peak, settle
+from agentlab.exercises._helpers import fail, outcomes_problem, peak, settle, unanswered_problem
 from agentlab.records import RunResult
 
 HINTS = [
@@ -23,7 +23,7 @@ def check(prompts: Any = ..., outcomes: Any = ..., max_concurrency: int = 4, **_
     settled = [settle(o) for o in outcomes]
     hung = [i for i, p in enumerate(prompts) if "[fault=hang]" in str(p)]
     problem = (
-        order_problem(prompts, settled)
+        unanswered_problem(prompts, outcomes, "run_bounded", None)
         or bound_problem([v for s, v in settled if s == "fulfilled"], max_concurrency, too_few=False)
         or timeout_problem(settled, hung)
         or bound_problem([v for s, v in settled if s == "fulfilled"], max_concurrency, too_few=True)
@@ -38,18 +38,6 @@ def check(prompts: Any = ..., outcomes: Any = ..., max_concurrency: int = 4, **_
             f"{peak((r.started_at, r.ended_at) for r in done)} ran at once (limit {max_concurrency}).",
         ),
     )
-
-
-def order_problem(prompts: list[Any], settled: list[tuple[str, Any]]) -> str | None:
-    for index, (status, value) in enumerate(settled):
-        if status == "other":
-            return f"outcome {index} is neither a result nor a failure: keep what run_bounded returns, unchanged."
-        if status == "fulfilled" and first_user_text(value.messages) != prompts[index]:
-            return (
-                f"outcome {index} answers another prompt: keep the outcomes in the order of "
-                "`prompts`, as run_bounded returns them (do not sort them)."
-            )
-    return None
 
 
 def timeout_problem(settled: list[tuple[str, Any]], hung: list[int]) -> str | None:
