@@ -31,9 +31,11 @@ OTEL_TARGET_S = 3.0
 
 
 def make_batch(n: int) -> Batch[Outcome]:
-    """``n`` real conversations on the in-process transport; every tenth one fails (a 500, no retries)."""
+    """``n`` real conversations on the in-process transport; every tenth one fails (a 500), and only those."""
     config = offline.config_from_env({"AGENTLAB_TIME_SCALE": "0.01"})
-    client = make_client(max_retries=0, http_client=httpx.AsyncClient(transport=offline.transport(config)))
+    http = httpx.AsyncClient(transport=offline.transport(config))
+    # no retries, so that the 500s fail at once; a long timeout, so that a loaded machine fails nothing else
+    client = make_client(max_retries=0, timeout=120, http_client=http)
     agent = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS, client=client)
     prompts = [f"What is {i} + {i + 1}?" + (" [fault=500]" if i % 10 == 9 else "") for i in range(n)]
     return asyncio.run(run_settled(agent, prompts))
