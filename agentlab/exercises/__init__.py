@@ -6,7 +6,7 @@ In an exercise notebook::
     hints("01")                       # hints that open one by one
     check("01", results=results)      # ✓ or ✗ with what to look at
 
-Each lesson's checks live in their own module (``ex01`` … ``ex06``) as a function ``check(**answers)``
+Each exercise's checks live in their own module (``ex01``, ``ex02b``, …) as a function ``check(**answers)``
 that returns a ``Feedback``. ``check`` shows it (HTML in a notebook, text elsewhere) and returns it, so a
 test can assert on ``feedback.passed``.
 """
@@ -54,7 +54,7 @@ class Feedback:
 
 
 def check(exercise: str, /, **answers: Any) -> Feedback:
-    """Check an exercise (``"01"`` … ``"06"``) and return the feedback (a notebook displays it)."""
+    """Check an exercise (``"01"``, ``"04b"``, …) and return the feedback (a notebook displays it)."""
     module = load(exercise)
     feedback: Feedback = module.check(**answers)
     feedback = dataclasses.replace(feedback, exercise=feedback.exercise or exercise.strip().zfill(2))
@@ -99,4 +99,4 @@ def load(exercise: str) -> Any:
     try:
         return importlib.import_module(f"agentlab.exercises.ex{name}")
     except ModuleNotFoundError:
-        raise ValueError(f"there is no exercise {exercise!r}: use '01' … '06'") from None
+        raise ValueError(f"there is no exercise {exercise!r}: use the id of its check cell, such as '04b'") from None
