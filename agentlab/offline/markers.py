@@ -35,7 +35,7 @@ MAX_DURATION = 3600.0  # the same cap as a hang: a marker never asks for more th
 
 MARKER = re.compile(r"\[\s*([a-z_]{1,20})\s*(?:=\s*([^\[\]]{0,40}))?\]", re.IGNORECASE)
 DURATION = re.compile(r"(\d{1,12}(?:\.\d{1,12})?)\s?s?")
-FAULT = re.compile(r"(500|429|hang|drop|failed)(?:\s?x\s?(\d{1,6}))?")
+FAULT = re.compile(r"(" + "|".join(FAULT_KINDS) + r")(?:\s?x\s?(\d{1,6}))?")
 
 
 @dataclass(frozen=True, slots=True)
