@@ -44,13 +44,13 @@ def stats(server: OfflineServer) -> dict[str, Any]:
     return result
 
 
-def test_every_answer_carries_the_real_apis_headers(limited: OfflineServer) -> None:
+async def test_every_answer_carries_the_real_apis_headers(limited: OfflineServer) -> None:
     async def main() -> Any:
         async with client_for(limited) as client:
             return await create_raw(client, "What is 2 + 3? Say it in words. " * 40)
 
     started = time.monotonic()
-    raw = asyncio.run(main())
+    raw = await main()
     took = time.monotonic() - started
     response = raw.parse()
     server = parse_rate_headers(raw.headers)
@@ -67,7 +67,7 @@ def test_every_answer_carries_the_real_apis_headers(limited: OfflineServer) -> N
     assert raw.headers["x-ratelimit-reset-tokens"].endswith("ms")
 
 
-def test_the_one_request_too_many_is_a_429_with_retry_after(limited: OfflineServer) -> None:
+async def test_the_one_request_too_many_is_a_429_with_retry_after(limited: OfflineServer) -> None:
     async def main() -> openai.RateLimitError:
         async with client_for(limited) as client:
             for _ in range(5):
@@ -76,7 +76,7 @@ def test_the_one_request_too_many_is_a_429_with_retry_after(limited: OfflineServ
                 await create_raw(client)
             return caught.value
 
-    error = asyncio.run(main())
+    error = await main()
     assert error.status_code == 429
     assert error.body == {
         "message": error.body["message"],  # type: ignore[index]
@@ -91,18 +91,15 @@ def test_the_one_request_too_many_is_a_429_with_retry_after(limited: OfflineServ
     assert stats(limited)["statuses"]["429"] == 1
 
 
-def test_the_openai_clients_own_retry_waits_retry_after_and_gets_through(limited: OfflineServer) -> None:
-    async def main() -> None:
-        async with AsyncOpenAI(base_url=limited.base_url, api_key="offline", max_retries=2) as client:
-            await asyncio.gather(*(create_raw(client, f"What is {i} + 1?") for i in range(6)))
-
-    asyncio.run(main())
+async def test_the_openai_clients_own_retry_waits_retry_after_and_gets_through(limited: OfflineServer) -> None:
+    async with AsyncOpenAI(base_url=limited.base_url, api_key="offline", max_retries=2) as client:
+        await asyncio.gather(*(create_raw(client, f"What is {i} + 1?") for i in range(6)))
     counters = stats(limited)
     assert counters["statuses"] == {"200": 6, "429": counters["statuses"]["429"]}
     assert counters["ratelimit"]["admitted"] == 6 and counters["ratelimit"]["refused"] >= 1
 
 
-def test_tokens_per_minute_refuse_with_type_tokens() -> None:
+async def test_tokens_per_minute_refuse_with_type_tokens() -> None:
     with start(tpm=60) as server:  # a 2 + 3 question costs about 10 tokens with its answer
 
         async def main() -> openai.RateLimitError:
@@ -112,13 +109,13 @@ def test_tokens_per_minute_refuse_with_type_tokens() -> None:
                         await create_raw(client)
                 return caught.value
 
-        error = asyncio.run(main())
+        error = await main()
     assert error.body["type"] == "tokens"  # type: ignore[index]
     assert "tokens per min (TPM): Limit 60" in error.message
     assert "x-ratelimit-limit-requests" not in error.response.headers  # no request limit was set
 
 
-def test_a_request_larger_than_the_minute_is_refused_for_good() -> None:
+async def test_a_request_larger_than_the_minute_is_refused_for_good() -> None:
     with start(tpm=20) as server:
 
         async def main() -> openai.RateLimitError:
@@ -127,19 +124,19 @@ def test_a_request_larger_than_the_minute_is_refused_for_good() -> None:
                     await create_raw(client, "What is 2 + 3? " * 20)
                 return caught.value
 
-        error = asyncio.run(main())
+        error = await main()
         assert stats(server)["requests"] == 1  # x-should-retry: false, so the client did not resend it
     assert error.message.startswith("Error code: 429 - ") and "Request too large" in error.message
 
 
-def test_no_limit_means_no_headers() -> None:
+async def test_no_limit_means_no_headers() -> None:
     with start() as server:
 
         async def main() -> Any:
             async with client_for(server) as client:
                 return await create_raw(client)
 
-        raw = asyncio.run(main())
+        raw = await main()
         assert "ratelimit" not in stats(server)
     assert not [name for name in raw.headers if name.startswith("x-ratelimit")]
 
@@ -156,14 +153,14 @@ def test_limits_from_the_environment_and_the_command_line() -> None:
         start(rpm=0)
 
 
-def test_serve_in_its_own_process_with_limits() -> None:
+async def test_serve_in_its_own_process_with_limits() -> None:
     with start_process(time_scale=0.05, rpm=7, tpm=5000) as server:
 
         async def main() -> Any:
             async with client_for(server) as client:
                 return await create_raw(client)
 
-        raw = asyncio.run(main())
+        raw = await main()
     assert raw.headers["x-ratelimit-limit-requests"] == "7"
     assert raw.headers["x-ratelimit-limit-tokens"] == "5000"
 
