@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 from pathlib import Path
@@ -18,7 +17,7 @@ AGENT = Agent(name="calc", instructions="Use the tools.", tools=MATH_TOOLS)
 PROMPTS = ["What is 7?", "Hello!", "What is 12 + 30?", "What is 2 * 21?", "What is 5?", "What is 9?", "What is 1?"]
 
 
-def answered_lines(lines: list[dict[str, object]]) -> list[dict[str, object]]:
+async def answered_lines(lines: list[dict[str, object]]) -> list[dict[str, object]]:
     """Each request line answered by the offline /v1/responses, in the Batch API's output line format."""
 
     async def answer_all(base_url: str) -> list[dict[str, object]]:
@@ -31,17 +30,17 @@ def answered_lines(lines: list[dict[str, object]]) -> list[dict[str, object]]:
             return results
 
     with start(ServerConfig(LatencyModel(time_scale=0.001))) as server:
-        return asyncio.run(answer_all(server.base_url))
+        return await answer_all(server.base_url)
 
 
-def test_write_and_read_back_a_batch(tmp_path: Path) -> None:
+async def test_write_and_read_back_a_batch(tmp_path: Path) -> None:
     requests = write_batch_jsonl(AGENT, PROMPTS, tmp_path / "requests.jsonl")
     lines = [json.loads(line) for line in requests.read_text().splitlines()]
     assert [line["custom_id"] for line in lines] == [f"conv-{i}" for i in range(len(PROMPTS))]
     assert lines[2]["url"] == "/v1/responses" and lines[2]["body"]["input"] == [{"role": "user", "content": PROMPTS[2]}]
     assert lines[2]["body"] == request_body(AGENT, PROMPTS[2]) and lines[2]["body"]["tools"][0]["name"] == "sum_numbers"
 
-    results = answered_lines(lines)
+    results = await answered_lines(lines)
     results[3] = {"id": "x", "custom_id": "conv-3", "response": None, "error": {"code": "batch_expired"}}
     results[5]["response"]["body"]["output"] = "not a list"  # type: ignore[index]  # a body that is not a Response
     del results[4]  # one line never came back
