@@ -27,7 +27,6 @@ same, because a limit that cuts hangs must never cut a good request on a busy 2-
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -139,7 +138,7 @@ def check_outcomes(outcomes: Batch[Outcome]) -> Tally:
     return Tally(kinds, cut, slowest)
 
 
-def run_batch(server: OfflineServer, runner: str, max_retries: int) -> tuple[Batch[Outcome], float]:
+async def run_batch(server: OfflineServer, runner: str, max_retries: int) -> tuple[Batch[Outcome], float]:
     async def main() -> Batch[Outcome]:
         prompts = [prompt(i) for i in range(N)]
         if runner == "run_settled":
@@ -155,7 +154,7 @@ def run_batch(server: OfflineServer, runner: str, max_retries: int) -> tuple[Bat
             await close(agent)
 
     started = time.perf_counter()
-    outcomes = asyncio.run(main())
+    outcomes = await main()
     return outcomes, time.perf_counter() - started
 
 
@@ -176,8 +175,8 @@ def report(runner: str, retries: str, tally: Tally, faults: dict[str, int], requ
 
 
 @pytest.mark.parametrize("runner", ["run_settled", "run_bounded"])
-def test_with_client_retries_most_faults_recover(faulty_server: OfflineServer, runner: str) -> None:
-    outcomes, wall = run_batch(faulty_server, runner, max_retries=2)
+async def test_with_client_retries_most_faults_recover(faulty_server: OfflineServer, runner: str) -> None:
+    outcomes, wall = await run_batch(faulty_server, runner, max_retries=2)
     tally = check_outcomes(outcomes)
     faults, requests = fault_counts(faulty_server)
     report(runner, "on", tally, faults, requests, wall)
@@ -200,8 +199,8 @@ def test_with_client_retries_most_faults_recover(faulty_server: OfflineServer, r
 
 
 @pytest.mark.parametrize("runner", ["run_settled", "run_bounded"])
-def test_without_retries_every_fault_surfaces_as_a_typed_error(faulty_server: OfflineServer, runner: str) -> None:
-    outcomes, wall = run_batch(faulty_server, runner, max_retries=0)
+async def test_without_retries_every_fault_surfaces_as_a_typed_error(faulty_server: OfflineServer, runner: str) -> None:
+    outcomes, wall = await run_batch(faulty_server, runner, max_retries=0)
     tally = check_outcomes(outcomes)
     faults, requests = fault_counts(faulty_server)
     report(runner, "off", tally, faults, requests, wall)
