@@ -239,7 +239,7 @@ async def ask(base_url: str, prompt: str) -> str:
         return (await client.responses.create(model="gpt-5-mini", input=prompt)).output_text
 
 
-def test_the_openai_backend_talks_to_its_own_proxy_in_front_of_openai_base_url(
+async def test_the_openai_backend_talks_to_its_own_proxy_in_front_of_openai_base_url(
     upstream: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AGENTLAB_BACKEND", "openai")
@@ -251,13 +251,8 @@ def test_the_openai_backend_talks_to_its_own_proxy_in_front_of_openai_base_url(
     assert len(upstream.received) == before  # refused before any request
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
 
-    async def run() -> tuple[str, str]:
-        result = await Agent(name="c", instructions="Use the tools.", tools=MATH_TOOLS).run(
-            "What is 6 * 7? [duration=1]"
-        )
-        return result.output_text, str(default_client().base_url)
-
-    answer, base_url = asyncio.run(run())
+    result = await Agent(name="c", instructions="Use the tools.", tools=MATH_TOOLS).run("What is 6 * 7? [duration=1]")
+    answer, base_url = result.output_text, str(default_client().base_url)
     assert answer == "6 * 7 = 42." and base_url == offline_server().base_url + "/"
     assert base_url.startswith("http://127.0.0.1:") and upstream.base_url not in base_url  # the proxy, not upstream
     assert markers_in(upstream.received[before:]) == [] and len(upstream.received) > before
