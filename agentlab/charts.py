@@ -24,6 +24,7 @@ __all__ = ["Chart", "timeline", "sum_vs_longest", "scaling", "bars", "save_png"]
 # A colour-blind-friendly palette (Okabe–Ito).
 MODEL_COLOR = "#0072B2"
 TOOL_COLOR = "#E69F00"
+WAIT_COLOR = "#BBBBBB"  # waiting for a rate-limit budget, or before a retry
 CONVERSATION_COLOR = "#D9E6F2"
 FAILED_COLOR = "#D55E00"
 SERIAL_COLOR = "#CC79A7"
@@ -65,7 +66,7 @@ def timeline(report: BatchReport, *, title: str | None = None) -> Figure:
     ax.set_ylim(report.n - 0.4, -0.8)  # conv 0 at the top
     ax.set_xlabel("seconds since batch start")
     ax.set_xlim(0, right)
-    add_timeline_legend(ax)
+    add_timeline_legend(ax, waited=any(s.kind == "wait" for c in report.conversations for s in c.spans))
     return fig
 
 
@@ -84,15 +85,18 @@ def draw_conversation(ax: Axes, row: int, conv: ConversationTiming, height: floa
     )
 
 
-def add_timeline_legend(ax: Axes) -> None:
-    """The legend, outside the axes on the right, where it covers no bar."""
+def add_timeline_legend(ax: Axes, *, waited: bool) -> None:
+    """The legend, outside the axes on the right, where it covers no bar; "waiting" only when a span waited."""
+    handles = [
+        Patch(color=MODEL_COLOR, label="model call"),
+        Patch(color=TOOL_COLOR, label="tool call"),
+        Patch(color=CONVERSATION_COLOR, label="conversation"),
+        Patch(facecolor=FAILED_COLOR, alpha=0.35, hatch="//", label="failed"),
+    ]
+    if waited:
+        handles.insert(2, Patch(color=WAIT_COLOR, label="waiting (budget, retry)"))
     ax.legend(
-        handles=[
-            Patch(color=MODEL_COLOR, label="model call"),
-            Patch(color=TOOL_COLOR, label="tool call"),
-            Patch(color=CONVERSATION_COLOR, label="conversation"),
-            Patch(facecolor=FAILED_COLOR, alpha=0.35, hatch="//", label="failed"),
-        ],
+        handles=handles,
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
         borderaxespad=0,
@@ -112,6 +116,8 @@ def draw_spans(ax: Axes, row: int, spans: Sequence[Span], height: float, thinnes
             ax.barh(
                 centre, span.duration, left=span.start, height=band, color=MODEL_COLOR, edgecolor="white", linewidth=0.8
             )
+        elif span.kind == "wait":  # a budget's wait or a retry's: time the conversation spent not asking yet
+            ax.barh(centre, span.duration, left=span.start, height=band * 0.3, color=WAIT_COLOR)
         else:
             ax.barh(centre, max(span.duration, thinnest), left=span.start, height=band * 0.9, color=TOOL_COLOR)
 
@@ -122,7 +128,8 @@ def sub_rows(spans: Sequence[Span], thinnest: float) -> list[int]:
     lanes = [0] * len(spans)
     for index in sorted(range(len(spans)), key=lambda i: spans[i].start):  # spans are kept in the order they ended
         span = spans[index]
-        lane = next((i for i, last in enumerate(ends) if last <= span.start), len(ends))
+        slack = thinnest if span.kind == "wait" else 0.0  # a thin wait bar may run under a tool bar's drawn width
+        lane = next((i for i, last in enumerate(ends) if last <= span.start + slack), len(ends))
         if lane == len(ends):
             ends.append(0.0)
         ends[lane] = span.start + max(span.duration, thinnest)

@@ -13,7 +13,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
-from agentlab.charts import TOOL_COLOR, bars, save_png, scaling, sum_vs_longest, timeline
+from agentlab.charts import TOOL_COLOR, WAIT_COLOR, bars, save_png, scaling, sum_vs_longest, timeline
 from agentlab.records import BatchReport, ConversationTiming, Span
 
 
@@ -117,3 +117,23 @@ def test_spans_at_the_same_time_in_one_conversation_are_drawn_on_sub_rows() -> N
     (a_low, a_high), (b_low, b_high) = sorted((p.get_y(), p.get_y() + p.get_height()) for p in tools)
     assert a_high <= b_low, "the two parallel tool calls share a sub-row"
     assert all(-0.35 <= y <= 0.35 for y in (a_low, a_high, b_low, b_high)), "the sub-rows stay inside the row"
+
+
+def test_a_wait_for_the_budget_is_drawn_as_waiting_not_as_a_tool_call() -> None:
+    spans = (
+        Span("wait", "budget", 0.0, 1.0),  # the budget held the first call back for a second
+        Span("model", "m", 1.0, 1.5),
+        Span("tool", "sum_numbers", 1.5, 1.5001),  # a tool so short that it is drawn wider than it ran
+        Span("wait", "budget", 1.5001, 2.5),
+        Span("model", "m", 2.5, 3.0),
+    )
+    report = BatchReport("run_bounded", 3.0, (ConversationTiming(0, 0.0, 3.0, "fulfilled", 2, spans),))
+    ax = timeline(report).axes[0]
+    waits = [p for p in ax.patches if p.get_facecolor()[:3] == matplotlib.colors.to_rgb(WAIT_COLOR)]
+    tools = [p for p in ax.patches if p.get_facecolor()[:3] == matplotlib.colors.to_rgb(TOOL_COLOR)]
+    assert len(waits) == 2 and len(tools) == 1, "each wait is a grey bar, and only the tool call is orange"
+    assert {round(p.get_y() + p.get_height() / 2, 6) for p in waits} == {0.0}, "a wait stays on its row's centre"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "waiting (budget, retry)" in legend
+    plain = BatchReport("run_bounded", 1.0, (ConversationTiming(0, 0.0, 1.0, "fulfilled", 1, spans[1:2]),))
+    assert "waiting (budget, retry)" not in [t.get_text() for t in timeline(plain).axes[0].get_legend().get_texts()]
