@@ -45,24 +45,21 @@ def test_openai_backend_without_a_key_says_what_to_set(monkeypatch: pytest.Monke
         make_client()
 
 
-def test_no_key_in_reprs_or_error_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_key_in_reprs_or_error_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
 
-    async def main() -> None:
-        client = make_client(backend="openai")
-        assert client.api_key == FAKE_KEY  # the key is really there to leak
-        agent = Agent(name="x", instructions="", tools=MATH_TOOLS, client=client)
-        for text in (repr(client), repr(agent), str(agent)):
-            assert FAKE_KEY not in text and "sk-test" not in text
-        # A server may echo the key it refused; the BackendError that a learner prints must not.
-        echo = f"Incorrect API key provided: {FAKE_KEY}."
-        response = httpx.Response(401, request=httpx.Request("POST", "https://api.openai.com/v1/responses"))
-        error = translate_error(openai.AuthenticationError(echo, response=response, body={"message": echo}), client)
-        assert "Check OPENAI_API_KEY" in str(error) and error.status_code == 401
-        assert FAKE_KEY not in str(error) and "sk-…" + FAKE_KEY[-4:] in str(error)
-        await client.close()
-
-    asyncio.run(main())
+    client = make_client(backend="openai")
+    assert client.api_key == FAKE_KEY  # the key is really there to leak
+    agent = Agent(name="x", instructions="", tools=MATH_TOOLS, client=client)
+    for text in (repr(client), repr(agent), str(agent)):
+        assert FAKE_KEY not in text and "sk-test" not in text
+    # A server may echo the key it refused; the BackendError that a learner prints must not.
+    echo = f"Incorrect API key provided: {FAKE_KEY}."
+    response = httpx.Response(401, request=httpx.Request("POST", "https://api.openai.com/v1/responses"))
+    error = translate_error(openai.AuthenticationError(echo, response=response, body={"message": echo}), client)
+    assert "Check OPENAI_API_KEY" in str(error) and error.status_code == 401
+    assert FAKE_KEY not in str(error) and "sk-…" + FAKE_KEY[-4:] in str(error)
+    await client.close()
 
 
 def test_one_client_per_loop_closed_when_the_loop_ends() -> None:
@@ -138,16 +135,13 @@ def test_the_offline_server_starts_once_per_process_on_first_use() -> None:
     assert result.stdout.split("\n")[:2] == ["2 + 3 = 5.", "True 1"]
 
 
-def test_the_default_client_uses_openais_aiohttp_transport() -> None:
+async def test_the_default_client_uses_openais_aiohttp_transport() -> None:
     from openai import DefaultAioHttpClient, DefaultAsyncHttpxClient
 
-    async def main() -> None:
-        client = default_client()
-        assert isinstance(client._client, DefaultAioHttpClient)
-        assert not isinstance(client._client, DefaultAsyncHttpxClient)
-        assert client.max_retries == 2
-
-    asyncio.run(main())
+    client = default_client()
+    assert isinstance(client._client, DefaultAioHttpClient)
+    assert not isinstance(client._client, DefaultAsyncHttpxClient)
+    assert client.max_retries == 2
 
 
 async def test_make_client_over_the_in_process_transport_starts_no_server(monkeypatch: pytest.MonkeyPatch) -> None:
