@@ -102,7 +102,7 @@ def grade_once(root: Path, out: Path, jobs: int) -> dict[str, Any]:
 
 def run(quick: bool) -> dict[str, Any]:
     """Twice: with ``--jobs`` at twice the cores (kernels mostly wait, on the server and on messages, so that
-    keeps the cores busy: the figure against the target), and at the default, one per core."""
+    keeps the cores busy), and at the default, one per core: the figure against the target."""
     n, cores = (8 if quick else 30), os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="agentlab-bench-grading-") as folder:
         cases = make_class(Path(folder) / "class", n)
@@ -113,7 +113,7 @@ def run(quick: bool) -> dict[str, Any]:
         f"{r['cpu_seconds']:.1f} s of CPU in all); statuses {dict(sorted(r['statuses'].items()))}"
         for r in runs
     ]
-    best = runs[0]["seconds"]
+    default = runs[1]  # the figure against the target: --jobs at its default, as a teacher runs it
     return {
         "learners": n,
         "cases": dict(cases),
@@ -121,10 +121,10 @@ def run(quick: bool) -> dict[str, Any]:
         "lines": lines,
         "targets": [
             {
-                "figure": f"grade {n} submissions, --jobs {runs[0]['jobs']} (s)",
-                "value": best,
+                "figure": f"grade {n} submissions, default --jobs {default['jobs']} (s)",
+                "value": default["seconds"],
                 "target": f"<= {TARGET_SECONDS:g}",
-                "pass": best <= TARGET_SECONDS,
+                "pass": default["seconds"] <= TARGET_SECONDS,
             }
         ],
     }

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agentlab.classroom.course import handout_command  # the standard library only: cheap to load here
+
 
 def add_classroom_commands(commands: Any) -> None:
     """Add ``grade`` and ``handout`` to the ``python -m agentlab`` subcommands; each sets ``args.run``."""
@@ -23,7 +25,7 @@ def add_classroom_commands(commands: Any) -> None:
     handout = commands.add_parser("handout", help="copy the lessons and exercises for learners")
     handout.add_argument("--out", type=Path, required=True, help="the folder to fill (created if needed)")
     handout.add_argument("--with-solutions", action="store_true", help="add notebooks/solutions/ (for teachers)")
-    handout.set_defaults(run=run_handout)
+    handout.set_defaults(run=handout_command)
 
 
 def run_grade(args: argparse.Namespace) -> int:
@@ -31,12 +33,6 @@ def run_grade(args: argparse.Namespace) -> int:
     from agentlab.classroom.grade import grade_command  # nbclient, tqdm and the server load only now
 
     return grade_command(args)
-
-
-def run_handout(args: argparse.Namespace) -> int:
-    from agentlab.classroom.course import handout_command
-
-    return handout_command(args)
 
 
 def skip_slow_optional_import() -> None:

@@ -1,11 +1,8 @@
 """The course's notebooks, wherever agentlab is installed, and ``python -m agentlab handout --out DIR``.
 
-``notebooks/`` in the repository is the one source of the course. A wheel carries a copy of it as package data,
-``agentlab/course/``, made when the wheel is built (``pyproject.toml`` maps the folder there), so a plain
-``pip install agentlab`` hands out and grades the course in any folder; a checkout (or an editable install)
-reads ``notebooks/`` itself. The handout keeps the course's places (``DIR/01_….ipynb``, ``DIR/exercises/…``),
-so the links between notebooks still work; the solutions go to ``DIR/solutions/`` only when asked, and the
-exercises are handed out without outputs.
+``notebooks/`` in the repository is the one source. A wheel carries a copy of it, ``agentlab/course/``, made when
+the wheel is built (``pyproject.toml``); a checkout or an editable install reads ``notebooks/`` itself. The
+handout keeps the course's places, so links between notebooks work; solutions only with ``--with-solutions``.
 """
 
 from __future__ import annotations
@@ -55,8 +52,7 @@ def solution_of(exercise: Path) -> Path:
 
 
 def course_notebook_names() -> set[str]:
-    """The file names of the lessons, the appendix and the solutions: notebooks a learner may keep beside an
-    exercise, never one to grade."""
+    """The lessons', the appendix's and the solutions' file names: a learner may keep them, never to grade."""
     folder = course_folder()
     return {p.name for p in [*folder.glob("*.ipynb"), *(folder / "solutions").glob("*.ipynb")]}
 
@@ -77,20 +73,15 @@ def handout_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def handout_files(source: Path, *, with_solutions: bool = False) -> list[Path]:
-    """The notebooks to hand out, relative to ``source``."""
-    lessons = sorted(source.glob("[0-9][0-9]_*.ipynb")) + sorted(source.glob("A[0-9]*_*.ipynb"))
-    exercises = sorted((source / "exercises").glob("*.ipynb"))
-    solutions = sorted((source / "solutions").glob("*.ipynb")) if with_solutions else []
-    return [p.relative_to(source) for p in lessons + exercises + solutions]
-
-
 def make_handout(out: Path, *, source: Path | None = None, with_solutions: bool = False) -> list[Path]:
-    """Copy the handout into ``out``; the files written there."""
+    """Copy the lessons, the appendix, the exercises (and the solutions if asked) into ``out``; the files written."""
     source = source or course_folder()
     refuse_inside(out, source, "the course's notebooks")
+    lessons = sorted(source.glob("[0-9][0-9]_*.ipynb")) + sorted(source.glob("A[0-9]*_*.ipynb"))
+    solutions = sorted((source / "solutions").glob("*.ipynb")) if with_solutions else []
     written = []
-    for relative in handout_files(source, with_solutions=with_solutions):
+    for path in lessons + sorted((source / "exercises").glob("*.ipynb")) + solutions:
+        relative = path.relative_to(source)
         target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if relative.parts[0] == "exercises":

@@ -1,10 +1,8 @@
 """Run each submitted notebook top to bottom in a fresh kernel and turn what happened into its rows (Grade).
 
-Several notebooks run at once (``jobs``) in one event loop with nbclient's async API; each gets ``timeout``
-seconds of cell time, and its kernel is shut down when it ends, however it ends. Every kernel talks to the one
-offline server the grader started (``AGENTLAB_OFFLINE_URL``) at the grader's time scale. Each check's verdict
-is read only from the grader's own cell after it: a part whose cell ran keeps its verdict even when a later
-part times out or kills the kernel.
+``jobs`` notebooks run at once in one event loop (nbclient's async API), each with ``timeout`` seconds of cell
+time, against the grader's one offline server; each kernel is shut down when its notebook ends. A check's
+verdict is read only from the grader's own cell after it: a part keeps its verdict when a later part hangs.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from agentlab.classroom.kernels import KERNEL_NAME, kernel_environment
+from agentlab.classroom.kernels import KERNEL_NAME
 from agentlab.classroom.notebook import (
     BadSubmission,
     Reference,
@@ -57,16 +55,14 @@ class Grade:
 @dataclass(frozen=True)
 class Options:
     timeout: float  # seconds of cell time per notebook
-    time_scale: float  # AGENTLAB_TIME_SCALE of the kernels and the server
-    server_url: str  # the shared offline server's base URL
+    env: dict[str, str]  # the kernels' environment (kernels.kernel_environment)
     executed: Path  # where the executed copies go
     kernels: KernelSpecManager | None = None  # the forked kernels' kernelspec (kernels.py), or None: python3
 
 
 class Stop:
-    """A signal, as the grading loop sees it: no notebook starts or goes on after ``now()`` (a kernel still
-    starting stops before its first cell), and the kernels that run a cell are killed. nbclient then ends each
-    of those notebooks as it ends one whose kernel died, shutting it down on its usual path (a second shutdown
+    """A signal, as the grading loop sees it: after ``now()`` no notebook starts a cell, and the kernels running
+    one are killed, so that nbclient ends their notebooks on its usual dead-kernel path (a second shutdown
     beside its own would race it); their rows are not reported."""
 
     def __init__(self) -> None:
@@ -99,8 +95,7 @@ async def grade_all(
     done: Callable[[Submission, list[Grade]], None],
     stop: Stop,
 ) -> list[Grade]:
-    """Grade every submission, ``jobs`` at a time, calling ``done`` as each one finishes; in input order.
-    Once ``stop`` is requested, the notebooks not yet done give no rows."""
+    """Grade every submission, ``jobs`` at a time, calling ``done`` as each one finishes (none once stopped)."""
     slots = asyncio.Semaphore(max(1, jobs))
 
     async def one(submission: Submission) -> list[Grade]:
@@ -139,8 +134,7 @@ def not_graded(submission: Submission, exercise: str) -> Grade:
     """The row of a learner with no file to grade: two files for one exercise, or none."""
     if submission.problem:
         return Grade(submission.learner, exercise, "error", None, (submission.problem,))
-    holds = f" (the folder holds {', '.join(submission.others)})" if submission.others else ""
-    why = f"not handed in: no {submission.exercise}_*.ipynb in the folder{holds}"
+    why = f"not handed in: no {submission.exercise}_*.ipynb in the folder"
     return Grade(submission.learner, exercise, "missing", None, (why,))
 
 
@@ -174,11 +168,10 @@ async def execute(notebook: nbformat.NotebookNode, options: Options, stop: Stop)
             resources={"metadata": {"path": folder}},
             on_cell_execute=started,
         )
-        env = kernel_environment(options.server_url, options.time_scale)
         try:
             # cleanup_kc: nbclient shuts down at the end a kernel whose manager it did not make, as here.
             # The kernel's own stderr is noise here (its outputs reach the notebook through the kernel protocol).
-            await client.async_execute(cleanup_kc=True, env=env, stderr=subprocess.DEVNULL)
+            await client.async_execute(cleanup_kc=True, env=options.env, stderr=subprocess.DEVNULL)
         except CellTimeoutError:
             run.ended = "timeout"
         except DeadKernelError:
@@ -198,8 +191,7 @@ def kernel_manager(options: Options) -> AsyncKernelManager:
 
 
 def judge_run(notebook: nbformat.NotebookNode, run: Run, timeout: float) -> dict[str, Judged]:
-    """Per grader cell (by exercise), the status and feedback: its verdict, with the learner's errors above it
-    named before it; a grader cell that never ran gets how the run ended."""
+    """Per grader cell, its verdict with the errors above it named first, or how the run ended before it."""
     cells = notebook.cells
     judged: dict[str, Judged] = {}
     for index, cell in enumerate(cells):

@@ -1,20 +1,12 @@
 """``python -m agentlab grade SUBMISSIONS --out REPORT``: the whole class, found and graded into one report.
 
-The class is one folder per learner, or nbgrader's ``submitted/<learner>/<assignment>/``. A learner's folder may
-hold any of the exercise notebooks under their own file names, at any depth; the course's lessons and
-solutions beside them are not submissions. The exercises of the class are those given with ``--exercises``,
-or else every exercise with a check that some learner handed in: a learner without that file gets a
-``missing`` row, and a learner with two files for one exercise an ``error`` row that names them.
+The class is one folder per learner (or nbgrader's ``submitted/``), each holding exercise notebooks under their
+own names at any depth; the course's lessons and solutions beside them are not submissions. Kernels run at
+``--time-scale`` 0.1 against one offline server: the checks judge from the results' own time stamps, with slack
+that scales with the durations; at 0.05 a busy machine's fixed overheads can refuse a right answer.
 
-The grader starts one offline server and points every kernel at it. Kernels run at ``--time-scale`` (default
-0.1): the checks judge from the results' own time stamps, with slack that scales with the durations, so a "3 s"
-conversation may take 0.3 s and the verdict is the same. Not smaller: a busy machine adds overheads that do not
-shrink with the scale (a fresh loop's first request), and at 0.05 exercises 01 and 02 then can refuse a right
-answer.
-
-Ctrl-C or SIGTERM stops the run: the notebooks still running are stopped, every kernel and the zygote end,
-and the report holds the rows graded so far, the others marked as not graded. The grading loop runs in its own
-thread so that signals stay the main thread's: nbclient would otherwise take them to kill one kernel each.
+Ctrl-C or SIGTERM stops the run, every kernel and the zygote with it; the report keeps the rows graded so far.
+The grading loop runs in a thread so that signals stay the main thread's (nbclient would kill one kernel each).
 """
 
 from __future__ import annotations
@@ -46,13 +38,8 @@ if TYPE_CHECKING:
     from agentlab.classroom.execute import Grade, Stop
 
 
-class Stopped(Exception):
-    """Ctrl-C or SIGTERM stopped the run."""
-
-
 def grade_command(args: argparse.Namespace) -> int:
-    """Exit 0 once the report is written, whatever the learners scored; 2 when the grader cannot run; 128 + the
-    signal's number when a signal stopped it (the report then holds what was graded)."""
+    """Exit 0 once the report is written; 2 when the grader cannot run; 128 + the signal's number if stopped."""
     with stop_on_signals() as stopped_by:
         return grade_and_report(args, stopped_by)
 
@@ -69,7 +56,7 @@ def grade_and_report(args: argparse.Namespace, stopped_by: list[str]) -> int:
     except (AgentLabError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (Stopped, KeyboardInterrupt):
+    except KeyboardInterrupt:
         if not submissions:
             print(f"error: stopped by {stopped_by[0]} before grading began", file=sys.stderr)
             return 128 + signal.Signals[stopped_by[0]].value
@@ -87,8 +74,7 @@ def grade_and_report(args: argparse.Namespace, stopped_by: list[str]) -> int:
 
 @contextmanager
 def stop_on_signals() -> Iterator[list[str]]:
-    """SIGINT (Ctrl-C) and SIGTERM raise KeyboardInterrupt in the main thread, even where the shell had SIGINT
-    ignored (a background job); the list names the signal. The former handlers come back on the way out."""
+    """SIGINT (even if a shell ignored it) and SIGTERM raise KeyboardInterrupt; the list names the signal."""
     received = ["SIGINT"]
 
     def stop(number: int, _frame: Any) -> None:
@@ -142,8 +128,7 @@ def submission(learner: Path, exercise: str, files: dict[str, list[Path]]) -> Su
     if len(paths) > 1:
         names = " and ".join(str(p.relative_to(learner)) for p in paths)
         return Submission(learner.name, exercise, None, f"two files for exercise {exercise}: {names}; keep one")
-    others = tuple(sorted(p.name for ps in files.values() for p in ps))
-    return Submission(learner.name, exercise, paths[0] if paths else None, others=others)
+    return Submission(learner.name, exercise, paths[0] if paths else None)
 
 
 def checked_exercises() -> list[str]:
@@ -167,8 +152,7 @@ def learner_folders(root: Path) -> list[Path]:
 
 
 def notebooks_of(learner: Path) -> dict[str, list[Path]]:
-    """The learner's exercise files by exercise number (paths relative to their folder), hidden folders and
-    the course's own lessons and solutions left out."""
+    """The learner's exercise files by number; hidden folders and the course's own notebooks left out."""
     course = course_notebook_names()
     found: dict[str, list[Path]] = {}
     for path in sorted(learner.rglob("*.ipynb")):
@@ -186,12 +170,11 @@ def grade_class(
     jobs: int,
     timeout: float,
     time_scale: float,
-    fork: bool = True,
-    finished: dict[Submission, list[Grade]] | None = None,
+    fork: bool,
+    finished: dict[Submission, list[Grade]],
 ) -> list[Grade]:
-    """Grade every submission against one shared offline server, with a progress bar; forked kernels unless
-    ``fork`` is False (then each kernel starts from scratch, about 2.5 s of CPU more per notebook). Each
-    submission's rows go into ``finished`` as it is done."""
+    """Grade every submission against one offline server, in forked kernels unless ``fork`` is False (2.5 s of
+    CPU more per notebook); each submission's rows go into ``finished`` as it is done."""
     from tqdm import tqdm
 
     from agentlab.offline import config_from_env, start
@@ -199,17 +182,17 @@ def grade_class(
     references = {e: load_reference(e, p) for e, p in exercise_notebooks().items()}
     references.update({s.exercise: Reference(s.exercise) for s in submissions if s.exercise not in references})
     config = config_from_env({**os.environ, "AGENTLAB_TIME_SCALE": str(time_scale)})
-    rows = {} if finished is None else finished
     with start(config) as server:
-        with forked_kernels(kernel_environment(server.base_url, time_scale)) if fork else nullcontext() as kernels:
+        env = kernel_environment(server.base_url, time_scale)
+        with forked_kernels(env) if fork else nullcontext() as kernels:
             # nbclient and nbformat load while the zygote warms up
             from agentlab.classroom.execute import Options, Stop, grade_all
 
-            options = Options(timeout, time_scale, server.base_url, out / "executed", kernels() if kernels else None)
+            options = Options(timeout, env, out / "executed", kernels() if kernels else None)
             with tqdm(total=len(submissions), desc="grading", unit="notebook") as bar:
 
                 def done(submission: Submission, grades: list[Grade]) -> None:
-                    rows[submission] = grades
+                    finished[submission] = grades
                     bar.update()
 
                 stop = Stop()
@@ -218,7 +201,7 @@ def grade_class(
 
 def run_in_thread(work: Coroutine[Any, Any, list[Grade]], stop: Stop) -> list[Grade]:
     """Run the grading coroutine on an event loop in a thread; on Ctrl-C or SIGTERM, stop it (the kernels that
-    run are shut down), wait until it has ended with signals ignored meanwhile, and raise Stopped."""
+    run are killed), wait until it has ended with signals ignored meanwhile, and raise KeyboardInterrupt."""
     loops: concurrent.futures.Future[asyncio.AbstractEventLoop] = concurrent.futures.Future()
 
     async def main() -> list[Grade]:
@@ -236,4 +219,4 @@ def run_in_thread(work: Coroutine[Any, Any, list[Grade]], stop: Stop) -> list[Gr
             concurrent.futures.wait([future])
             for number, handler in ignored.items():
                 signal.signal(number, handler)
-            raise Stopped from None
+            raise KeyboardInterrupt from None

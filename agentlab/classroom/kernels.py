@@ -1,26 +1,17 @@
 """The learners' kernels: forked in milliseconds from a warm zygote, ended with the grader, judged from inside.
 
-A fresh kernel costs about 2.5 s of CPU before its first cell, most of it ``import agentlab`` (openai) and
-ipykernel. The zygote is one process that has done that once and forks a fresh kernel per notebook: a new
-process that has run no learner's code, with the environment and folder of the kernel it stands for.
+The zygote has imported ipykernel and agentlab once (2.5 s of CPU a fresh kernel would spend) and forks a new
+process per notebook. The kernelspec's command is this file run by path as a stand-in (standard library only),
+which asks the zygote for a kernel over a Unix socket (one JSON object a line: ``{"argv", "env", "cwd"}``,
+``{"signal": n}``; the answer ``{"exit": status}``) and lives as long as it. Nothing outlives the grader: the
+zygote kills a kernel whose stand-in goes, and every kernel when told to stop (SIGTERM) or when its grader is
+gone; a kernel whose zygote died anyway exits within a second (ipykernel's parent poller). The zygote has its
+own session, so a Ctrl-C at the terminal is the grader's to handle.
 
-- ``forked_kernels(env)`` starts the zygote and writes a kernelspec whose command is this file, run by path as a
-  stand-in (``python kernels.py stand-in SOCKET -f CONNECTION_FILE``; standard library only, so it starts in
-  milliseconds). The stand-in asks the zygote for a kernel, lives as long as it, passes on jupyter_client's
-  signals and exits with its status. Without ``os.fork`` (Windows), or when the zygote cannot start, there is
-  no kernelspec and every kernel starts from scratch.
-- Nothing outlives the grader: when a stand-in goes, the zygote kills its kernel; when the zygote is told to
-  stop (SIGTERM) or its grader is gone, it kills every kernel and waits for them; a kernel whose zygote died
-  anyway exits within a second (ipykernel's parent poller, ``JPY_PARENT_PID``). The zygote runs in its own
-  session, so a Ctrl-C at the terminal reaches only the grader, which then stops everything in order.
-- ``judge`` runs in the grader's own cell, inside the learner's kernel: the learner may have redefined
-  ``check``, patched the exercise module or deleted cells, so it reloads the exercise modules from disk, picks
-  the answers by the check's parameter names (evaluating the expressions that the course's check cell passes,
-  such as ``tool_seconds=1 * SCALE``) and shows the fresh Feedback, whose ``application/vnd.agentlab.check+json``
-  output is the only thing the grader reads.
-
-Zygote protocol, one JSON object a line on a Unix socket: ``{"argv", "env", "cwd"}`` starts a kernel,
-``{"signal": n}`` signals it; the zygote answers ``{"exit": status}`` when it ends.
+``judge`` runs in the grader's cells, in the learner's kernel: it reloads the exercise modules from disk (the
+learner may have patched them or redefined ``check``), picks the answers by the check's parameter names
+(evaluating the course's check-cell expressions, such as ``tool_seconds=1 * SCALE``) and shows a fresh Feedback,
+whose ``application/vnd.agentlab.check+json`` output is all the grader reads.
 """
 
 from __future__ import annotations
@@ -61,14 +52,10 @@ def kernel_environment(server_url: str, time_scale: float) -> dict[str, str]:
     return env
 
 
-# -- the grader's side: start the zygote, write the kernelspec, stop it all -----------------------------------
-
-
 @contextlib.contextmanager
 def forked_kernels(env: dict[str, str]) -> Iterator[Callable[[], KernelSpecManager | None]]:
-    """Start the zygote at once; the callable waits until it is ready (meanwhile the grader does its own
-    imports) and gives the kernelspec, or None when there is no zygote. On the way out, the zygote and every
-    kernel it forked are gone."""
+    """Start the zygote; the callable waits until it is ready (meanwhile the grader does its own imports) and
+    gives the kernelspec, or None without a zygote. On the way out, the zygote and all its kernels are gone."""
     if not hasattr(os, "fork"):
         yield lambda: None
         return
@@ -119,9 +106,6 @@ def write_kernelspec(folder: Path, socket_path: Path) -> KernelSpecManager:
     return KernelSpecManager(kernel_dirs=[str(folder / "kernels")])
 
 
-# -- the stand-in: jupyter_client's kernel process, whose kernel the zygote forks -----------------------------
-
-
 def stand_in(socket_path: str, kernel_argv: list[str]) -> int:
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     connection.connect(socket_path)
@@ -143,9 +127,6 @@ def stand_in(socket_path: str, kernel_argv: list[str]) -> int:
     return 1  # the zygote went away without a word
 
 
-# -- the zygote ------------------------------------------------------------------------------------------------
-
-
 def preload() -> None:
     """Everything a lesson's first cell imports, so that a forked kernel has it already."""
     import ipykernel.kernelapp  # noqa: F401
@@ -163,9 +144,8 @@ def preload() -> None:
 
 
 def warm_up() -> None:
-    """One conversation with the grader's server: openai builds its pydantic models on the first response
-    (about 2.5 s of CPU), so the zygote does it once instead of every kernel. No thread may outlive it: a
-    forked child has none of its parent's threads."""
+    """One conversation, so that openai builds its pydantic models (2.5 s of CPU) here and not in every kernel.
+    No thread may outlive it: a forked child has none of its parent's threads."""
     if not os.environ.get("AGENTLAB_OFFLINE_URL"):
         return
     import asyncio
@@ -282,9 +262,6 @@ def zygote(path: str) -> int:
         os.dup2(devnull, fd)
     server.serve(parent=os.getppid())
     return 0
-
-
-# -- the judge, in the learner's kernel ------------------------------------------------------------------------
 
 
 def judge(exercise: str, namespace: dict[str, Any], expressions: dict[str, str]) -> Any:

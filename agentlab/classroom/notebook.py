@@ -1,12 +1,9 @@
 """The course's exercise notebook, which the grader trusts, and a learner's copy of it, which it does not.
 
-The reference (``Reference``) says which cells are answers and where each check stands: an answer cell carries
-nbgrader's ``solution`` metadata (``scripts/nbgrader_metadata.py`` adds it) or, failing that, a ``TODO``
-comment; a check cell is one that starts with ``check(``. A learner's copy of these cells is never trusted:
-``prepare`` drops the learner's stored outputs (never read) and puts the grader's own judgement right after
-where each check cell stands in the learner's notebook, so that each check sees the values of that moment
-(part a's ``results``, not part b's). Reading names the cause of a bad file, and ``problems`` names a deleted
-or emptied answer cell, or a notebook of another course.
+The reference says which cells are answers (nbgrader's ``solution`` metadata, or a ``TODO``) and where each
+check cell (``check(…``) stands. ``prepare`` drops the learner's stored outputs (never read) and puts the
+grader's own judgement right after where each check stands in the learner's copy, so that each check sees the
+values of that moment (part a's ``results``, not part b's).
 """
 
 from __future__ import annotations
@@ -18,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-
-GRADER_CELL_ID = "agentlab-grader"
 
 
 @dataclass(frozen=True)
@@ -35,10 +30,7 @@ class Check:
 
 @dataclass(frozen=True)
 class Reference:
-    """What the grader knows about one exercise notebook of the course (``exercise`` is its file's number).
-
-    A notebook may hold more than one exercise (``02`` and ``02b``): one check cell each, in ``checks``.
-    """
+    """One exercise notebook of the course (``exercise``: its file's number), with a Check per check cell."""
 
     exercise: str
     file_name: str = ""
@@ -54,14 +46,12 @@ class Reference:
 
 @dataclass(frozen=True)
 class Submission:
-    """One learner's file for one exercise; ``path`` is None when there is none to grade, and ``problem`` then
-    says why when it is not simply missing (two files for one exercise)."""
+    """One learner's file for one exercise, or None, with the ``problem`` when it is not simply missing."""
 
     learner: str
     exercise: str
     path: Path | None
     problem: str = ""
-    others: tuple[str, ...] = ()  # the learner's other notebooks, named when the exercise is missing
 
 
 class BadSubmission(Exception):
@@ -159,8 +149,7 @@ def read_submission(path: Path, reference: Reference | None = None) -> nbformat.
 
 
 def of_another_course(notebook: nbformat.NotebookNode, reference: Reference) -> bool:
-    """True when no cell of the notebook comes from the reference: no cell id, no nbgrader id, no check call
-    of its exercises. An empty reference (no course notebook) cannot tell, so it says False."""
+    """True when no cell id, nbgrader id or check call of the notebook is the reference's (if it has checks)."""
     if not reference.checks:
         return False
     ids = {str(cell.get("id", "")) for cell in notebook.cells} | {grade_id(cell) for cell in notebook.cells}
@@ -203,9 +192,8 @@ def prepare(notebook: nbformat.NotebookNode, reference: Reference) -> nbformat.N
 
 
 def check_place(cells: list[Any], check: Check) -> int:
-    """The index of the learner's cell after which ``check`` is judged: their copy of the check cell (by id,
-    by nbgrader id, or by its ``check("NN", …)`` call), else the nearest course cell above where it stood, else
-    the last cell."""
+    """The learner's cell after which ``check`` is judged: their check cell (by id, nbgrader id or its call),
+    else the nearest course cell above where it stood, else the last cell."""
     for matches in (
         lambda cell: check.cell_id and cell.get("id") == check.cell_id,
         lambda cell: check.grade_id and grade_id(cell) == check.grade_id,
@@ -221,9 +209,7 @@ def check_place(cells: list[Any], check: Check) -> int:
 def grader_cell(check: Check, notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     cell: nbformat.NotebookNode = nbformat.v4.new_code_cell(grader_source(check))  # type: ignore[no-untyped-call]
     cell.metadata["agentlab"] = {"grader": check.exercise}
-    if notebook.get("nbformat_minor", 0) >= 5:
-        cell["id"] = f"{GRADER_CELL_ID}-{check.exercise}"
-    else:
+    if notebook.get("nbformat_minor", 0) < 5:  # cell ids came with nbformat 4.5
         cell.pop("id", None)
     return cell
 

@@ -1,22 +1,16 @@
-"""The class's report: ``grades.csv`` and ``gradebook.csv`` for a spreadsheet or an LMS, ``report.html`` to read.
+"""The class's report: ``grades.csv`` (a row per learner and check), ``gradebook.csv`` and ``report.html``.
 
-- ``grades.csv``: one row per learner and check (``learner, exercise, status, seconds, feedback``).
-- ``gradebook.csv``: one row per learner, one column per check (``ex01``, ``ex02b``: 1 passed, 0 otherwise) and
-  a ``total``; plain CSV with a header row, in UTF-8, as spreadsheets and LMS gradebook imports read it.
-  Learner text (a folder name, feedback quoting a learner's error) that starts with ``=``, ``+``, ``-``, ``@``,
-  a tab or a carriage return gets a ``'`` in front, so that no spreadsheet runs it as a formula (OWASP's advice
-  on CSV injection).
-- ``report.html``: a row per learner and a column per check, each cell coloured by status with its feedback,
-  and a class summary: the pass rate per check and its most common feedback, as a chart (a PNG inside the page,
-  so the file travels alone) and as a table.
+``gradebook.csv`` has a row per learner, a column per check (``ex02b``: 1 passed, 0 otherwise) and a ``total``:
+plain UTF-8 CSV with a header row, as spreadsheets and LMS imports read it. Learner text that starts with ``=``,
+``+``, ``-``, ``@``, a tab or a carriage return gets a ``'`` in front, so that no spreadsheet runs it as a
+formula (OWASP's advice on CSV injection). The HTML page colours a cell per learner and check, with a class
+summary: the pass rate (with a bar) and the most common feedback per check; it needs no other file.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
-import io
 import re
 from collections import Counter
 from pathlib import Path
@@ -100,7 +94,6 @@ def render_html(grades: list[Grade]) -> str:
     )
     return PAGE.format(
         n=len(learners),
-        chart=chart_png(grades),
         summary=render_summary(grades),
         table=f"<table class='grades'><tr><th>learner</th>{head}</tr>{rows}</table>",
     )
@@ -120,46 +113,14 @@ def render_cell(grade: Grade | None) -> str:
 def render_summary(grades: list[Grade]) -> str:
     common = common_feedback(grades)
     rows = "".join(
-        f"<tr><th>{e}</th><td>{rate:.0%}</td><td>{html.escape(common.get(e, ('-', 0))[0])}"
+        f"<tr><th>{e}</th><td>{rate:.0%}<div class='bar' style='width:{100 * rate:.0f}%'></div></td>"
+        f"<td>{html.escape(common.get(e, ('-', 0))[0])}"
         f"{f' ({common[e][1]}×)' if e in common else ''}</td></tr>"
         for e, rate in pass_rates(grades).items()
     )
     return (
         f"<table class='summary'><tr><th>exercise</th><th>passed</th><th>most common feedback</th></tr>{rows}</table>"
     )
-
-
-def chart_png(grades: list[Grade]) -> str:
-    """Pass rate per exercise, and how many learners got each exercise's most common feedback, as base64 PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    rates, common = pass_rates(grades), common_feedback(grades)
-    figure = Figure(figsize=(11, 1.6 + 0.45 * len(rates)), layout="constrained")
-    FigureCanvasAgg(figure)
-    left, right = figure.subplots(1, 2, width_ratios=(1, 3))
-    left.barh(list(rates), [100 * r for r in rates.values()], color="#1b7f3b")
-    left.invert_yaxis()
-    left.set(xlim=(0, 100), xlabel="passed (%)", ylabel="exercise", title="pass rate")
-    exercises = list(common) or ["-"]
-    counts = [n for _, n in common.values()] or [0]
-    right.barh(exercises, counts, color="#f4c7c3")
-    right.invert_yaxis()
-    for exercise, (text, _) in common.items():  # the feedback written over its bar, so long texts fit
-        right.text(  # parse_math=False: learner text is data, a `$` in it is no formula
-            0.02,
-            exercise,
-            f" {text[:110]}",
-            va="center",
-            ha="left",
-            fontsize=8,
-            parse_math=False,
-            transform=right.get_yaxis_transform(),
-        )
-    right.set(xlim=(0, max(counts) + 1), xlabel="learners", title="most common feedback of those who did not pass")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 PAGE = """<!doctype html>
@@ -169,10 +130,10 @@ body {{ font-family: system-ui, sans-serif; margin: 1.5em; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border: 1px solid #bbb; padding: 4px 8px; vertical-align: top; text-align: left; }}
 .feedback {{ font-size: 0.8em; max-width: 28em; }}
+.bar {{ background: #1b7f3b; height: 0.6em; min-width: 1px; }}
 </style></head><body>
 <h1>Grades: {n} learners</h1>
 <h2>Class summary</h2>
-<img alt="pass rate and most common feedback per exercise" src="data:image/png;base64,{chart}">
 {summary}
 <h2>Per learner</h2>
 {table}

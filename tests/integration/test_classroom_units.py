@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
+import nbformat
 import pytest
 from IPython.core.formatters import DisplayFormatter
 
-from agentlab.classroom.course import exercise_of
+from agentlab.classroom.course import exercise_notebooks, exercise_of
 from agentlab.classroom.execute import Grade
 from agentlab.classroom.grade import discover
 from agentlab.classroom.kernels import pick_answers
-from agentlab.classroom.notebook import BadSubmission, check_arguments, read_submission
-from agentlab.classroom.report import blur, common_feedback, pass_rates, render_html
+from agentlab.classroom.notebook import BadSubmission, check_arguments, load_reference, read_submission
+from agentlab.classroom.report import blur, common_feedback, pass_rates, render_html, write_gradebook, write_grades
 from agentlab.errors import ConfigurationError
 from agentlab.exercises import CHECK_MIME, check
 
@@ -88,7 +90,7 @@ def test_the_summary_counts_the_same_mistake_with_other_timings_once() -> None:
     assert common_feedback(grades) == {"01": ("your total is N s", 2)}
     assert blur("took 1.25 s, 3x") == "took N s, Nx"
     page = render_html(grades)
-    assert "your total is N s (2×)" in page and "<th>01</th><td>25%</td>" in page and "data:image/png" in page
+    assert "your total is N s (2×)" in page and "<th>01</th><td>25%<div class='bar' style='width:25%'>" in page
 
 
 def test_only_exercises_with_a_check_are_graded(tmp_path: Path) -> None:
@@ -98,3 +100,40 @@ def test_only_exercises_with_a_check_are_graded(tmp_path: Path) -> None:
     assert [s.exercise for s in discover(tmp_path)] == ["01"]
     with pytest.raises(ConfigurationError, match="no check for exercise 99"):
         discover(tmp_path, ["99"])
+
+
+def test_the_gradebook_keeps_learner_text_from_becoming_a_formula(tmp_path: Path) -> None:
+    grades = [
+        Grade('=HYPERLINK("http://x","y")', "01", "passed", 1.0, ("-1 is not a total",)),
+        Grade("@sum", "02", "failed", 1.0, ("good",)),
+        Grade("zoé", "01", "missing", None, ()),
+    ]
+    write_gradebook(grades, tmp_path / "gradebook.csv")
+    write_grades(grades, tmp_path / "grades.csv")
+    with (tmp_path / "gradebook.csv").open(encoding="utf-8", newline="") as file:
+        book = list(csv.reader(file))
+    assert book == [
+        ["learner", "ex01", "ex02", "total"],
+        ['\'=HYPERLINK("http://x","y")', "1", "0", "1"],
+        ["'@sum", "0", "0", "0"],
+        ["zoé", "0", "0", "0"],
+    ]
+    with (tmp_path / "grades.csv").open(encoding="utf-8", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert rows[0]["learner"].startswith("'=") and rows[0]["feedback"] == "'-1 is not a total"
+    assert rows[1]["learner"] == "'@sum" and rows[1]["feedback"] == "good"
+
+
+def test_another_courses_notebook_and_an_exercise_with_two_files_are_named(tmp_path: Path) -> None:
+    reference = load_reference("01", exercise_notebooks()["01"])
+    path = tmp_path / "01_serial_baseline_exercise.ipynb"
+    path.write_text(json.dumps(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])))
+    with pytest.raises(BadSubmission, match="not this course's exercise 01"):
+        read_submission(path, reference)
+    (tmp_path / "ann" / "ps1").mkdir(parents=True)
+    for name in ("ps1/01_a_exercise.ipynb", "01_a_exercise-Copy1.ipynb"):
+        (tmp_path / "ann" / name).write_text("{}")
+    (found,) = discover(tmp_path)
+    assert found.path is None and found.problem == (
+        "two files for exercise 01: 01_a_exercise-Copy1.ipynb and ps1/01_a_exercise.ipynb; keep one"
+    )
