@@ -18,7 +18,7 @@ import aiohttp
 import openai
 import pytest
 from openai import AsyncOpenAI
-from test_proxy_support import FAKE_KEY, Received, Served, get_json, proxy_to, stand_in, sync
+from test_proxy_support import FAKE_KEY, Received, Served, get_json, proxy_to, stand_in
 
 from agentlab import Agent, BackendError, ConfigurationError, default_client, make_client, offline_server
 from agentlab.batch import request_line
@@ -63,7 +63,6 @@ def assert_key_only_in_authorization(received: list[Received]) -> None:
         assert FAKE_KEY not in json.dumps(others) and FAKE_KEY.encode() not in r.body
 
 
-@sync
 async def test_markers_are_removed_from_every_input_text_and_the_instructions(upstream: Served, proxy: Served) -> None:
     before = len(upstream.received)
     client = client_of(proxy)
@@ -85,7 +84,6 @@ async def test_markers_are_removed_from_every_input_text_and_the_instructions(up
     assert_key_only_in_authorization(sent)
 
 
-@sync
 async def test_a_request_without_markers_is_forwarded_byte_for_byte(upstream: Served, proxy: Served) -> None:
     before = len(upstream.received)
     raw = json.dumps({"model": "gpt-5-mini", "input": [{"role": "user", "content": "What is 4 * 5?"}]}).encode()
@@ -97,7 +95,6 @@ async def test_a_request_without_markers_is_forwarded_byte_for_byte(upstream: Se
     assert [r.body for r in upstream.received[before:]] == [raw]
 
 
-@sync
 async def test_duration_holds_the_final_answer_for_the_whole_conversation(upstream: Served, proxy: Served) -> None:
     agent = agent_of(proxy)
     await agent.run("What is 1 + 1?")  # a warm client: its first request also opens a connection
@@ -113,7 +110,6 @@ async def test_duration_holds_the_final_answer_for_the_whole_conversation(upstre
     assert held.duration >= 40 * SCALE and last.end - held.started_at >= 40 * SCALE
 
 
-@sync
 async def test_duration_never_shortens_real_latency(proxy: Served) -> None:
     client = client_of(proxy)
     start = time.perf_counter()
@@ -123,7 +119,6 @@ async def test_duration_never_shortens_real_latency(proxy: Served) -> None:
 
 
 @pytest.mark.parametrize(("prompt", "status"), [("[fault=500]", 500), ("[fault=429]", 429)])
-@sync
 async def test_a_fault_is_answered_without_calling_upstream(
     upstream: Served, proxy: Served, prompt: str, status: int
 ) -> None:
@@ -139,7 +134,6 @@ async def test_a_fault_is_answered_without_calling_upstream(
     assert isinstance(faults, dict) and faults[prompt[7:10]] >= 2
 
 
-@sync
 async def test_429x1_fails_the_first_attempt_only_and_the_client_retry_reaches_upstream(
     upstream: Served, proxy: Served
 ) -> None:
@@ -150,7 +144,6 @@ async def test_429x1_fails_the_first_attempt_only_and_the_client_retry_reaches_u
     assert len(upstream.received) == before + 1
 
 
-@sync
 async def test_a_hang_lasts_until_the_client_gives_up(proxy: Served) -> None:
     agent = agent_of(proxy, retries=0, timeout=0.3)
     start = time.perf_counter()
@@ -160,7 +153,6 @@ async def test_a_hang_lasts_until_the_client_gives_up(proxy: Served) -> None:
     await agent.client.close()  # type: ignore[union-attr]
 
 
-@sync
 async def test_scripted_model_markers_are_a_clear_400_in_proxy_mode(upstream: Served, proxy: Served) -> None:
     before, agent = len(upstream.received), agent_of(proxy)
     for marker in ("[mistake=bad_json]", "[loop]"):
@@ -171,7 +163,6 @@ async def test_scripted_model_markers_are_a_clear_400_in_proxy_mode(upstream: Se
     await agent.client.close()  # type: ignore[union-attr]
 
 
-@sync
 async def test_models_are_forwarded(upstream: Served, proxy: Served) -> None:
     client = client_of(proxy)
     names = [m.id for m in (await client.models.list()).data]
@@ -183,7 +174,6 @@ async def test_models_are_forwarded(upstream: Served, proxy: Served) -> None:
     assert {r.path for r in upstream.received} >= {"/v1/models", "/v1/models/gpt-5-mini", "/v1/models/gpt-0"}
 
 
-@sync
 async def test_a_batch_file_loses_the_markers_of_its_requests_and_nothing_else(upstream: Served, proxy: Served) -> None:
     before, client = len(upstream.received), client_of(proxy)
     agent = Agent(name="calculator", instructions="Use the tools. [fault=500]", tools=MATH_TOOLS)
@@ -202,7 +192,6 @@ async def test_a_batch_file_loses_the_markers_of_its_requests_and_nothing_else(u
     assert stored[2:] == [plain, "not json"]  # a line without markers, and one that is not JSON, as they came
 
 
-@sync
 async def test_a_stream_passes_through_with_its_markers_applied(upstream: Served, proxy: Served) -> None:
     agent = Agent(name="streamer", instructions="Answer.", client=client_of(proxy), stream=True)
     await agent.run("What is 1 + 1?")  # a warm client

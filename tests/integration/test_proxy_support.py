@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import functools
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 from aiohttp import streams, web
@@ -23,17 +21,6 @@ from aiohttp import streams, web
 from agentlab.offline import LatencyModel, ServerConfig, create_app
 from agentlab.offline.config import config_from_env
 from agentlab.offline.proxy import create_proxy_app
-
-
-def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async test body with ``asyncio.run`` (the project has no async pytest plugin, on purpose)."""
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
-
 
 FAKE_KEY = "sk-test-H7proxyFAKEkey0123456789abcdef"  # recognisable: a test scans for it everywhere
 

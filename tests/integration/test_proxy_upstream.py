@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from openai import AsyncOpenAI
 from test_proxy import agent_of, client_of
-from test_proxy_support import FAKE_KEY, Served, proxy_to, serving, sync
+from test_proxy_support import FAKE_KEY, Served, proxy_to, serving
 
 from agentlab import BackendError
 from agentlab.offline.config import config_from_env
@@ -72,7 +72,6 @@ def api_like() -> Iterator[Served]:
         yield served
 
 
-@sync
 async def test_upstream_status_body_and_client_headers_come_back_unchanged(api_like: Served) -> None:
     with proxy_to(api_like.url + "/limited/v1") as proxy:
         client = client_of(proxy)
@@ -85,7 +84,6 @@ async def test_upstream_status_body_and_client_headers_come_back_unchanged(api_l
                                  "code": "rate_limit_exceeded"}  # fmt: skip
 
 
-@sync
 async def test_a_401_names_the_upstream_and_the_variable_never_the_key(
     api_like: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -101,7 +99,6 @@ async def test_a_401_names_the_upstream_and_the_variable_never_the_key(
     assert FAKE_KEY not in message + repr(caught.value) + caplog.text + repr(agent)
 
 
-@sync
 async def test_an_unreachable_upstream_is_a_clear_error_within_the_client_timeout() -> None:
     with serving(web.Application()) as closed:
         dead = closed.base_url  # a port that was just listening and is now closed
@@ -116,7 +113,6 @@ async def test_an_unreachable_upstream_is_a_clear_error_within_the_client_timeou
     assert FAKE_KEY not in str(caught.value)
 
 
-@sync
 async def test_a_proxy_pointed_at_itself_says_so_at_once() -> None:
     with serving(web.Application()) as probe:
         port = probe.url.rsplit(":", 1)[1]
@@ -136,7 +132,6 @@ async def test_a_proxy_pointed_at_itself_says_so_at_once() -> None:
     assert caught.value.status_code == 508 and time.perf_counter() - start < 2  # not retried, not a loop
 
 
-@sync
 async def test_event_streams_pass_through_as_they_come(api_like: Served) -> None:
     with proxy_to(api_like.url + "/streamed/v1") as proxy:
         async with aiohttp.ClientSession() as session:
