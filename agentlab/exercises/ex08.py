@@ -55,29 +55,36 @@ def check(
     return Feedback(
         True,
         (
-            f"{len(outcomes)} answers in order, each of the {len(report.rounds)} rounds sent once: resumed from the "
-            f"state file; batching saved ${report.cost.saved:.4f} ({report.cost.discount:.0%}) on this run.",
+            f"{len(outcomes)} answers in order, each of the {len(report.rounds)} rounds sent once, by the run that "
+            f"crashed: resumed from the state file; batching saved ${report.cost.saved:.4f} ({report.cost.discount:.0%}) on this run.",
         ),
     )
 
 
 def resume_problem(report: BatchedReport, server: Any) -> str | None:
-    """No round of these conversations sent twice, read from the server's own list of batches."""
+    """This run sent round 1 of these conversations first (it is the run that crashed) and no round twice,
+    read from the server's own list of batches; an earlier wrong try on the same server does not count."""
     if server is None or not report.rounds:
         return "pass `server=server` to check(...): the check reads which batches it received."
-    batches = {b["id"]: b.get("metadata") or {} for b in server_json(server, "/v1/batches?limit=100")["data"]}
-    run = batches.get(report.rounds[0].batch_id, {}).get("agentlab_run")
-    if run is None:
+    oldest_first = server_json(server, "/v1/batches?limit=100")["data"][::-1]
+    tags = {b["id"]: b.get("metadata") or {} for b in oldest_first}
+    ours = tags.get(report.rounds[0].batch_id, {})
+    if "agentlab_run" not in ours:
         return "these outcomes' batches are not on the exercise's server: keep the exercise's agent and server."
-    sent = Counter(int(m["agentlab_round"]) for m in batches.values() if m.get("agentlab_run") == run)
-    twice = sorted(round_ for round_, times in sent.items() if times > 1)
-    if not twice:
-        return None
-    return (
-        f"the server received round {twice[0]} of these conversations {sent[twice[0]]} times: this run started "
-        "again instead of going on from the state file (without state_path, with another file, or after the "
-        "file was deleted). Pass the same state_path=STATE, untouched, so that it goes on where the crash left it."
+    same = [m for m in tags.values() if m.get("agentlab_run") == ours["agentlab_run"]]
+    first = next(m for m in same if m.get("agentlab_round") == "1")
+    if first.get("agentlab_run_id") != ours.get("agentlab_run_id"):
+        return (
+            "the server had received round 1 of these conversations from an earlier run (the one that crashed), "
+            "and this run sent it again: it started over instead of going on from the state file (without "
+            "state_path, with another file, or after the file was deleted). Pass the same state_path=STATE, "
+            "untouched, so that it goes on where the crash left it."
+        )
+    sent = Counter(
+        str(m.get("agentlab_round")) for m in same if m.get("agentlab_run_id") == ours.get("agentlab_run_id")
     )
+    twice = sorted(round_ for round_, times in sent.items() if times > 1)
+    return f"this run sent round {twice[0]} {sent[twice[0]]} times: send each round once." if twice else None
 
 
 def saving_problem(report: BatchedReport, saved: Any, prices: Any) -> str | None:

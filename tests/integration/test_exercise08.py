@@ -62,6 +62,12 @@ async def saving_from_the_discount(agent: Agent, prompts: list[str], state: Path
     return outcomes, outcomes.report.cost.live * PRICES[agent.model].batch_discount
 
 
+async def a_fresh_run_tried_first_then_resumed(agent: Agent, prompts: list[str], state: Path) -> tuple[Any, Any]:
+    await run_batched(agent, prompts, prices=PRICES, poll_interval=0.05)  # a wrong first try on the same server
+    outcomes = await resume(agent, prompts, state, prices=PRICES)
+    return outcomes, outcomes.report.cost.saved
+
+
 # -- Wrong answers ----------------------------------------------------------------------------------------
 
 
@@ -126,11 +132,16 @@ async def priced_without_the_table(agent: Agent, prompts: list[str], state: Path
     return outcomes, outcomes.report.cost.saved
 
 
-@pytest.mark.parametrize("learner", [resumed, resumed_with_a_string_path, saving_from_the_discount])
+@pytest.mark.parametrize(
+    "learner",
+    [resumed, resumed_with_a_string_path, saving_from_the_discount, a_fresh_run_tried_first_then_resumed],
+)
 async def test_right_answers_pass(tmp_path: Path, learner: Learner) -> None:
     feedback = await attempt(tmp_path, learner)
     assert feedback.passed, feedback
-    assert "12 answers in order, each of the 3 rounds sent once" in str(feedback) and "(40%)" in str(feedback)
+    assert "12 answers in order, each of the 3 rounds sent once, by the run that crashed" in str(
+        feedback
+    ) and "(40%)" in str(feedback)
 
 
 @pytest.mark.parametrize(
@@ -138,9 +149,9 @@ async def test_right_answers_pass(tmp_path: Path, learner: Learner) -> None:
     [
         (not_awaited, "never awaited"),
         (live_instead, "came from run_bounded"),
-        (fresh_run, "received round 1 of these conversations 2 times"),
-        (another_state_file, "received round 1 of these conversations 2 times"),
-        (state_deleted_then_started_again, "received round 1 of these conversations 2 times"),
+        (fresh_run, "this run sent it again"),
+        (another_state_file, "this run sent it again"),
+        (state_deleted_then_started_again, "this run sent it again"),
         (sorted_answers, "sorted"),
         (batched_cost_as_saving, "is what the batched run cost"),
         (live_cost_as_saving, "would cost live"),
