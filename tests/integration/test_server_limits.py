@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agentlab.offline import LatencyModel, ServerConfig, config_from_env, start
+from agentlab.offline import LatencyModel, OfflineServer, ServerConfig, config_from_env, start
 from agentlab.offline.arithmetic import parse_infix
 from agentlab.offline.config import FaultPlan
 from agentlab.offline.model import choose_tools, planned_turns, respond
@@ -76,20 +76,26 @@ def test_a_long_sum_gets_a_polite_answer_not_a_hang() -> None:
     assert "too long" in turn.text and not turn.calls
 
 
-async def time_requests(url: str, hostile: bytes) -> tuple[float, float, int]:
-    """(seconds for a normal request alone, seconds for one while ``hostile`` is in flight, its status)."""
+async def time_requests(server: OfflineServer, hostile: bytes) -> tuple[float, float, int]:
+    """(seconds for a normal request alone, seconds for one sent while ``hostile`` is in flight, its status)."""
     normal = json.dumps({"model": "gpt-5-mini", "input": "What is 2 + 3?"})
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
 
         async def post(data: bytes | str) -> tuple[int, float]:
             started = time.perf_counter()
-            async with session.post(url, data=data) as response:
+            async with session.post(server.base_url + "/responses", data=data) as response:
                 await response.read()
                 return response.status, time.perf_counter() - started
 
+        async def in_flight() -> int:
+            async with session.get(server.url + "/offline/stats") as response:
+                return int((await response.json())["in_flight"])
+
         alone = min([(await post(normal))[1] for _ in range(3)])
         heavy = asyncio.create_task(post(hostile))
-        await asyncio.sleep(0.3)  # it is uploaded and being worked on
+        while not await in_flight():  # each look is a round trip: until the server's handler has the 4 MB
+            continue
+        assert not heavy.done(), "the hostile request was over before the normal one was sent: nothing was tested"
         status, during = await post(normal)
         assert status == 200
         hostile_status, _ = await heavy
@@ -97,11 +103,11 @@ async def time_requests(url: str, hostile: bytes) -> tuple[float, float, int]:
 
 
 @pytest.mark.parametrize("unit", ["1+", "[a=", "-"])
-def test_a_normal_request_is_answered_while_a_4mb_hostile_prompt_is_in_flight(unit: str) -> None:
+async def test_a_normal_request_is_answered_while_a_4mb_hostile_prompt_is_in_flight(unit: str) -> None:
     prompt = unit * (4_000_000 // len(unit))
     hostile = json.dumps({"model": "gpt-5-mini", "input": prompt, "tools": TOOLS}).encode()
     with start(ServerConfig(LatencyModel(time_scale=0.01))) as server:
-        alone, during, status = asyncio.run(time_requests(server.base_url + "/responses", hostile))
+        alone, during, status = await time_requests(server, hostile)
     print(
         f"\n{len(hostile) / 1e6:.1f} MB of {unit!r}: normal alone {alone * 1000:.0f} ms, during {during * 1000:.0f} ms"
     )
