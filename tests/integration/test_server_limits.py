@@ -115,7 +115,7 @@ async def test_a_normal_request_is_answered_while_a_4mb_hostile_prompt_is_in_fli
     assert during <= max(0.5, 5 * alone)
 
 
-def test_a_list_in_required_with_a_duration_marker_is_a_400_not_a_500() -> None:
+async def test_a_list_in_required_with_a_duration_marker_is_a_400_not_a_500() -> None:
     tool = {**TOOLS[0], "parameters": {"type": "object", "properties": {"a": {}}, "required": [["a"]]}}
     body = {"model": "gpt-5-mini", "input": "[duration=1] What is 2 + 3?", "tools": [tool]}
 
@@ -124,7 +124,7 @@ def test_a_list_in_required_with_a_duration_marker_is_a_400_not_a_500() -> None:
             return response.status, await response.json()
 
     with start(ServerConfig(LatencyModel(time_scale=0.01))) as server:
-        status, answer = asyncio.run(send(server.base_url + "/responses"))
+        status, answer = await send(server.base_url + "/responses")
     assert status == 400, answer
     assert answer["error"]["param"] == "tools[0].parameters.required"
 
