@@ -49,14 +49,16 @@ def check(
 
 
 def rate_limit_problem(settled: list[tuple[str, Any]]) -> str | None:
+    """429s this batch met: conversations refused, and calls its budget had to send again (their retry waits)."""
     refused = [i for i, (s, v) in enumerate(settled) if s == "rejected" and getattr(v, "status_code", 0) == 429]
-    if not refused:
+    retried = [i for i, (s, v) in enumerate(settled) if s == "fulfilled" and any(x.name == "retry" for x in v.spans)]
+    if not refused and not retried:
         return None
+    what = f"{len(refused)} were refused with 429" if refused else f"{len(retried)} had calls refused and sent again"
     return (
-        f"{len(refused)} of your conversations ({', '.join(map(str, refused[:5]))}…) were refused with 429 (rate "
-        "limit reached): the batch went faster than the limit allows. max_concurrency caps how many run at once, "
-        "not how many per minute: pass requests_per_minute= and tokens_per_minute= to run_bounded (or "
-        "budget=Budget())."
+        f"of your conversations, {what} ({', '.join(map(str, (refused or retried)[:5]))}…): the batch went faster "
+        "than the limit allows. max_concurrency caps how many run at once, not how many per minute: pass "
+        "requests_per_minute= and tokens_per_minute= to run_bounded (or budget=Budget())."
     )
 
 

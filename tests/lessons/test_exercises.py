@@ -351,3 +351,12 @@ def test_06_tells_overlapping_tools_from_a_frozen_loop() -> None:
     assert "The tool still blocks the event loop" in message(check("06", results=started_together, total=4.3))
     no_tools = [run(p, 0, 1) for p in "abcd"]
     assert "no tool was called" in message(check("06", results=no_tools, total=1.0))
+
+
+def test_07_counts_the_429s_its_own_budget_sent_again() -> None:
+    """A budget that met a 429 waits and sends the call again (a ``wait "retry"`` span): that batch met the limit."""
+    prompts = ["a", "b"]
+    paced = [run(p, 0, 1) for p in prompts]
+    retried = [paced[0], dataclasses.replace(paced[1], spans=(Span("wait", "retry", 0.2, 0.5),))]
+    assert check("07", prompts=prompts, outcomes=paced).passed
+    assert "1 had calls refused and sent again (1…)" in message(check("07", prompts=prompts, outcomes=retried))
