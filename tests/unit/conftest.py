@@ -43,14 +43,19 @@ def make_in_process_client(
     return REAL_MAKE_CLIENT(backend=backend, max_retries=max_retries, timeout=timeout, http_client=http_client)
 
 
-@pytest.fixture(autouse=True)
-def in_process_model(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
-    """Point ``make_client`` at the in-process transport: in agentlab, and in a test module that imported it."""
+@pytest.fixture(autouse=True, scope="module")
+def in_process_model(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Point ``make_client`` at the in-process transport: in agentlab, and in a test module that imported it.
+
+    Module scope, so that it holds for the module's own module-scoped fixtures too (autouse ones run first).
+    """
     modules: list[ModuleType] = [agentlab.client, agentlab]
-    if request.module is not None and getattr(request.module, "make_client", None) is REAL_MAKE_CLIENT:
+    if getattr(request.module, "make_client", None) is REAL_MAKE_CLIENT:
         modules.append(request.module)
-    for module in modules:
-        monkeypatch.setattr(module, "make_client", make_in_process_client)
+    with pytest.MonkeyPatch.context() as patch:
+        for module in modules:
+            patch.setattr(module, "make_client", make_in_process_client)
+        yield
 
 
 def refuse(what: str) -> Any:
@@ -60,9 +65,9 @@ def refuse(what: str) -> Any:
     return refused
 
 
-@pytest.fixture(autouse=True)
-def in_process_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No network connection, no listening port and no child process while a unit test runs."""
+@pytest.fixture(autouse=True, scope="module")
+def in_process_only() -> Iterator[None]:
+    """No network connection, no listening port and no child process while a unit test module runs."""
     original_connect, original_bind = socket.socket.connect, socket.socket.bind
 
     def connect(sock: socket.socket, address: Any) -> None:
@@ -75,7 +80,8 @@ def in_process_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             refuse(f"bound a port at {address}")()
         original_bind(sock, address)
 
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "bind", bind)
-    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse("started a process"))
-    yield
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", connect)
+        patch.setattr(socket.socket, "bind", bind)
+        patch.setattr(subprocess.Popen, "_execute_child", refuse("started a process"))
+        yield
