@@ -7,7 +7,16 @@ import subprocess
 import sys
 
 # What `import agentlab` must not load (nor any submodule of these).
-HEAVY = ("agentlab.offline", "aiohttp.web", "matplotlib.pyplot", "ipywidgets", "agentlab.bench", "opentelemetry")
+HEAVY = (
+    "agentlab.offline",
+    "aiohttp.web",
+    "matplotlib.pyplot",
+    "ipywidgets",
+    "agentlab.bench",
+    "opentelemetry",
+    "dask",
+    "distributed",
+)
 
 
 def test_import_agentlab_loads_no_server_pyplot_widgets_or_bench() -> None:

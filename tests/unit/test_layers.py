@@ -37,7 +37,7 @@ LAYERS: list[tuple[float, tuple[str, ...]]] = [
     # so both sit below the agent, beside the client
     (3, ("agentlab.client", "agentlab.model", "agentlab.budget")),
     (4, ("agentlab.agent",)),
-    (5, ("agentlab.runners", "agentlab.batch", "agentlab.batch.*")),
+    (5, ("agentlab.runners", "agentlab.batch", "agentlab.batch.*", "agentlab.cluster")),
     (5.5, ("agentlab",)),
     (6, ("agentlab.charts", "agentlab.views", "agentlab.views.gauges", "agentlab.traces")),
     (7, ("agentlab.exercises", "agentlab.exercises.*", "agentlab.classroom", "agentlab.classroom.*")),
