@@ -25,7 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["Markers", "parse_markers", "strip_markers", "blank_markers", "MAX_DURATION", "FAULT_KINDS", "MISTAKES"]
+__all__ = ["Markers", "parse_markers", "strip_markers", "blank_markers", "might_hold_markers", "MarkerError"]
+__all__ += ["MAX_DURATION", "FAULT_KINDS", "MISTAKES"]
 
 FAULT_KINDS = ("500", "429", "hang", "drop", "failed")
 MISTAKES = ("unknown_tool", "bad_json", "wrong_types")
@@ -36,6 +37,15 @@ MAX_DURATION = 3600.0  # the same cap as a hang: a marker never asks for more th
 MARKER = re.compile(r"\[\s*([a-z_]{1,20})\s*(?:=\s*([^\[\]]{0,40}))?\]", re.IGNORECASE)
 DURATION = re.compile(r"(\d{1,12}(?:\.\d{1,12})?)\s?s?")
 FAULT = re.compile(r"(" + "|".join(FAULT_KINDS) + r")(?:\s?x\s?(\d{1,6}))?")
+# What might be a known marker once a body's JSON escapes are read: MARKER's spaces (any Unicode space), or one
+# that JSON escapes; a known key in any case (the Kelvin sign K is a k to IGNORECASE, as to MARKER and .lower()).
+JSON_SPACE = r"(?:\s|\\[nrtf])*"
+MIGHT_BE = re.compile(r"\[" + JSON_SPACE + "(?:" + "|".join(KNOWN) + ")" + JSON_SPACE + r"[=\]]", re.IGNORECASE)
+STRIP_PASSES = 8  # removing a marker can join the text around it into another: "[[loop]loop]"
+
+
+class MarkerError(ValueError):
+    """A text whose markers, removed, keep spelling new ones: nothing a person types by accident."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +81,18 @@ def parse_markers(text: str) -> Markers:
 def strip_markers(text: str) -> str:
     """``text`` without its known control markers, for a real model: each goes with the spaces just before it,
     and unknown ``[...]`` text stays. ``"What is 2 + 3? [duration=1] [note=x]"`` → ``"What is 2 + 3? [note=x]"``.
-    A text without a known marker comes back exactly as it was."""
+    A text without a known marker comes back exactly as it was. Removing one can spell another
+    (``"[[loop]loop]"`` → ``"[loop]"``): it strips again, and a text that still holds one after ``STRIP_PASSES``
+    is a ``MarkerError``."""
+    for _ in range(STRIP_PASSES):
+        stripped = strip_once(text)
+        if stripped is text:
+            return text
+        text = stripped
+    raise MarkerError("The text holds control markers nested in one another: write each [key=value] once.")
+
+
+def strip_once(text: str) -> str:
     kept, position = [], 0
     for match in MARKER.finditer(text):
         if match.group(1).lower() in KNOWN:
@@ -83,3 +104,13 @@ def strip_markers(text: str) -> str:
 def blank_markers(text: str) -> str:
     """``text`` with every ``[key=value]``, known or not, replaced by a space: the arithmetic never reads them."""
     return MARKER.sub(" ", text)
+
+
+def might_hold_markers(raw: bytes) -> bool:
+    """False when ``raw`` (a JSON body, a form, a file) surely holds no known marker, however it is written.
+
+    It reads ``raw`` as text, JSON escapes and all: a ``\\u`` escape could spell a marker, so it counts.
+    (Two searches, not one pattern with ``|``: that defeats the regex engine's quick scan for ``[``.)
+    """
+    text = raw.decode("utf-8", "replace")
+    return MIGHT_BE.search(text) is not None or "\\u" in text

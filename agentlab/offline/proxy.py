@@ -11,23 +11,29 @@ process. For each ``POST /v1/responses`` it:
    real API; ``[duration=X]`` holds the conversation's final answer until X s (× ``AGENTLAB_TIME_SCALE``) have
    passed since the conversation's first request arrived, which is what it means offline (the whole
    conversation takes X s). It never shortens real latency: it only ever waits longer;
-3. removes every control marker from every input text and the instructions (``without_markers``), so a real
-   model never sees one: each known marker goes, with the spaces just before it, by the offline server's own
-   grammar (``markers.strip_markers``);
+3. removes every control marker from every string of the request (``without_markers``: input texts,
+   instructions, function-call arguments and outputs, tool descriptions and schemas, keys too), so a real model
+   never sees one: each known marker goes, with the spaces just before it, by the offline server's own grammar
+   (``markers.strip_markers``, whatever Unicode spaces sit inside its brackets);
 4. forwards the request with the learner's key, which arrives in the incoming ``Authorization`` header and
    leaves only in the outgoing one. The proxy never stores it, logs it or puts it in an answer;
-5. answers upstream's status, body and headers (``x-ratelimit-*``, ``retry-after``, ``x-request-id``,
-   ``openai-processing-ms``, …) unchanged. Two exceptions that say what to do: a 401 names the upstream URL and
-   ``OPENAI_API_KEY``, and an upstream that cannot be reached is a 502 naming both.
+5. answers upstream's status, headers and body (``x-ratelimit-*``, ``retry-after``, ``x-request-id``,
+   ``openai-processing-ms``, …) as they come, the body streamed through, never held whole. A redirect is passed
+   back, not followed (following it would send the conversation to another host). Two exceptions that say what
+   to do: a 401 names the upstream URL and ``OPENAI_API_KEY``, and an upstream that cannot be reached is a 502
+   naming both. An upstream that breaks off once its answer has begun breaks the answer off too: the client
+   sees a broken body, never an error page inside a 200.
 
 ``[mistake=…]`` and ``[loop]`` need the scripted model: in proxy mode they are a 400 that says so (no lesson,
 exercise or the demo uses them; they belong to the offline server's own tests). Every other path under ``/v1``
-(``/v1/models``, files, batches) is forwarded as it is, but for one thing: an uploaded batch file
-(``POST /v1/files``) loses the markers of every request in it, as step 3 does (their faults and durations do not
-apply: the Batch API answers on its own time). A ``text/event-stream`` answer is streamed through, only its
-``response.completed`` waiting for a duration, and ``[fault=drop|failed]`` break a stream at its first delta.
-``AGENTLAB_FAULT_RATE`` draws random faults here as it does offline. ``GET /offline/stats`` counts the proxy's
-own answers and injected faults.
+(``/v1/models``, files, batches, and whatever else carries a prompt) is forwarded as it is, but for one thing:
+its body loses its markers too, as step 3 does, whether it is JSON, a multipart form or a batch file in one
+(``body_without_markers``: each line a JSON document or text, its line ending kept; their faults and durations
+do not apply: the Batch API answers on its own time). A body that holds no marker goes on byte for byte; one
+that aiohttp decoded (``Content-Encoding: gzip``) goes on decoded, and labelled so. A ``text/event-stream``
+answer is streamed through, only its ``response.completed`` waiting for a duration, and ``[fault=drop|failed]``
+break a stream at its first delta. ``AGENTLAB_FAULT_RATE`` draws random faults here as it does offline.
+``GET /offline/stats`` counts the proxy's own answers and injected faults.
 """
 
 from __future__ import annotations
@@ -35,17 +41,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from agentlab.offline.app import (
     STATE,
@@ -58,22 +63,22 @@ from agentlab.offline.app import (
     read_body,
 )
 from agentlab.offline.config import ServerConfig
-from agentlab.offline.markers import KNOWN, parse_markers, strip_markers
+from agentlab.offline.markers import MarkerError, might_hold_markers, parse_markers, strip_markers
 from agentlab.offline.model import user_text
 from agentlab.offline.responses import STREAM_FAULTS, RequestError, failed_event, fault_error, frame, parse_body
 
-__all__ = ["create_proxy_app", "DEFAULT_UPSTREAM", "PROXY_HEADER", "without_markers", "might_hold_markers"]
+__all__ = ["create_proxy_app", "DEFAULT_UPSTREAM", "PROXY_HEADER", "without_markers", "body_without_markers"]
 
 DEFAULT_UPSTREAM = "https://api.openai.com/v1"  # the openai client's own default
 PROXY_HEADER = "x-agentlab-proxy"
 HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "expect"}
 NOT_FORWARDED = HOP_BY_HOP | {"content-length", "accept-encoding", PROXY_HEADER}
 NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
+DECODED = {"gzip", "deflate", "br", "zstd"}  # the Content-Encodings aiohttp decodes as a request body arrives
 COMPLETED = b"event: response.completed"
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=900, sock_connect=10)  # the client's own timeout cuts sooner
-SPACE = rb"(?:\s|\\[nrtf])*"  # a space, or one that JSON escapes
-KEYS = "|".join(KNOWN).encode()
-ANY_MARKER = re.compile(rb"\[" + SPACE + rb"(?:" + KEYS + rb")" + SPACE + rb"[=\]]", re.IGNORECASE)
+CHUNK = 64 * 1024  # bytes of an answer passed on at a time
+MASK = b"sk-...redacted"
 
 
 @dataclass(slots=True)
@@ -97,8 +102,7 @@ def create_proxy_app(config: ServerConfig, upstream: str | None = None) -> web.A
     app.cleanup_ctx.append(open_session)
     app.router.add_post("/v1/responses", proxy_response)
     app.router.add_get("/offline/stats", get_stats)
-    app.router.add_post("/v1/files", upload_file)
-    app.router.add_route("*", "/v1/{tail:.*}", forward_as_is)
+    app.router.add_route("*", "/v1/{tail:.*}", forward_other)
     return app
 
 
@@ -144,7 +148,9 @@ async def apply_markers(request: web.Request, raw: bytes, arrived: float) -> web
     if markers.duration is not None:
         _, started = upstream.clock.start_of(body.get("input"), body.get("instructions"), arrived)
         deadline = started + markers.duration * config.latency.time_scale
-    return await forward(request, upstream, json.dumps(without_markers(body)).encode(), deadline, fault)
+    clean = without_markers(body)
+    payload = raw if clean == body else json.dumps(clean).encode()
+    return await forward(request, upstream, payload, deadline, fault)
 
 
 def refuse_loop(request: web.Request, upstream: Upstream) -> None:
@@ -161,21 +167,14 @@ def refuse_loop(request: web.Request, upstream: Upstream) -> None:
     )
 
 
-async def upload_file(request: web.Request) -> web.StreamResponse:
-    """POST /v1/files: a batch file's requests lose their markers too, then the form goes on as it came."""
-    upstream = request.app[UPSTREAM]
-    refuse_loop(request, upstream)
-    form = await read_body(request, request.app[STATE].config.read_timeout)
-    if might_hold_markers(form):
-        form = form_without_markers(form, request.headers.get("Content-Type", ""))
-    return await forward(request, upstream, form)
-
-
-async def forward_as_is(request: web.Request) -> web.StreamResponse:
-    """Any other path under /v1 (models, files, batches): forwarded with its method, query and body."""
+async def forward_other(request: web.Request) -> web.StreamResponse:
+    """Any other path under /v1 (models, files, batches, …): forwarded with its method, query and body, the body
+    without its markers (a prompt can travel on many paths: chat, conversations, a batch file in a form)."""
     upstream = request.app[UPSTREAM]
     refuse_loop(request, upstream)
     payload = await read_body(request, request.app[STATE].config.read_timeout) if request.can_read_body else None
+    if payload and might_hold_markers(payload):
+        payload = body_without_markers(payload)
     return await forward(request, upstream, payload)
 
 
@@ -189,25 +188,58 @@ async def forward(
     """Send the request upstream; answer its status, headers and body, waiting for ``deadline`` if it is final."""
     assert upstream.session is not None, "the proxy's session opens with the app"
     url = upstream.url + request.path_qs.removeprefix("/v1")
-    headers = {name: value for name, value in request.headers.items() if name.lower() not in NOT_FORWARDED}
-    headers[PROXY_HEADER] = ",".join(filter(None, [request.headers.get(PROXY_HEADER), upstream.proxy_id]))
+    headers = forwarded_headers(request, upstream)
     try:
-        async with upstream.session.request(request.method, url, data=payload, headers=headers) as answer:
+        async with upstream.session.request(
+            request.method, url, data=payload, headers=headers, allow_redirects=False
+        ) as answer:
+            if answer.status == 401:
+                raise refused_key(upstream.url, await answer.read())
             if answer.content_type == "text/event-stream":
                 return await stream_through(request, answer, deadline, fault)
-            data = await answer.read()
-    except (aiohttp.ClientError, TimeoutError) as exc:
+            if deadline is not None and answer.status == 200:
+                return await hold_final_answer(request, answer, deadline)
+            return await pass_through(request, answer)
+    except (aiohttp.ClientError, TimeoutError) as exc:  # before the answer began: after, it breaks off instead
         raise unreachable(upstream.url, exc) from None
-    data = scrub(data, request.headers.get("Authorization", ""))
-    if answer.status == 401:
-        raise refused_key(upstream.url, data)
-    if deadline is not None and answer.status == 200 and b'"function_call"' not in data:
+
+
+def forwarded_headers(request: web.Request, upstream: Upstream) -> CIMultiDict[str]:
+    """The client's headers, but for the hop's own, with this proxy's id added; a body that aiohttp decoded
+    (``Content-Encoding: gzip``) goes on decoded, so its label goes."""
+    dropped = NOT_FORWARDED | (
+        {"content-encoding"} if request.headers.get("Content-Encoding", "").lower() in DECODED else set()
+    )
+    headers = CIMultiDict((name, value) for name, value in request.headers.items() if name.lower() not in dropped)
+    headers[PROXY_HEADER] = ",".join(filter(None, [request.headers.get(PROXY_HEADER), upstream.proxy_id]))
+    return headers
+
+
+def returned_headers(answer: aiohttp.ClientResponse) -> CIMultiDict[str]:
+    return CIMultiDict((name, value) for name, value in answer.headers.items() if name.lower() not in NOT_RETURNED)
+
+
+async def pass_through(request: web.Request, answer: aiohttp.ClientResponse) -> web.StreamResponse:
+    """Upstream's answer, a chunk at a time, however large: the proxy never holds it whole."""
+    response = web.StreamResponse(status=answer.status, headers=returned_headers(answer))
+    await response.prepare(request)
+    scrubber = Scrubber(request.headers.get("Authorization", ""))
+    try:
+        async for chunk in answer.content.iter_chunked(CHUNK):
+            await response.write(scrubber.feed(chunk))
+    except (aiohttp.ClientError, TimeoutError):  # upstream broke off: so does the answer
+        return hang_up(request, response)
+    await response.write(scrubber.rest())
+    await response.write_eof()
+    return response
+
+
+async def hold_final_answer(request: web.Request, answer: aiohttp.ClientResponse, deadline: float) -> web.Response:
+    """A Response to a request with ``[duration=X]``: one model turn, read whole to see whether it is final."""
+    data = Scrubber(request.headers.get("Authorization", "")).whole(await answer.read())
+    if b'"function_call"' not in data:
         await asyncio.sleep(deadline - time.monotonic())  # a final answer: the conversation lasts its duration
     return web.Response(status=answer.status, body=data, headers=returned_headers(answer))
-
-
-def returned_headers(answer: aiohttp.ClientResponse) -> dict[str, str]:
-    return {name: value for name, value in answer.headers.items() if name.lower() not in NOT_RETURNED}
 
 
 async def stream_through(
@@ -216,24 +248,28 @@ async def stream_through(
     """Server-Sent Events, passed on as they come; a final answer's ``response.completed`` waits for ``deadline``.
 
     A stream fault (``[fault=drop]``, ``[fault=failed]``) breaks the stream at its first delta, as the offline
-    server breaks its own halfway: the connection closes, or a ``response.failed`` event ends it.
+    server breaks its own halfway: the connection closes, or a ``response.failed`` event ends it. An upstream
+    that breaks off breaks the stream off too.
     """
     response = web.StreamResponse(status=answer.status, headers=returned_headers(answer))
     await response.prepare(request)
     calls_seen, events = False, 0
-    async for chunk in answer.content.iter_any():
-        if fault and b".delta" in chunk:
-            head = chunk[: max(0, chunk.rfind(b"event:", 0, chunk.index(b".delta")))]  # the events before it
-            await response.write(head)
-            return await break_stream(request, response, fault, events + head.count(b"event:"))
-        calls_seen = calls_seen or b'"function_call"' in chunk
-        if deadline is not None and not calls_seen and COMPLETED in chunk:
-            at = chunk.index(COMPLETED)
-            await response.write(chunk[:at])  # the text goes on at its own pace; only the end waits
-            await asyncio.sleep(deadline - time.monotonic())
-            chunk = chunk[at:]
-        events += chunk.count(b"event:")
-        await response.write(chunk)
+    try:
+        async for chunk in answer.content.iter_any():
+            if fault and b".delta" in chunk:
+                head = chunk[: max(0, chunk.rfind(b"event:", 0, chunk.index(b".delta")))]  # the events before it
+                await response.write(head)
+                return await break_stream(request, response, fault, events + head.count(b"event:"))
+            calls_seen = calls_seen or b'"function_call"' in chunk
+            if deadline is not None and not calls_seen and COMPLETED in chunk:
+                at = chunk.index(COMPLETED)
+                await response.write(chunk[:at])  # the text goes on at its own pace; only the end waits
+                await asyncio.sleep(deadline - time.monotonic())
+                chunk = chunk[at:]
+            events += chunk.count(b"event:")
+            await response.write(chunk)
+    except (aiohttp.ClientError, TimeoutError):
+        return hang_up(request, response)
     await response.write_eof()
     return response
 
@@ -247,10 +283,36 @@ async def break_stream(request: web.Request, stream: web.StreamResponse, fault: 
     return stream
 
 
-def scrub(data: bytes, authorization: str) -> bytes:
-    """Upstream's answer without the key in it, should upstream ever echo it (the real API masks it)."""
-    key = authorization.removeprefix("Bearer ").strip().encode()
-    return data.replace(key, b"sk-...redacted") if len(key) >= 8 and key in data else data
+class Scrubber:
+    """Upstream's answer without the learner's key in it, should upstream ever echo it (the real API masks it),
+    a chunk at a time: the end of a chunk that could begin the key waits for the next chunk."""
+
+    def __init__(self, authorization: str) -> None:
+        key = authorization.removeprefix("Bearer ").strip().encode()
+        self.key = key if len(key) >= 8 else b""
+        self.held = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not self.key:
+            return chunk
+        data = (self.held + chunk).replace(self.key, MASK)
+        cut = self.partial_key_at(data)
+        self.held = data[cut:]
+        return data[:cut]
+
+    def partial_key_at(self, data: bytes) -> int:
+        """Where the longest end of ``data`` that begins the key starts (``len(data)`` when none does)."""
+        at = data.find(self.key[:1], max(0, len(data) - len(self.key) + 1))
+        while at != -1 and not self.key.startswith(data[at:]):
+            at = data.find(self.key[:1], at + 1)
+        return len(data) if at == -1 else at
+
+    def rest(self) -> bytes:
+        held, self.held = self.held, b""
+        return held
+
+    def whole(self, data: bytes) -> bytes:
+        return self.feed(data) + self.rest()
 
 
 def refused_key(url: str, data: bytes) -> RequestError:
@@ -278,15 +340,6 @@ def unreachable(url: str, exc: BaseException) -> RequestError:
 
 
 # -- Markers out of what goes upstream, and the clock of [duration=X] -----------------------------------------------
-
-
-def might_hold_markers(raw: bytes) -> bool:
-    """False when ``raw`` surely holds no marker: the usual request, whose bytes go on untouched.
-
-    A ``\\u`` escape could spell one, so it counts. (Two searches, not one pattern with ``|``: that defeats the
-    regex engine's quick scan for ``[`` and takes four times as long.)
-    """
-    return ANY_MARKER.search(raw) is not None or b"\\u" in raw
 
 
 class ConversationClock:
@@ -323,69 +376,50 @@ def is_opening(item: Any) -> bool:
     return isinstance(item, dict) and item.get("type", "message") == "message" and item.get("role") != "assistant"
 
 
-def without_markers(body: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the request with the markers removed from the instructions and from every input text."""
-    clean = dict(body)
-    if isinstance(body.get("instructions"), str):
-        clean["instructions"] = strip_markers(body["instructions"])
-    raw_input = body.get("input")
-    if isinstance(raw_input, str):
-        clean["input"] = strip_markers(raw_input)
-    elif isinstance(raw_input, list):
-        clean["input"] = [clean_item(item) for item in raw_input]
-    return clean
+def without_markers(value: Any) -> Any:
+    """A copy of a JSON value with the markers removed from every string in it, keys too: whatever a request
+    holds may reach the model (arguments, tool descriptions, schemas), so no place is special."""
+    try:
+        return strip_everywhere(value)
+    except MarkerError as exc:
+        raise RequestError(400, str(exc), code="nested_markers") from None
 
 
-def clean_item(item: Any) -> Any:
-    if not isinstance(item, dict):
-        return item
-    clean = dict(item)
-    for name in ("content", "output"):
-        value = item.get(name)
-        if isinstance(value, str):
-            clean[name] = strip_markers(value)
-        elif isinstance(value, list):
-            clean[name] = [clean_part(part) for part in value]
-    return clean
+def strip_everywhere(value: Any) -> Any:
+    if isinstance(value, str):
+        return strip_markers(value)
+    if isinstance(value, list):
+        return [strip_everywhere(item) for item in value]
+    if isinstance(value, dict):
+        return {strip_markers(name): strip_everywhere(item) for name, item in value.items()}
+    return value
 
 
-def clean_part(part: Any) -> Any:
-    if isinstance(part, dict) and isinstance(part.get("text"), str):
-        return {**part, "text": strip_markers(part["text"])}
-    return part
-
-
-def form_without_markers(form: bytes, content_type: str) -> bytes:
-    """A ``POST /v1/files`` form whose ``file`` part, a batch input file, lost the markers of its requests.
-
-    The form is cut at its boundary by hand rather than read and rewritten with aiohttp's multipart classes:
-    those would choose a new boundary and rewrite every part's headers, while this keeps every byte but the
-    markers as the client sent it.
-    """
-    message = EmailMessage()
-    message["Content-Type"] = content_type
-    boundary = message.get_param("boundary")
-    if not isinstance(boundary, str) or not boundary:
-        return form  # not a multipart form: upstream says what is wrong with it
-    parts = form.split(b"--" + boundary.encode("latin-1"))
-    for i, part in enumerate(parts):
-        head, blank, data = part.partition(b"\r\n\r\n")
-        if blank and b'name="file"' in head:
-            parts[i] = head + blank + batch_file_without_markers(data)
-    return (b"--" + boundary.encode("latin-1")).join(parts)
-
-
-def batch_file_without_markers(data: bytes) -> bytes:
-    """A batch input file (JSONL, each line's ``body`` a request to /v1/responses) without markers."""
-    return b"\n".join(line_without_markers(line) if might_hold_markers(line) else line for line in data.split(b"\n"))
+def body_without_markers(raw: bytes) -> bytes:
+    """Any body without its markers: a JSON document as one, anything else (a multipart form, a batch file, text)
+    a line at a time. Either way what holds no marker stays byte for byte."""
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return b"\n".join(line_without_markers(line) if might_hold_markers(line) else line for line in raw.split(b"\n"))
+    clean = without_markers(document)
+    ending = raw[len(raw.rstrip()) :]
+    return raw if clean == document else json.dumps(clean, ensure_ascii=False).encode() + ending
 
 
 def line_without_markers(line: bytes) -> bytes:
+    """One line of a form or a file: a JSON document (a batch request) or text, its ``\\r`` kept.
+
+    A form is read a line at a time rather than part by part: whatever the parts' names, headers, quoting or
+    boundary look-alikes, each line of a batch file is a line of the form, and no other byte changes.
+    """
+    text, cr = (line[:-1], b"\r") if line.endswith(b"\r") else (line, b"")
     try:
-        request = json.loads(line)
-    except (ValueError, RecursionError):
-        return line  # not JSON: the Batch API says so, with its line number
-    body = request.get("body") if isinstance(request, dict) else None
-    if not isinstance(body, dict):
-        return line
-    return json.dumps({**request, "body": without_markers(body)}).encode()
+        document = json.loads(text.decode("utf-8"))
+    except (ValueError, RecursionError):  # text, or bytes that are not (kept as they are around the markers)
+        try:
+            return strip_markers(text.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape") + cr
+        except MarkerError as exc:
+            raise RequestError(400, str(exc), code="nested_markers") from None
+    clean = without_markers(document)
+    return (text if clean == document else json.dumps(clean, ensure_ascii=False).encode()) + cr
