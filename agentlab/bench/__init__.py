@@ -48,6 +48,7 @@ SECTIONS: dict[str, str] = {
     "budgets": "agentlab.bench.budgets",
     "grading": "agentlab.bench.grading",
     "traces": "agentlab.bench.traces",
+    "cluster": "agentlab.bench.cluster",
 }
 
 
