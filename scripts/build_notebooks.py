@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -51,13 +52,15 @@ def execute(path: Path) -> None:
 
 
 def add_widget_pictures(notebook: Any) -> None:
-    """Give every widget output a ``text/html`` picture of the widget's final state, read from its stored state."""
+    """Give every widget output a ``text/html`` and a ``text/plain`` picture of the widget's final state, read from
+    its stored state (the text the widget library stored is its first state: a progress bar at 0%)."""
     models = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             view = output.get("data", {}).get(WIDGET_VIEW)
             if view and view.get("model_id") in models:
                 output["data"]["text/html"] = picture(models, view["model_id"])
+                output["data"]["text/plain"] = text_picture(models, view["model_id"])
 
 
 def picture(models: dict[str, Any], model_id: str) -> str:
@@ -74,6 +77,25 @@ def picture(models: dict[str, Any], model_id: str) -> str:
     if name in ("HTMLModel", "LabelModel"):
         value = str(state.get("value", ""))
         return value if name == "HTMLModel" else html.escape(value)
+    return ""
+
+
+def text_picture(models: dict[str, Any], model_id: str) -> str:
+    """The same picture as text: boxes side by side or one under another, a progress bar as ``[#####     ]``."""
+    model = models.get(model_id, {})
+    state = model.get("state", {})
+    name = model.get("model_name", "")
+    if name in ("HBoxModel", "VBoxModel"):
+        children = [text_picture(models, child.removeprefix("IPY_MODEL_")) for child in state.get("children", [])]
+        return (" " if name == "HBoxModel" else "\n").join(child for child in children if child)
+    if name in ("FloatProgressModel", "IntProgressModel"):
+        top = float(state.get("max", 100)) or 1.0
+        filled = round(10 * min(1.0, max(0.0, float(state.get("value", 0)) / top)))
+        return "[" + "#" * filled + " " * (10 - filled) + "]"
+    if name in ("HTMLModel", "LabelModel"):
+        value = str(state.get("value", ""))
+        text = html.unescape(re.sub(r"<[^>]+>", " ", value)) if name == "HTMLModel" else value
+        return " ".join(text.replace("\u2007", " ").split())
     return ""
 
 
