@@ -7,6 +7,9 @@ Files (``/v1/files``, for batch input and output):
 - ``GET /v1/files``, ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content``, ``DELETE /v1/files/{id}``.
 - The files live in memory, held with a cap: an upload larger than ``max_file_bytes`` is a 413, and when the
   files together pass ``max_stored_bytes`` (or ``MAX_FILES``) the oldest are dropped, the way a cache forgets.
+- Given a folder (``serve --data-dir DIR``, ``start(data_dir=...)``), the server also keeps its files and
+  batches there (``Folder``), and a server started on the same folder has them all, as the real API keeps
+  them across its restarts: a batch that had not finished runs again from its first line, to its end.
 
 Batches (``/v1/batches``):
 
@@ -34,13 +37,17 @@ fails its line the same way; the batch's own time replaces the per-request laten
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import io
 import json
+import os
 import secrets
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -68,6 +75,47 @@ FAULT_STATUS = {"429": 429, "500": 500}
 
 
 # -- Files ---------------------------------------------------------------------------------------------------------
+
+
+class Folder:
+    """Where a server given a data folder keeps one kind of thing (``files``, ``batches``) across a restart.
+
+    Each thing is a JSON document (and a file's bytes beside it), written under a temporary name and then
+    renamed, so that a server stopped in the middle of a write leaves the previous version, never half of one.
+    Without a data folder it keeps nothing, and reads nothing back.
+    """
+
+    def __init__(self, data_dir: str | None, kind: str) -> None:
+        self.path = Path(data_dir, kind) if data_dir else None
+        if self.path:
+            self.path.mkdir(parents=True, exist_ok=True)
+
+    def save(self, name: str, document: dict[str, Any], data: bytes | None = None) -> None:
+        if self.path is None:
+            return
+        if data is not None:
+            self.write(self.path / f"{name}.data", data)
+        self.write(self.path / f"{name}.json", json.dumps({**document, "saved_ns": time.time_ns()}).encode())
+
+    def write(self, target: Path, data: bytes) -> None:
+        temporary = target.with_name(target.name + ".tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+
+    def delete(self, name: str) -> None:
+        if self.path is not None:
+            for suffix in (".json", ".data"):
+                (self.path / f"{name}{suffix}").unlink(missing_ok=True)
+
+    def load(self) -> Iterator[tuple[dict[str, Any], bytes | None]]:
+        """Every document kept, oldest first, with its bytes (None when it has none)."""
+        if self.path is None:
+            return
+        documents = [json.loads(found.read_bytes()) for found in self.path.glob("*.json")]
+        for document in sorted(documents, key=lambda kept: (kept["created_at"], kept["saved_ns"])):
+            del document["saved_ns"]
+            data = self.path / f"{document['id']}.data"
+            yield document, data.read_bytes() if data.exists() else None
 
 
 @dataclass(slots=True)
@@ -100,11 +148,26 @@ class FileStore:
         self.config = config
         self.files: OrderedDict[str, StoredFile] = OrderedDict()
         self.stored_bytes = 0
+        self.folder = Folder(config.data_dir, "files")
+        for document, data in self.folder.load():
+            self.keep(
+                StoredFile(
+                    document["id"], document["filename"], document["purpose"], data or b"", document["created_at"]
+                )
+            )
 
     def add(self, filename: str, purpose: str, data: bytes) -> StoredFile:
         stored = StoredFile(f"file-{secrets.token_hex(12)}", filename, purpose, data)
+        self.folder.save(
+            stored.id,
+            {"id": stored.id, "filename": filename, "purpose": purpose, "created_at": stored.created_at},
+            data,
+        )
+        return self.keep(stored)
+
+    def keep(self, stored: StoredFile) -> StoredFile:
         self.files[stored.id] = stored
-        self.stored_bytes += len(data)
+        self.stored_bytes += len(stored.data)
         while len(self.files) > 1 and (self.stored_bytes > self.config.max_stored_bytes or len(self.files) > MAX_FILES):
             self.remove(next(iter(self.files)))
         return stored
@@ -119,6 +182,7 @@ class FileStore:
         removed = self.get(file_id)
         del self.files[file_id]
         self.stored_bytes -= len(removed.data)
+        self.folder.delete(file_id)
         return removed
 
 
@@ -373,10 +437,23 @@ class BatchJob:
     errors: list[dict[str, Any]] | None = None
     output_file_id: str | None = None
     error_file_id: str | None = None
+    folder: Folder | None = field(default=None, repr=False, compare=False)  # where it is kept, if anywhere
 
     def move(self, status: str) -> None:
         self.status = status
         self.times[f"{status}_at"] = int(time.time())
+        self.save()
+
+    def save(self) -> None:
+        if self.folder is not None:
+            kept = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "folder"}
+            self.folder.save(self.id, kept)
+
+    @classmethod
+    def kept(cls, document: dict[str, Any], folder: Folder) -> BatchJob:
+        """A batch as a server on the same data folder kept it."""
+        counts, usage = Counter(document.pop("counts")), Counter(document.pop("usage"))
+        return cls(**document, counts=counts, usage=usage, folder=folder)
 
     def as_json(self) -> dict[str, Any]:
         """The ``Batch`` object of the real API."""
@@ -424,6 +501,19 @@ class Batches:
     jobs: OrderedDict[str, BatchJob] = field(default_factory=OrderedDict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     stats: BatchStats = field(default_factory=BatchStats)
+    folder: Folder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.folder = Folder(self.config.data_dir, "batches")
+        for document, _ in self.folder.load():
+            job = BatchJob.kept(document, self.folder)
+            self.jobs[job.id] = job
+
+    def start(self, job: BatchJob, data: bytes, files: FileStore, window: float) -> None:
+        """Run ``job`` in the background, within ``window`` seconds of its completion window."""
+        task = asyncio.create_task(run_batch(job, data, self, files, window))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def get(self, batch_id: str) -> BatchJob:
         job = self.jobs.get(batch_id)
@@ -435,6 +525,7 @@ class Batches:
         finished = [job.id for job in self.jobs.values() if job.status in TERMINAL]
         for batch_id in finished[: max(0, len(self.jobs) - MAX_BATCHES)]:
             del self.jobs[batch_id]
+            self.folder.delete(batch_id)
 
 
 BATCHES = web.AppKey("batches", Batches)
@@ -454,22 +545,36 @@ async def create_batch(request: web.Request) -> web.Response:
     if source.purpose != "batch":
         message = f"The file {input_file_id} has purpose {source.purpose!r}: upload it with purpose='batch'."
         raise RequestError(400, message, param="input_file_id", code="invalid_value")
-    window = max(1, round(batches.config.batch_window_seconds * batches.config.latency.time_scale))
-    job = BatchJob(f"batch_{secrets.token_hex(12)}", input_file_id, metadata, expires_at=int(time.time()) + window)
+    window = batches.config.batch_window_seconds * batches.config.latency.time_scale
+    job = BatchJob(f"batch_{secrets.token_hex(12)}", input_file_id, metadata, int(time.time()) + max(1, round(window)))
+    job.folder = batches.folder
+    job.save()
     batches.jobs[job.id] = job
     batches.stats.batches += 1
     batches.forget_old()
-    task = asyncio.create_task(run_batch(job, source.data, batches, files))
-    batches.tasks.add(task)
-    task.add_done_callback(batches.tasks.discard)
+    batches.start(job, source.data, files, window)
     return web.json_response(job.as_json())
 
 
-async def run_batch(job: BatchJob, data: bytes, batches: Batches, files: FileStore) -> None:
+async def resume_batches(app: web.Application) -> None:
+    """The batches a server on the same data folder left unfinished run again, from their first line."""
+    batches, files = app[BATCHES], app[FILES]
+    for job in [job for job in batches.jobs.values() if job.status not in TERMINAL]:
+        job.counts.clear()
+        job.usage.clear()
+        source = files.files.get(job.input_file_id)
+        if source is None:
+            job.errors = [batch_error("missing_file", f"The input file {job.input_file_id} is gone.", None)]
+            job.move("failed")
+        else:
+            batches.start(job, source.data, files, max(0.0, job.expires_at - time.time()))
+
+
+async def run_batch(job: BatchJob, data: bytes, batches: Batches, files: FileStore, window: float) -> None:
     """The life of one batch, read top to bottom."""
     config = batches.config
     total = config.batch_seconds * config.latency.time_scale
-    deadline = asyncio.get_running_loop().time() + config.batch_window_seconds * config.latency.time_scale
+    deadline = asyncio.get_running_loop().time() + window
 
     # 1. Validating: read every line; a file with mistakes fails the whole batch.
     await asyncio.sleep(0.1 * total)
@@ -599,4 +704,5 @@ def add_batch_api(app: web.Application, config: ServerConfig) -> None:
     app.router.add_get("/v1/batches/{batch_id}", retrieve_batch)
     app.router.add_post("/v1/batches/{batch_id}/cancel", cancel_batch)
     app.router.add_get("/offline/batch-stats", batch_stats)
+    app.on_startup.append(resume_batches)
     app.on_shutdown.append(stop_batches)

@@ -111,6 +111,7 @@ class ServerConfig:
     batch_window_seconds: float = 24 * 3600.0  # a batch's completion window "24h" (× time scale): then it expires
     max_file_bytes: int = 64 * 1024 * 1024  # the largest upload to /v1/files (413 above it), see batches.py
     max_stored_bytes: int = 512 * 1024 * 1024  # files held in memory; past it the oldest are dropped
+    data_dir: str | None = None  # a folder that keeps files and batches across a restart (serve --data-dir)
 
     def __post_init__(self) -> None:
         require(

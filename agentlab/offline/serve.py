@@ -14,11 +14,14 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
+import os
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 
 from aiohttp import web
@@ -105,18 +108,36 @@ def start(
     allow_remote: bool = False,
     rpm: int | None = None,
     tpm: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> OfflineServer:
     """Start the server in a daemon thread with its own event loop; return once it is listening.
 
     It listens on 127.0.0.1. Another host needs ``allow_remote=True``: the server has no authentication.
     ``rpm`` and ``tpm`` set requests and tokens per minute (``ratelimit.py``) over those of ``config``.
+    ``data_dir``: a folder that keeps the files and batches, for a server started later on it (``batches.py``).
     """
     if host not in LOCAL_HOSTS and not allow_remote:
         raise ValueError(
             f"host={host!r} would expose the offline server to other machines; "
             "pass allow_remote=True if you really mean it"
         )
-    return serve_in_thread(with_limits(config, rpm, tpm), host, port)
+    config = with_limits(config, rpm, tpm)
+    if data_dir is not None:
+        config = dataclasses.replace(config, data_dir=data_folder(data_dir))
+    return serve_in_thread(config, host, port)
+
+
+def data_folder(path: str | os.PathLike[str]) -> str:
+    """The folder for the server's files and batches, made if need be; a ValueError that says what to pass if
+    it cannot be one."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(
+            f"the data folder (--data-dir, data_dir=) {os.fspath(path)!r} cannot hold the server's files and "
+            f"batches ({exc.strerror or exc}): name a folder you can write to"
+        ) from None
+    return os.fspath(path)
 
 
 def serve_in_thread(config: ServerConfig, host: str, port: int) -> OfflineServer:
@@ -177,17 +198,19 @@ def start_process(
     upstream: str | None = None,
     rpm: int | None = None,
     tpm: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> OfflineServer:
     """Start ``python -m agentlab serve`` as its own process (its own CPU), on a free port.
 
-    With ``upstream`` it is the proxy in front of that API (``serve --upstream URL``, see ``proxy.py``).
+    With ``upstream`` it is the proxy in front of that API (``serve --upstream URL``, see ``proxy.py``); with
+    ``data_dir`` it keeps its files and batches in that folder (``serve --data-dir DIR``).
     """
     command = [sys.executable, "-m", "agentlab", "serve", "--port", "0", "--time-scale", str(time_scale)]
     command += ["--seed", str(seed), "--fault-rate", str(fault_rate), "--fault-kinds", ",".join(fault_kinds)]
     flags = (("--base-latency", base_latency), ("--per-token", per_token), ("--jitter", jitter))
-    for flag, value in (*flags, ("--upstream", upstream), ("--rpm", rpm), ("--tpm", tpm)):
+    for flag, value in (*flags, ("--upstream", upstream), ("--rpm", rpm), ("--tpm", tpm), ("--data-dir", data_dir)):
         if value is not None:
-            command += [flag, str(value)]
+            command += [flag, os.fspath(value) if isinstance(value, os.PathLike) else str(value)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     port = ready_port(process)
 
@@ -249,6 +272,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="how long one batch of the Batch API takes, before the time scale (default 2)",
     )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="keep files and batches in this folder, for a server started later on it (default: in memory only)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -272,6 +301,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         rpm=getattr(args, "rpm", None) or base.rpm,
         tpm=getattr(args, "tpm", None) or base.tpm,
         batch_seconds=base.batch_seconds if getattr(args, "batch_seconds", None) is None else args.batch_seconds,
+        data_dir=None if getattr(args, "data_dir", None) is None else data_folder(args.data_dir),
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +17,7 @@ from openai import OpenAI
 from openai.types import Batch, FileObject
 from openai.types.responses import Response
 
-from agentlab.offline import LatencyModel, ServerConfig, start
+from agentlab.offline import LatencyModel, ServerConfig, start, start_process
 from agentlab.offline.batches import MAX_REQUESTS, parse_input
 
 TOOLS = [
@@ -55,8 +57,11 @@ def line(custom_id: str, prompt: str, **extra: Any) -> dict[str, Any]:
 
 
 def upload(client: OpenAI, lines: list[Any], name: str = "requests.jsonl") -> FileObject:
-    text = "".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines)
-    return client.files.create(file=(name, io.BytesIO(text.encode())), purpose="batch")
+    return client.files.create(file=(name, io.BytesIO(upload_text(lines))), purpose="batch")
+
+
+def upload_text(lines: list[Any]) -> bytes:
+    return "".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines).encode()
 
 
 def wait(client: OpenAI, batch_id: str, timeout: float = 20.0) -> Batch:
@@ -367,3 +372,57 @@ def test_a_cancel_answered_cancelling_during_finalizing_ends_cancelled() -> None
         ended = wait(client, made.id)
         assert ended.status == "cancelled" and ended.cancelled_at and ended.completed_at is None
         assert set(results(client, ended.output_file_id)) == {"a"}  # what was answered is kept
+
+
+def test_files_and_batches_outlive_a_restart_on_the_same_data_folder(tmp_path: Any) -> None:
+    """Issue 24 #9: as on the real API, a batch and its files are still there after the server restarts."""
+    requests = [line("a", "What is 2 + 3?"), line("b", "What is 6 * 7?")]
+    with start(config(), data_dir=tmp_path) as first, OpenAI(base_url=first.base_url, api_key="x") as client:
+        source = upload(client, requests)
+        done = wait(client, client.batches.create(input_file_id=source.id, endpoint="/v1/responses",
+                                                  completion_window="24h").id)  # fmt: skip
+        answers = results(client, done.output_file_id)
+    with (
+        start(config(batch_seconds=600), data_dir=tmp_path) as second,
+        OpenAI(base_url=second.base_url, api_key="x") as client,
+    ):
+        running = client.batches.create(input_file_id=source.id, endpoint="/v1/responses", completion_window="24h")
+    with start(config(), data_dir=tmp_path) as third, OpenAI(base_url=third.base_url, api_key="x") as client:
+        assert client.batches.retrieve(done.id).model_dump() == done.model_dump()
+        assert client.files.retrieve(source.id).model_dump() == source.model_dump()
+        assert client.files.content(source.id).content == upload_text(requests)
+        assert results(client, done.output_file_id) == answers
+        resumed = wait(client, running.id)  # stopped before it finished: it runs to its end on the new server
+        assert resumed.status == "completed" and set(results(client, resumed.output_file_id)) == {"a", "b"}
+        assert {batch.id for batch in client.batches.list()} == {done.id, running.id}
+    with (
+        start(config(), data_dir=tmp_path / "other") as fourth,
+        OpenAI(base_url=fourth.base_url, api_key="x") as client,
+    ):
+        with pytest.raises(openai.NotFoundError):
+            client.batches.retrieve(done.id)  # another folder, another server's batches
+
+
+def test_a_data_folder_that_is_a_file_is_refused_at_start(tmp_path: Any) -> None:
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    with pytest.raises(ValueError, match=r"data folder \(--data-dir, data_dir=\) .* name a folder you can write to"):
+        start(config(), data_dir=taken)
+
+
+def test_serve_data_dir_keeps_the_files_of_a_server_process_for_the_next(tmp_path: Any) -> None:
+    with start_process(time_scale=0.05, data_dir=tmp_path) as first, OpenAI(base_url=first.base_url, api_key="x") as c:
+        kept = upload(c, [line("a", "What is 2 + 3?")])
+    with (
+        start_process(time_scale=0.05, data_dir=tmp_path) as second,
+        OpenAI(base_url=second.base_url, api_key="x") as c,
+    ):
+        assert c.files.content(kept.id).content == upload_text([line("a", "What is 2 + 3?")])
+    (tmp_path / "a-file").write_text("")
+    refused = subprocess.run(
+        [sys.executable, "-m", "agentlab", "serve", "--port", "0", "--data-dir", str(tmp_path / "a-file")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--data-dir" in refused.stderr
