@@ -78,6 +78,7 @@ DECODED = {"gzip", "deflate", "br", "zstd"}  # the Content-Encodings aiohttp dec
 COMPLETED = b"event: response.completed"
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=900, sock_connect=10)  # the client's own timeout cuts sooner
 CHUNK = 64 * 1024  # bytes of an answer passed on at a time
+WHOLE = 1024 * 1024  # an answer of at most this many bytes (its Content-Length) is passed on in one piece
 MASK = b"sk-...redacted"
 
 
@@ -220,10 +221,14 @@ def returned_headers(answer: aiohttp.ClientResponse) -> CIMultiDict[str]:
 
 
 async def pass_through(request: web.Request, answer: aiohttp.ClientResponse) -> web.StreamResponse:
-    """Upstream's answer, a chunk at a time, however large: the proxy never holds it whole."""
+    """Upstream's answer, a chunk at a time, however large: the proxy never holds more than ``WHOLE`` bytes of
+    it (an answer that says it is no longer goes on in one piece, as quickly as it can)."""
+    scrubber = Scrubber(request.headers.get("Authorization", ""))
+    if answer.content_length is not None and answer.content_length <= WHOLE:
+        data = scrubber.whole(await answer.read())
+        return web.Response(status=answer.status, body=data, headers=returned_headers(answer))
     response = web.StreamResponse(status=answer.status, headers=returned_headers(answer))
     await response.prepare(request)
-    scrubber = Scrubber(request.headers.get("Authorization", ""))
     try:
         async for chunk in answer.content.iter_chunked(CHUNK):
             await response.write(scrubber.feed(chunk))

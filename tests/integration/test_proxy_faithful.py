@@ -21,6 +21,7 @@ from test_proxy import client_of, markers_in
 from test_proxy_support import FAKE_KEY, Received, Served, proxy_to, recorder, serving, stand_in
 
 from agentlab.offline import start_process
+from agentlab.offline.proxy import MASK, Scrubber
 
 HEADERS = {"Authorization": f"Bearer {FAKE_KEY}", "Content-Type": "application/json"}
 BIG = 256 * 1024 * 1024  # bytes of the large answer
@@ -99,7 +100,6 @@ def odd_upstream(elsewhere: Served) -> Iterator[Served]:
         response = web.StreamResponse(headers={"Content-Type": kind.replace("-", "/")})
         await response.prepare(request)
         await response.write(b'event: response.created\ndata: {"type": "response.created"}\n\n' * 3)
-        await response.drain()
         assert request.transport is not None
         request.transport.abort()  # the connection resets in the middle of the 200's body
         return response
@@ -112,7 +112,18 @@ def odd_upstream(elsewhere: Served) -> Iterator[Served]:
             await response.write(PIECE)
         return response
 
+    async def echo(request: web.Request) -> web.StreamResponse:
+        """A careless upstream that echoes the key, split across its writes, in a long answer."""
+        key = request.headers["Authorization"].removeprefix("Bearer ").encode()
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for cut in range(len(key) + 1):
+            await response.write(b"x" * 1000 + key[:cut])
+            await response.write(key[cut:] + b" " + key[:3])  # and a start of the key that goes nowhere
+        return response
+
     app = web.Application()
+    app.router.add_post("/echo/v1/responses", echo)
     app.router.add_post("/moved/v1/responses", moved)
     app.router.add_post("/reset/{kind}/v1/responses", reset)
     app.router.add_get("/big/v1/files/{file_id}/content", big)
@@ -178,3 +189,20 @@ async def test_a_large_answer_streams_through_without_being_held(odd_upstream: S
         peak, _ = peak_and_current_rss(proxy.pid)
     assert received == BIG
     assert peak - before < BIG / 8, f"the proxy grew by {(peak - before) / 2**20:.0f} MB for a {BIG // 2**20} MB answer"
+
+
+async def test_a_key_echoed_across_chunks_never_comes_back(odd_upstream: Served) -> None:
+    with proxy_to(odd_upstream.url + "/echo/v1") as proxy:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(proxy.base_url + "/responses", data=b"{}", headers=HEADERS) as answer:
+                body = await answer.read()
+    assert FAKE_KEY.encode() not in body and body.count(b"sk-...redacted") == len(FAKE_KEY) + 1
+    assert body.count(b"x" * 1000) == len(FAKE_KEY) + 1 and body.count(b" sk-") == len(FAKE_KEY) + 1
+
+
+def test_the_scrubber_masks_a_key_cut_anywhere_between_two_chunks() -> None:
+    key = FAKE_KEY.encode()
+    for cut in range(len(key) + 1):
+        scrubber = Scrubber(f"Bearer {FAKE_KEY}")
+        body = scrubber.feed(b"a" + key[:cut]) + scrubber.feed(key[cut:] + b" sk-") + scrubber.rest()
+        assert body == b"a" + MASK + b" sk-"
