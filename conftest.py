@@ -12,7 +12,7 @@ os.environ.setdefault("AGENTLAB_TIME_SCALE", "0.05")
 os.environ.setdefault("AGENTLAB_BACKEND", "offline")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-# Exercises hold TODO cells on purpose: tests/test_exercises.py checks them; nbval runs lessons and solutions.
+# Exercises hold TODO cells on purpose: tests/lessons/test_exercises.py checks them; nbval runs lessons and solutions.
 collect_ignore = ["notebooks/exercises", "benchmarks", "docs"]
 
 
