@@ -392,11 +392,11 @@ def without_markers(value: Any) -> Any:
 
 def strip_everywhere(value: Any) -> Any:
     if isinstance(value, str):
-        return strip_markers(value)
+        return strip_markers(value) if "[" in value else value  # most strings hold no bracket: skip the scan
     if isinstance(value, list):
         return [strip_everywhere(item) for item in value]
     if isinstance(value, dict):
-        return {strip_markers(name): strip_everywhere(item) for name, item in value.items()}
+        return {strip_everywhere(name): strip_everywhere(item) for name, item in value.items()}
     return value
 
 
