@@ -58,7 +58,7 @@ def test_the_infix_parser_walks_its_symbols_once() -> None:
         times = []
         gc.disable()  # the collector's passes over a growing tree are not the parser's work
         try:
-            for _ in range(3):
+            for _ in range(5):
                 started = time.perf_counter()
                 parse_infix(symbols)
                 times.append(time.perf_counter() - started)
@@ -66,9 +66,9 @@ def test_the_infix_parser_walks_its_symbols_once() -> None:
             gc.enable()
         return min(times)
 
-    small, large = best(2_000), best(16_000)
-    print(f"\n2,000 terms: {small * 1000:.1f} ms, 16,000 terms: {large * 1000:.1f} ms")
-    assert large < 30 * small  # 8x the input: quadratic would be 64x
+    small, large = best(1_000), best(16_000)
+    print(f"\n1,000 terms: {small * 1000:.1f} ms, 16,000 terms: {large * 1000:.1f} ms")
+    assert large < 80 * small  # 16x the input: linear is 16x, quadratic 256x; a loaded machine's noise fits between
 
 
 def test_a_long_sum_gets_a_polite_answer_not_a_hang() -> None:
