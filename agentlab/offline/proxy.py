@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -75,6 +76,7 @@ HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "te", "tr
 NOT_FORWARDED = HOP_BY_HOP | {"content-length", "accept-encoding", PROXY_HEADER}
 NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
 DECODED = {"gzip", "deflate", "br", "zstd"}  # the Content-Encodings aiohttp decodes as a request body arrives
+ENCODED_PART = re.compile(rb"^content-transfer-encoding[ \t]*:[ \t]*(?!(?:7bit|8bit|binary)\s)", re.I | re.M)
 COMPLETED = b"event: response.completed"
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=900, sock_connect=10)  # the client's own timeout cuts sooner
 CHUNK = 64 * 1024  # bytes of an answer passed on at a time
@@ -120,7 +122,7 @@ async def proxy_response(request: web.Request) -> web.StreamResponse:
     """POST /v1/responses, read top to bottom."""
     arrived = time.monotonic()
     upstream = request.app[UPSTREAM]
-    raw = await read_body(request, request.app[STATE].config.read_timeout)
+    raw = await read_readable_body(request)
     refuse_loop(request, upstream)
     if not might_hold_markers(raw):  # the usual case: forward the bytes as they are
         return await forward(request, upstream, raw)
@@ -149,8 +151,7 @@ async def apply_markers(request: web.Request, raw: bytes, arrived: float) -> web
     if markers.duration is not None:
         _, started = upstream.clock.start_of(body.get("input"), body.get("instructions"), arrived)
         deadline = started + markers.duration * config.latency.time_scale
-    clean = without_markers(body)
-    payload = raw if clean == body else json.dumps(clean).encode()
+    payload = json.dumps(without_markers(body)).encode()  # written anew: a key sent twice is sent once
     return await forward(request, upstream, payload, deadline, fault)
 
 
@@ -173,10 +174,30 @@ async def forward_other(request: web.Request) -> web.StreamResponse:
     without its markers (a prompt can travel on many paths: chat, conversations, a batch file in a form)."""
     upstream = request.app[UPSTREAM]
     refuse_loop(request, upstream)
-    payload = await read_body(request, request.app[STATE].config.read_timeout) if request.can_read_body else None
+    payload = await read_readable_body(request) if request.can_read_body else None
     if payload and might_hold_markers(payload):
         payload = body_without_markers(payload)
     return await forward(request, upstream, payload)
+
+
+async def read_readable_body(request: web.Request) -> bytes:
+    """The body, which the proxy must be able to read to remove its markers: a 415 for one it cannot (a
+    Content-Encoding that aiohttp does not decode, or a form part in base64 or quoted-printable)."""
+    encoding = request.headers.get("Content-Encoding", "identity")
+    if encoding.lower() not in DECODED | {"identity"}:
+        raise unreadable(f"Content-Encoding {encoding!r}", "Send it plain, or in one of " + ", ".join(sorted(DECODED)))
+    raw = await read_body(request, request.app[STATE].config.read_timeout)
+    if request.content_type.startswith("multipart/") and ENCODED_PART.search(raw):
+        raise unreadable("a form part with a Content-Transfer-Encoding", "Send each part as it is (RFC 7578)")
+    return raw
+
+
+def unreadable(what: str, fix: str) -> RequestError:
+    return RequestError(
+        415,
+        f"The agentlab proxy reads every request body to remove the lesson markers, and cannot read {what}. {fix}.",
+        code="unsupported_encoding",
+    )
 
 
 async def forward(
@@ -402,14 +423,13 @@ def strip_everywhere(value: Any) -> Any:
 
 def body_without_markers(raw: bytes) -> bytes:
     """Any body without its markers: a JSON document as one, anything else (a multipart form, a batch file, text)
-    a line at a time. Either way what holds no marker stays byte for byte."""
+    a line at a time, and a line that holds none stays byte for byte. A JSON document or line that might hold
+    one is written anew, even when it did not: a key given twice could hide one in the copy not read here."""
     try:
-        document = json.loads(raw.decode("utf-8"))
+        document = json.loads(raw.decode("utf-8-sig"))
     except (ValueError, RecursionError):
         return b"\n".join(line_without_markers(line) if might_hold_markers(line) else line for line in raw.split(b"\n"))
-    clean = without_markers(document)
-    ending = raw[len(raw.rstrip()) :]
-    return raw if clean == document else json.dumps(clean, ensure_ascii=False).encode() + ending
+    return json.dumps(without_markers(document), ensure_ascii=False).encode() + raw[len(raw.rstrip()) :]
 
 
 def line_without_markers(line: bytes) -> bytes:
@@ -426,5 +446,4 @@ def line_without_markers(line: bytes) -> bytes:
             return strip_markers(text.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape") + cr
         except MarkerError as exc:
             raise RequestError(400, str(exc), code="nested_markers") from None
-    clean = without_markers(document)
-    return (text if clean == document else json.dumps(clean, ensure_ascii=False).encode()) + cr
+    return json.dumps(without_markers(document), ensure_ascii=False).encode() + cr

@@ -7,6 +7,8 @@ string of a JSON body (function-call arguments, tool descriptions, schemas), eve
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import uuid
 from collections.abc import Iterator
@@ -158,3 +160,30 @@ async def test_a_batch_file_in_an_unusual_form_loses_its_markers(upstream: Serve
             stored = await answer.read()
     first, second, end = stored.split(b"\r\n")[0], stored.split(b"\r\n")[1], stored.split(b"\n")[-1]
     assert json.loads(first)["body"]["input"] == "What is 2 + 3?" and b"[not a marker]" in second and end == b""
+
+
+@pytest.mark.parametrize("path", ["/responses", "/chat/completions"])
+async def test_a_key_given_twice_cannot_hide_a_marker_in_the_copy_the_proxy_does_not_read(
+    upstream: Served, proxy: Served, path: str
+) -> None:
+    before = len(upstream.received)
+    raw = b'{"model": "gpt-5-mini", "input": "2 + 3? [\\u0066ault=500]", "input": "2 + 3?"}'
+    status, _ = await post(proxy.base_url + path, raw)
+    sent = upstream.received[before:]
+    assert len(sent) == 1 and b"fault" not in sent[0].body and b"\\u0066" not in sent[0].body
+
+
+async def test_a_body_the_proxy_cannot_read_is_refused_not_forwarded(upstream: Served, proxy: Served) -> None:
+    before = len(upstream.received)
+    hidden = gzip.compress(gzip.compress(utf8({"model": "gpt-5-mini", "input": "2 + 3? [fault=500]"})))
+    for encoding in ("gzip, gzip", "x-gzip", "compress"):
+        headers = {**HEADERS, "Content-Encoding": encoding}
+        status, body = await post(proxy.base_url + "/responses", hidden, headers)
+        assert status == 415 and encoding.encode() in body
+    line = json.dumps({"custom_id": "a", "body": {"input": "[duration=5]"}}).encode()
+    form = b'--b\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
+    form += b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(line) + b"\r\n--b--\r\n"
+    headers = {"Authorization": f"Bearer {FAKE_KEY}", "Content-Type": "multipart/form-data; boundary=b"}
+    status, body = await post(proxy.base_url + "/files", form, headers)
+    assert status == 415 and b"Content-Transfer-Encoding" in body
+    assert len(upstream.received) == before
