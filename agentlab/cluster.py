@@ -1,40 +1,31 @@
 """Past one machine, live: conversations spread over Dask workers, every model call paced by ONE shared budget.
 
-When tools do real work (run code, parse documents), one process is not enough, and every worker process then
-draws on the same organisation-wide rate limit. A budget per process spends the whole limit once per process:
-the overshoot that LiteLLM's router, Celery's per-worker ``rate_limit`` and Ray Data's per-actor ``qps`` show.
-Here the budget lives once, on the Dask **scheduler**, and every worker spends from it::
+When tools do real work, one process is not enough, and every worker process draws on the same rate limit. A
+budget per process spends the whole limit once per process (LiteLLM's router, Celery's per-worker
+``rate_limit``, Ray Data's per-actor ``qps``). Here the budget lives once, on the Dask **scheduler**::
 
-    from dask.distributed import Client, LocalCluster
     client = Client(LocalCluster(n_workers=4, processes=True))   # or Client("tcp://scheduler:8786")
     budget = SharedBudget(client, requests_per_minute=500, tokens_per_minute=200_000)
     batch = await run_distributed(agent, prompts, client, budget=budget)
 
-**The shared budget.** ``SharedBudget`` is a handle; the books are a real ``agentlab.budget.Budget`` held by a
-scheduler plugin (``BudgetPlugin``), so its meaning is Budget's own: reserve, settle against usage, learn from
-the ``x-ratelimit-*`` headers, pause after a 429. On a worker the handle becomes a ``LinkedBudget``: a Budget
-whose ``call`` loop runs unchanged (send, retry through the budget) while its ``reserve`` and ``settle`` go to the
-scheduler over one connection per worker. Every message queued while the previous one was being written goes
-in the next write, so a worker's many conversations share one stream instead of a round trip each. It lives on
-the scheduler, not on a worker (an actor), because any worker may be killed; and it counts tokens, which
-Dask's ``Semaphore`` cannot (whose leases also expire under load, dask/distributed issue 4057).
-
-**Leases.** A reservation is held by the connection of the worker that made it. If that worker dies, its
-reservations stay counted as in flight for ``LEASE_SECONDS`` (its requests may still reach the server), then
-come back as a cancelled call's do (its input counted as spent, the rest given back).
-
-**The conversations.** Each worker runs many conversations at once on its own event loop, with one
-``AsyncOpenAI`` client made there from what the caller's client says (base URL, timeout, retries, headers):
-never the key, which each worker reads from its own environment (``OPENAI_API_KEY``). Why not a Dask task per
-conversation: a task holds one of the worker's threads while it runs, so a worker with 2 threads would run 2
-conversations at once. Instead the caller opens one connection to each worker (``WorkerPlugin`` adds the
-handler), hands it at most ``max_per_worker`` conversations at a time, and gets each answer as it finishes.
-
-**Faults.** A worker that dies (SIGKILL) takes the conversations it was running with it. They are not run
-again: turns they already had answers for would be sent again, and a tool with side effects would run twice.
-Each is ``Rejected`` with a ``WorkerLost`` that says so; the conversations it had not been handed go to the
-other workers, and the batch still gives N outcomes in order. A Dask client closed mid-batch gives
-``Rejected(WorkerLost)`` for the conversations that had not finished, instead of a hang.
+- **The shared budget** is a real ``agentlab.budget.Budget`` held by a scheduler plugin, so it means what Budget
+  means: reserve, settle against usage, learn from the ``x-ratelimit-*`` headers, pause after a 429. On a worker
+  the handle is a ``LinkedBudget``: Budget's own ``call`` loop, whose ``reserve`` and ``settle`` go to the
+  scheduler over one connection per worker; what queued up while the last write went out goes in the next one,
+  so a worker's conversations share one stream instead of a round trip each. It lives on the scheduler, not on
+  a worker (an actor), because any worker may die; Dask's ``Semaphore`` counts no tokens (and its leases expire
+  under load, dask/distributed issue 4057).
+- **Leases.** A dead worker's reservations stay counted as in flight for ``LEASE_SECONDS`` (its requests may
+  still reach the server), then come back as a cancelled call's do (its input counted as spent).
+- **The conversations** run many at once on each worker's event loop, with one ``AsyncOpenAI`` per worker made
+  from what the caller's client says (base URL, timeout, retries, headers), never the key: each worker reads
+  ``OPENAI_API_KEY`` from its own environment. Not a Dask task each: a task holds one of the worker's threads.
+  The caller connects to each worker (a ``WorkerPlugin`` adds the handler), hands it at most ``max_per_worker``
+  conversations at a time, and gets each outcome as it finishes.
+- **Faults.** A worker that dies takes its running conversations with it: they are ``Rejected`` with a
+  ``WorkerLost`` that says so, not run again (their answered turns would be sent again, and a tool with side
+  effects would run twice); the others go to the live workers. A Dask client closed mid-batch gives
+  ``Rejected(WorkerLost)`` for what had not finished, not a hang.
 """
 
 from __future__ import annotations
@@ -113,7 +104,7 @@ async def run_distributed(
     clock = BatchClock("run_distributed", agent, checked, timeout, False, False, None)
     outcomes: list[Outcome | None] = [None] * len(checked)
     shipped = Shipment(dataclasses.replace(agent, client=None), spec, budget, timeout)
-    work = spread(client, shipped, checked, outcomes, clock, max_per_worker)
+    work = Spread(client, shipped, checked, outcomes, clock).run(max_per_worker)
     with clock:
         if client.asynchronous:
             running: asyncio.Future[None] = asyncio.ensure_future(work)
@@ -121,11 +112,11 @@ async def run_distributed(
             loop = client.loop.asyncio_loop  # type: ignore[union-attr]
             running = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, loop))
         await until_done_or_closed(running, client)
-    for index, outcome in enumerate(outcomes):
-        if outcome is None:
-            lost = WorkerLost("the Dask client was closed before this conversation finished; run it again")
-            outcomes[index] = Rejected(lost)
-            clock.record(index, Rejected(lost), clock.origin)
+    for index in [i for i, outcome in enumerate(outcomes) if outcome is None]:
+        outcomes[index] = lost = Rejected(
+            WorkerLost(f"the Dask client was closed before this conversation ended. {NOT_AGAIN}")
+        )
+        clock.record(index, lost, clock.origin)
     return Batch([o for o in outcomes if o is not None], clock.report())
 
 
@@ -135,7 +126,7 @@ def check_client(client: object) -> None:
             f"client must be a dask.distributed.Client (Client(LocalCluster()) or Client('tcp://host:8786')), "
             f"got {type(client).__name__}"
         )
-    if client.status in ("closing", "closed"):
+    if closing(client):
         raise ConfigurationError("client is closed: make a new dask.distributed.Client")
 
 
@@ -156,7 +147,7 @@ async def until_done_or_closed(running: asyncio.Future[None], client: dask.distr
     try:
         while not running.done():
             await asyncio.wait([running], timeout=0.1)
-            if client.status in ("closing", "closed") and not running.done():
+            if closing(client) and not running.done():
                 running.cancel()
                 await asyncio.wait([running], timeout=1.0)  # a loop that closed with the client never answers
                 return
@@ -164,38 +155,6 @@ async def until_done_or_closed(running: asyncio.Future[None], client: dask.distr
     except BaseException:
         running.cancel()
         raise
-
-
-async def spread(
-    client: dask.distributed.Client,
-    shipped: Shipment,
-    prompts: list[Prompt],
-    outcomes: list[Outcome | None],
-    clock: BatchClock,
-    per_worker: int,
-) -> None:
-    """On the Dask client's loop: open one link per worker, and keep each busy until every prompt is handed."""
-    scheduler: Any = client.scheduler
-    workers = list((await scheduler.identity())["workers"])
-    if not workers:
-        raise ConfigurationError("client: the Dask cluster has no workers; start some (LocalCluster(n_workers=4))")
-    plugin = dumps(ConversationsPlugin())
-    await scheduler.register_worker_plugin(plugin=plugin, name=WORKER_PLUGIN, idempotent=True)
-    waiting = deque(range(len(prompts)))
-    links = [WorkerLink(address, client, shipped, prompts, outcomes, clock) for address in workers]
-    try:
-        share = min(per_worker, math.ceil(len(prompts) / len(workers)))  # a small batch is spread over them all
-        await asyncio.gather(*(link.work(waiting, share) for link in links))
-    finally:
-        for link in links:
-            link.close()
-    for index in waiting:  # every worker died before these were handed out
-        clock.record(index, reject(outcomes, index, WorkerLost("every Dask worker died; run it again")), clock.origin)
-
-
-def reject(outcomes: list[Outcome | None], index: int, error: BaseException) -> Rejected:
-    outcomes[index] = outcome = Rejected(error)
-    return outcome
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,79 +167,74 @@ class Shipment:
     timeout: float | None
 
 
-class WorkerLink:
-    """The caller's connection to one worker: conversations go out, each outcome comes back as it finishes."""
+@dataclasses.dataclass
+class Spread:
+    """One batch on the cluster, run on the Dask client's loop: one connection per worker, each kept busy."""
 
-    def __init__(
-        self,
-        address: str,
-        client: dask.distributed.Client,
-        shipped: Shipment,
-        prompts: list[Prompt],
-        outcomes: list[Outcome | None],
-        clock: BatchClock,
-    ) -> None:
-        self.address, self.client, self.shipped = address, client, shipped
-        self.prompts, self.outcomes, self.clock = prompts, outcomes, clock
-        self.comm: Comm | None = None
-        self.in_flight: dict[int, float] = {}  # index → when it was handed out
+    client: dask.distributed.Client
+    shipped: Shipment
+    prompts: list[Prompt]
+    outcomes: list[Outcome | None]
+    clock: BatchClock
 
-    async def work(self, waiting: deque[int], at_most: int) -> None:
+    async def run(self, per_worker: int) -> None:
+        scheduler: Any = self.client.scheduler
+        workers = list((await scheduler.identity())["workers"])
+        if not workers:
+            raise ConfigurationError("client: the Dask cluster has no workers; start some (LocalCluster(n_workers=4))")
+        plugin = dumps(ConversationsPlugin())
+        await scheduler.register_worker_plugin(plugin=plugin, name=WORKER_PLUGIN, idempotent=True)
+        waiting, comms = deque(range(len(self.prompts))), list[Comm]()
+        share = min(per_worker, math.ceil(len(self.prompts) / len(workers)))  # a small batch is spread over all
         try:
-            offset = await self.open()
-            while waiting or self.in_flight:
-                handed = [waiting.popleft() for _ in range(min(len(waiting), at_most - len(self.in_flight)))]
+            await asyncio.gather(*(self.work(address, waiting, share, comms) for address in workers))
+        finally:
+            for comm in comms:
+                comm.abort()  # the worker cancels whatever it still runs for us
+        for index in waiting:  # every worker died before these were handed out
+            self.finish(index, Rejected(WorkerLost("every Dask worker died; run it again")), self.clock.origin)
+
+    async def work(self, address: str, waiting: deque[int], at_most: int, comms: list[Comm]) -> None:
+        """Ship the Agent to one worker, then hand it conversations as others finish, until none are left."""
+        in_flight: dict[int, float] = {}  # index → when it was handed out
+        try:
+            comm = await connect(address, **self.client.connection_args)
+            comms.append(comm)
+            await comm.write({"op": "agentlab_conversations", "reply": False, "shipped": to_serialize(self.shipped)})
+            hello = await comm.read()
+            if "error" in hello:
+                raise hello["error"]
+            offset = time.perf_counter() - float(hello["clock"])  # the worker's clock against ours
+            while waiting or in_flight:
+                handed = [waiting.popleft() for _ in range(min(len(waiting), at_most - len(in_flight)))]
                 if handed:
-                    self.in_flight.update(dict.fromkeys(handed, time.perf_counter()))
-                    await self.send({"jobs": [(i, self.prompts[i]) for i in handed]})
-                if not self.in_flight:
+                    in_flight.update(dict.fromkeys(handed, time.perf_counter()))
+                    await comm.write({"jobs": [(i, self.prompts[i]) for i in handed]})
+                if not in_flight:
                     return
-                for index, result, error in (await self.receive())["done"]:
-                    start = self.in_flight.pop(index)
+                for index, result, error in (await comm.read())["done"]:
                     outcome = Fulfilled(shifted(result, offset)) if error is None else Rejected(error)
-                    self.outcomes[index] = outcome
-                    self.clock.record(index, outcome, start)
+                    self.finish(index, outcome, in_flight.pop(index))
         except ConfigurationError:
             raise  # the worker cannot run this batch at all (no key in its environment): before any request
-        except Exception as exc:  # the connection closed (the worker died), or what it sent cannot be read
-            self.lost(exc)
+        except Exception:  # the connection closed (the worker died), or what it sent cannot be read
+            why = "the Dask client was closed" if closing(self.client) else f"its Dask worker {address} died"
+            for index, start in in_flight.items():
+                self.finish(index, Rejected(WorkerLost(f"{why} while this conversation ran there. {NOT_AGAIN}")), start)
 
-    async def open(self) -> float:
-        """Connect, ship the batch's Agent and budget, and learn how the worker's clock differs from ours."""
-        self.comm = await connect(self.address, **self.client.connection_args)
-        shipped = self.shipped
-        await self.send(
-            {"op": "agentlab_conversations", "reply": False, "shipped": to_serialize(shipped)},
-        )
-        hello = await self.receive()
-        if "error" in hello:
-            raise hello["error"]
-        return time.perf_counter() - float(hello["clock"])
+    def finish(self, index: int, outcome: Outcome, start: float) -> None:
+        self.outcomes[index] = outcome
+        self.clock.record(index, outcome, start)
 
-    async def send(self, message: dict[str, Any]) -> None:
-        assert self.comm is not None
-        await self.comm.write(message)
 
-    async def receive(self) -> dict[str, Any]:
-        assert self.comm is not None
-        message: dict[str, Any] = await self.comm.read()
-        return message
+NOT_AGAIN = (
+    "It was not run again: turns it already had answers for would be sent again, and a tool with side effects "
+    "would run twice. Run it again if that is safe."
+)
 
-    def lost(self, exc: BaseException) -> None:
-        """The worker died: its unfinished conversations are Rejected, and not run again (see the docstring)."""
-        closed = self.client.status in ("closing", "closed")
-        for index, start in self.in_flight.items():
-            why = "the Dask client was closed" if closed else f"its Dask worker {self.address} died ({exc!r})"
-            error = WorkerLost(
-                f"{why} while this conversation ran there. It was not run again: turns it already had answers "
-                "for would be sent again, and a tool with side effects would run twice. Run it again if that is safe."
-            )
-            self.clock.record(index, reject(self.outcomes, index, error), start)
-        self.in_flight.clear()
 
-    def close(self) -> None:
-        if self.comm is not None:
-            self.comm.abort()  # the worker cancels whatever it still runs for us
+def closing(client: dask.distributed.Client) -> bool:
+    return client.status in ("closing", "closed")
 
 
 def shifted(result: RunResult, offset: float) -> RunResult:
@@ -498,12 +452,11 @@ class LinkedBudget(Budget):
 
     def __init__(self, shared: SharedBudget, scheduler: str, connection_args: Mapping[str, Any]) -> None:
         super().__init__(shared.requests_per_minute, shared.tokens_per_minute)
-        self.shared, self.scheduler, self.connection_args = shared, scheduler, connection_args
-        self.numbers = itertools.count()
-        self.grants: dict[int, asyncio.Future[tuple[int, int, float]]] = {}
+        self.name, self.scheduler, self.connection_args = shared.name, scheduler, connection_args
+        self.numbers, self.grants = itertools.count(), dict[int, asyncio.Future[tuple[int, int, float]]]()
         self.outbox: Outbox | None = None
-        self.connecting: asyncio.Task[Outbox] | None = None
-        self.broken = False
+        self.connecting, self.broken = asyncio.Lock(), False
+        self.reader: asyncio.Task[None] | None = None  # reads the grants as long as the connection lasts
 
     async def reserve(self, input_tokens: int) -> Reservation:
         outbox = await self.connected()
@@ -535,24 +488,17 @@ class LinkedBudget(Budget):
         return retry_after(headers)
 
     async def connected(self) -> Outbox:
-        if self.outbox is not None:
-            return self.outbox
-        if self.connecting is None:
-            self.connecting = asyncio.create_task(self.connect())
-        return await asyncio.shield(self.connecting)
-
-    async def connect(self) -> Outbox:
-        scheduler = dask.distributed.rpc(self.scheduler, connection_args=self.connection_args)
-        async with scheduler:  # the plugin is installed once; installing it again changes nothing
-            await scheduler.register_scheduler_plugin(plugin=dumps(BudgetPlugin()), name=BUDGET_PLUGIN, idempotent=True)
-        comm = await connect(self.scheduler, **self.connection_args)
-        shared = self.shared
-        await comm.write(
-            {"op": "agentlab_budget", "reply": False, "name": shared.name}
-            | {"requests_per_minute": shared.requests_per_minute, "tokens_per_minute": shared.tokens_per_minute}
-        )
-        self.outbox = Outbox(comm, "m", pickled=False)
-        asyncio.create_task(self.read_grants(comm))  # noqa: RUF006 (it ends with the connection)
+        async with self.connecting:  # the first reserve connects; the others wait for it
+            if self.outbox is None:
+                scheduler = dask.distributed.rpc(self.scheduler, connection_args=self.connection_args)
+                async with scheduler:  # installed once; installing it again changes nothing
+                    plugin = dumps(BudgetPlugin())
+                    await scheduler.register_scheduler_plugin(plugin=plugin, name=BUDGET_PLUGIN, idempotent=True)
+                comm = await connect(self.scheduler, **self.connection_args)
+                limits = {"requests_per_minute": self.requests_per_minute, "tokens_per_minute": self.tokens_per_minute}
+                await comm.write({"op": "agentlab_budget", "reply": False, "name": self.name} | limits)
+                self.outbox = Outbox(comm, "m", pickled=False)
+                self.reader = asyncio.create_task(self.read_grants(comm))
         return self.outbox
 
     async def read_grants(self, comm: Comm) -> None:
@@ -583,7 +529,7 @@ class BudgetPlugin(SchedulerPlugin):
 
     def __init__(self) -> None:
         self.budgets: dict[str, Budget] = {}
-        self.overheads: dict[str, deque[float]] = {}
+        self.overheads: dict[str, deque[float]] = {}  # seconds a reserve took beyond its wait, per budget
 
     async def start(self, scheduler: Any) -> None:
         scheduler.handlers["agentlab_budget"] = self.link
@@ -593,90 +539,84 @@ class BudgetPlugin(SchedulerPlugin):
     ) -> None:
         """One worker's connection: reserve, cancel and settle messages in; grants out as they are made."""
         budget = self.budgets.get(name) or self.budgets.setdefault(name, Budget(requests_per_minute, tokens_per_minute))
-        overheads = self.overheads.setdefault(name, deque(maxlen=100_000))
-        leases: dict[int, Reservation] = {}
-        pending: dict[int, asyncio.Task[None]] = {}
-        outbox = Outbox(comm, "g", pickled=False)
+        held = Holdings(
+            budget, Outbox(comm, "g", pickled=False), self.overheads.setdefault(name, deque(maxlen=100_000))
+        )
         try:
             while True:
-                for kind, number, *rest in (await comm.read())["m"]:
-                    if kind == "reserve":
-                        pending[number] = asyncio.create_task(grant(budget, number, rest[0], leases, pending, outbox))
-                    elif kind == "cancel":
-                        if number in pending:
-                            pending.pop(number).cancel()
-                        if number in leases:
-                            budget.settle(leases.pop(number), 0, {}, 0)
-                    elif number in leases:
-                        used, headers, status, usage, overhead = rest
-                        overheads.append(overhead)
-                        settle(budget, leases.pop(number), used, headers, status, usage)
+                for message in (await comm.read())["m"]:
+                    held.handle(*message)
         except CLOSED:
             pass  # the worker is gone (or done): its leases come back after LEASE_SECONDS
         finally:
-            for task in pending.values():
-                task.cancel()
-            outbox.close()
+            held.close()
             comm.abort()  # whatever ended the link, the worker hears that it did
-            if leases:
-                asyncio.get_running_loop().call_later(LEASE_SECONDS, expire, budget, list(leases.values()))
 
     def stats(self, name: str) -> dict[str, Any]:
         budget, overheads = self.budgets.get(name), self.overheads.get(name)
         if budget is None:
             return {"calls": 0}
-        books = budget.stats
-        return {
-            "calls": books.calls,
-            "rate_limited": books.rate_limited,
-            "tokens": books.tokens,
+        books, added = budget.stats, statistics.median(overheads) if overheads else math.nan
+        return {"calls": books.calls, "rate_limited": books.rate_limited, "tokens": books.tokens} | {
             "waited": books.waited,
             "outstanding": len(budget.outstanding),
-            "median_overhead": statistics.median(overheads) if overheads else math.nan,
+            "median_overhead": added,
         }
 
 
-async def grant(
-    budget: Budget,
-    number: int,
-    input_tokens: int,
-    leases: dict[int, Reservation],
-    pending: dict[int, asyncio.Task[None]],
-    outbox: Outbox,
-) -> None:
-    asked = time.perf_counter()
-    reservation = await budget.reserve(input_tokens)
-    pending.pop(number, None)
-    leases[number] = reservation
-    outbox.put((number, reservation.tokens, reservation.scaled_input, time.perf_counter() - asked))
+@dataclasses.dataclass
+class Holdings:
+    """What one worker's link holds of a budget: its leases, and the reservations it is waiting for."""
 
+    budget: Budget
+    outbox: Outbox
+    overheads: deque[float]
+    leases: dict[int, Reservation] = dataclasses.field(default_factory=dict)
+    pending: dict[int, asyncio.Task[None]] = dataclasses.field(default_factory=dict)
 
-def settle(
-    budget: Budget,
-    reservation: Reservation,
-    used: int | None,
-    headers: dict[str, str],
-    status: int,
-    usage: tuple[int, int] | None,
-) -> None:
-    """A worker's answer, in the Budget's own terms: usage learned, then settled, or refused (4xx/5xx, no answer)."""
-    if status in (0, 200):
-        if usage is not None:
-            budget.learn_usage(reservation, *usage)
-        budget.settle(reservation, used, headers, status)
-        return
-    request = httpx2.Request("POST", "https://model.invalid/v1/responses")
-    error: openai.APIError = (
-        openai.APIConnectionError(request=request)
-        if status < 0
-        else openai.APIStatusError(
-            "refused", response=httpx2.Response(status, headers=headers, request=request), body=None
-        )
-    )
-    budget.refused(reservation, error)
+    def handle(self, kind: str, number: int, *rest: Any) -> None:
+        if kind == "reserve":
+            self.pending[number] = asyncio.create_task(self.grant(number, rest[0]))
+        elif kind == "cancel":
+            if number in self.pending:
+                self.pending.pop(number).cancel()
+            if number in self.leases:
+                self.budget.settle(self.leases.pop(number), 0, {}, 0)
+        elif number in self.leases:
+            used, headers, status, usage, overhead = rest
+            self.overheads.append(overhead)
+            self.settle(self.leases.pop(number), used, headers, status, usage)
 
+    async def grant(self, number: int, input_tokens: int) -> None:
+        asked = time.perf_counter()
+        reservation = await self.budget.reserve(input_tokens)
+        self.pending.pop(number, None)
+        self.leases[number] = reservation
+        self.outbox.put((number, reservation.tokens, reservation.scaled_input, time.perf_counter() - asked))
 
-def expire(budget: Budget, reservations: list[Reservation]) -> None:
-    """A dead worker's leases: settled as a cancelled call's are (its input counted as spent)."""
-    for reservation in reservations:
-        budget.settle(reservation, reservation.input_tokens, {}, 0)
+    def settle(
+        self, reservation: Reservation, used: int | None, headers: dict[str, str], status: int, usage: Any
+    ) -> None:
+        """A worker's answer in the Budget's own terms: usage learned, then settled, or refused (4xx/5xx, no answer)."""
+        if status in (0, 200):
+            if usage is not None:
+                self.budget.learn_usage(reservation, *usage)
+            self.budget.settle(reservation, used, headers, status)
+            return
+        request = httpx2.Request("POST", "https://model.invalid/v1/responses")
+        answer = httpx2.Response(max(status, 400), headers=headers, request=request)
+        refusal = openai.APIStatusError("refused", response=answer, body=None)
+        self.budget.refused(reservation, openai.APIConnectionError(request=request) if status < 0 else refusal)
+
+    def close(self) -> None:
+        for task in self.pending.values():
+            task.cancel()
+        self.outbox.close()
+        if self.leases:
+            asyncio.get_running_loop().call_later(LEASE_SECONDS, self.expire)
+
+    def expire(self) -> None:
+        """A dead worker's leases: settled as a cancelled call's are (its input counted as spent)."""
+        for reservation in self.leases.values():
+            self.budget.settle(reservation, reservation.input_tokens, {}, 0)
+        self.leases.clear()

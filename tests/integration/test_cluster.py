@@ -109,10 +109,11 @@ async def test_a_shared_budget_keeps_every_worker_under_the_limit(client: Any, l
 async def test_a_budget_per_worker_overshoots_the_limit(client: Any) -> None:
     """The failure this module exists for: a plain Budget is copied to each worker, each spends the whole limit.
 
-    Each copy hears the server's headers, so the overshoot is in the bursts: after its first answer, each of
-    the 3 workers sends its other 9 first turns at once, 30 in all against a limit of 20 a minute (of 0.6 s)."""
-    with start(ServerConfig(LatencyModel(time_scale=0.01)), rpm=20) as tight:
-        batch = await run_distributed(agent_for(tight), prompts(30), client, budget=Budget(20, None, minute=0.6))
+    Each copy starts full (``start_full``: a key nobody else spends, it believes), so each of the 3 workers sends
+    its 10 first turns at once: 30 requests against a limit of 20 a minute (of 3 s)."""
+    with start(ServerConfig(LatencyModel(time_scale=SCALE)), rpm=20) as tight:
+        per_worker = Budget(20, None, start_full=True)
+        batch = await run_distributed(agent_for(tight), prompts(30), client, budget=per_worker)
         assert len(batch) == 30
         assert statuses(tight).get("429", 0) > 0
 
