@@ -1,6 +1,6 @@
-"""The command line: ``python -m agentlab demo | serve | bench``.
+"""The command line: ``python -m agentlab demo | serve | bench | grade | handout``.
 
-- ``demo``: five math conversations, serially and then concurrently, with the timing table and a timeline PNG.
+- ``demo``: five math conversations serially, concurrently, then settled with one failure: a timing table, a PNG.
 - ``serve``: the offline Responses API server in its own process.
 - ``bench``: the benchmark of ``agentlab/bench`` (import time, agentlab against a raw loop and the Agents SDK, …).
 - ``grade SUBMISSIONS --out REPORT``: a class's exercise notebooks, graded into one report.
