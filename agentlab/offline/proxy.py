@@ -184,7 +184,7 @@ async def read_readable_body(request: web.Request) -> bytes:
     """The body, which the proxy must be able to read to remove its markers: a 415 for one it cannot (a
     Content-Encoding that aiohttp does not decode, or a form part in base64 or quoted-printable)."""
     encoding = request.headers.get("Content-Encoding", "identity")
-    if encoding.lower() not in DECODED | {"identity"}:
+    if encoding.strip().lower() not in DECODED | {"identity", ""}:
         raise unreadable(f"Content-Encoding {encoding!r}", "Send it plain, or in one of " + ", ".join(sorted(DECODED)))
     raw = await read_body(request, request.app[STATE].config.read_timeout)
     if request.content_type.startswith("multipart/") and ENCODED_PART.search(raw):

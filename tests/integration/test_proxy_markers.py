@@ -187,3 +187,6 @@ async def test_a_body_the_proxy_cannot_read_is_refused_not_forwarded(upstream: S
     status, body = await post(proxy.base_url + "/files", form, headers)
     assert status == 415 and b"Content-Transfer-Encoding" in body
     assert len(upstream.received) == before
+    plain = utf8({"model": "gpt-5-mini", "input": "2 + 3? [duration=0]"})
+    for encoding in ("identity", ""):  # a plain body, said to be plain
+        assert (await post(proxy.base_url + "/responses", plain, {**HEADERS, "Content-Encoding": encoding}))[0] == 200
