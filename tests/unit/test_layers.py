@@ -97,7 +97,7 @@ def test_every_module_has_a_layer() -> None:
     names = [module_name(p) for p in MODULES]
     unknown = [name for name in names if not name.startswith(LEAF) and layer_of(name) is None]
     assert unknown == [], (
-        f"{unknown} are in no layer: add each to LAYERS in tests/test_layers.py, in the layer it belongs to "
+        f"{unknown} are in no layer: add each to LAYERS in tests/unit/test_layers.py, in the layer it belongs to "
         "(design §9), so that the import graph keeps the layers"
     )
 
