@@ -7,9 +7,9 @@ Outputs are made at full speed (AGENTLAB_TIME_SCALE=1) against the offline serve
 the real ones a learner sees. Exercises are stored with no outputs, ready for the learner (their cell metadata,
 such as nbgrader's, is kept). Never edit outputs by hand: change the notebook's code and run this again.
 
-Widgets (the progress bar, the conversation board) are stored twice: as widget state (JupyterLab and nbviewer
-redraw the live widget from it) and as a static HTML picture of their final state in the same output, which is
-what GitHub shows.
+Widgets (the progress bar, the conversation board) are stored as widget state (JupyterLab and nbviewer redraw
+the live widget from it) and, in the same output, as pictures of their final state: static HTML, which is what
+GitHub shows, and plain text, which nbval and a terminal read.
 """
 
 from __future__ import annotations
