@@ -2,7 +2,8 @@
 
 Start with ``Agent`` and ``agentlab.tools.math``, then compare the runners: ``run_serial`` (the sum of the
 durations), ``run_concurrent`` (about the longest one), ``run_settled`` (keep partial results) and
-``run_bounded`` (a limit and a timeout). Every lesson runs against a local offline server: no key needed.
+``run_bounded`` (at most k at once, or paced by a rate limit); ``as_completed`` yields each as it finishes.
+Every lesson runs against a local offline server: no key needed.
 """
 
 from agentlab.agent import Agent
