@@ -1,4 +1,4 @@
-"""Runners: many conversations with one Agent, four ways, and the batch's clock. Each returns results in input order.
+"""Runners: many conversations with one Agent, four ways, and the batch's clock. Each returns them in input order.
 
 =================  ======================================  =====================================
 runner             how the conversations run               when one fails
@@ -10,7 +10,8 @@ runner             how the conversations run               when one fails
                    or as fast as a rate-limit budget lets
 =================  ======================================  =====================================
 
-``as_completed`` yields ``(index, outcome)`` pairs as conversations finish, for live processing.
+``as_completed`` yields ``(index, outcome)`` pairs as conversations finish (fastest first, not in input order),
+for live processing.
 
 What every runner takes:
 
