@@ -2,19 +2,19 @@
 
 ``jobs`` notebooks run at once in one event loop (nbclient's async API), each with ``timeout`` seconds of cell
 time, against the grader's one offline server; each kernel is shut down when its notebook ends. A check's
-verdict is read only from the grader's own cell after it: a part keeps its verdict when a later part hangs.
+verdict is the grader's own (kernels.judge_answers), on the answers that its cell after the check cell sent
+while the kernel still ran: a part keeps its verdict when a later part hangs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from agentlab.classroom.kernels import KERNEL_NAME
+from agentlab.classroom.kernels import ANSWERS_MIME, KERNEL_NAME, judge_answers
 from agentlab.classroom.notebook import (
     BadSubmission,
     Reference,
@@ -34,9 +34,10 @@ from agentlab.classroom.notebook import (
     read_submission,
     source_of,
 )
-from agentlab.exercises import CHECK_MIME
+from agentlab.exercises import CHECK_MIME, Feedback
 
 GRADER_SECONDS = 30  # the grader's own cell gets this much even when the learner used up the time limit
+OUTPUT_LIMIT = 2_000_000  # characters of output the learner's cells may show per notebook; the rest is cut
 Status = Literal["passed", "failed", "error", "timeout", "missing"]
 Judged = tuple[Status, list[str]]  # a grader cell's status and feedback
 
@@ -57,6 +58,7 @@ class Options:
     timeout: float  # seconds of cell time per notebook
     env: dict[str, str]  # the kernels' environment (kernels.kernel_environment)
     executed: Path  # where the executed copies go
+    scratch: Path  # the run's temporary folder (grade.run_folder): each notebook works in a folder of its own
     kernels: KernelSpecManager | None = None  # the forked kernels' kernelspec (kernels.py), or None: python3
 
 
@@ -81,10 +83,41 @@ class RunStopped(Exception):
 
 @dataclass
 class Run:
-    """What happened while one notebook ran: which cell was running, and how it ended."""
+    """What happened while one notebook ran: which cell was running, how it ended, and how much it showed."""
 
     cell_index: int = -1
     ended: str = "ok"  # ok, timeout, died, or what broke
+    shown: int = 0  # characters of output kept from the learner's cells
+    cut: bool = False  # some output went past OUTPUT_LIMIT and was dropped
+    verdicts: dict[int, dict[str, Any]] = field(default_factory=dict)  # grader cell index -> the check's verdict
+
+
+class CappedClient(NotebookClient):
+    """nbclient, keeping at most OUTPUT_LIMIT characters of the learner's outputs per notebook: a cell that
+    prints 100 MB must not make a 100 MB executed copy and hold it in the grader's memory. The grader's own
+    cells are not capped (their verdict is needed); one note says where the output was cut."""
+
+    run: Run
+
+    def output(
+        self, outs: list[Any], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> nbformat.NotebookNode | None:
+        if self.nb.cells[cell_index].metadata.get("agentlab") or msg["msg_type"] == "error":
+            return super().output(outs, msg, display_id, cell_index)
+        size = len(str(msg.get("content", "")))
+        if self.run.shown + size <= OUTPUT_LIMIT:
+            self.run.shown += size
+            return super().output(outs, msg, display_id, cell_index)
+        left = OUTPUT_LIMIT - self.run.shown
+        if msg["msg_type"] == "stream" and left > 0:  # what fits of a long print is kept
+            self.run.shown = OUTPUT_LIMIT
+            kept = {**msg["content"], "text": msg["content"]["text"][:left]}
+            super().output(outs, {**msg, "content": kept}, None, cell_index)
+        if not self.run.cut:
+            self.run.cut = True
+            note = f"[the grader cut the output here: more than {OUTPUT_LIMIT:,} characters in this notebook]\n"
+            outs.append(nbformat.v4.new_output("stream", name="stderr", text=note))  # type: ignore[no-untyped-call]
+        return None
 
 
 async def grade_all(
@@ -127,6 +160,8 @@ async def grade_one(submission: Submission, reference: Reference, options: Optio
     seconds = round(time.perf_counter() - started, 2)
     write_executed(executed, options.executed / learner / submission.path.name)
     verdicts = judge_run(executed, run, options.timeout)
+    if run.cut:
+        notes.append(f"the notebook showed more than {OUTPUT_LIMIT:,} characters of output: the rest was cut")
     return [Grade(learner, e, verdicts[e][0], seconds, (*notes, *verdicts[e][1])) for e in exercises]
 
 
@@ -143,11 +178,27 @@ async def execute(notebook: nbformat.NotebookNode, options: Options, stop: Stop)
     run = Run()
     deadline: list[float] = []
 
-    def cell_timeout(cell: Any) -> int:
+    def cell_timeout(cell: Any) -> float:
+        """What is left of the notebook's ``timeout``: a cell that starts after the deadline times out at once
+        (nbclient's poll needs a positive number); the grader's own cell always gets GRADER_SECONDS."""
         if not deadline:  # the clock starts with the first cell, after the kernel is up
             deadline.append(time.monotonic() + options.timeout)
-        left = math.ceil(deadline[0] - time.monotonic())
-        return max(left, GRADER_SECONDS) if cell.metadata.get("agentlab") else max(left, 1)
+        left = deadline[0] - time.monotonic()
+        return max(left, GRADER_SECONDS) if cell.metadata.get("agentlab") else max(left, 0.001)
+
+    async def judged(cell: Any, cell_index: int, **_: Any) -> None:
+        """A grader cell has run: judge its answers here and now (a learner's server is still up), and show the
+        verdict in its place in the executed copy."""
+        if (exercise := cell.metadata.get("agentlab", {}).get("grader")) is None:
+            return
+        payload = next((o["data"][ANSWERS_MIME] for o in cell.outputs if ANSWERS_MIME in o.get("data", {})), None)
+        try:
+            verdict = await asyncio.wait_for(asyncio.to_thread(judge_answers, exercise, payload), GRADER_SECONDS)
+        except TimeoutError:
+            verdict = {"exercise": exercise, "passed": False, "messages": ["the check took too long to judge"]}
+        run.verdicts[cell_index] = verdict
+        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+        cell.outputs = [*errors, verdict_output(verdict)] if verdict["passed"] is not None else errors
 
     def started(cell: Any, cell_index: int, **_: Any) -> None:
         if stop.requested:  # a kernel that came up after the stop runs no cell
@@ -156,8 +207,8 @@ async def execute(notebook: nbformat.NotebookNode, options: Options, stop: Stop)
         run.cell_index = cell_index
 
     km = kernel_manager(options)
-    with tempfile.TemporaryDirectory(prefix="agentlab-grade-") as folder:
-        client = NotebookClient(
+    with tempfile.TemporaryDirectory(prefix="notebook-", dir=options.scratch) as folder:
+        client = CappedClient(
             notebook,
             km=km,
             timeout_func=cell_timeout,
@@ -167,11 +218,15 @@ async def execute(notebook: nbformat.NotebookNode, options: Options, stop: Stop)
             record_timing=False,
             resources={"metadata": {"path": folder}},
             on_cell_execute=started,
+            on_cell_executed=judged,
         )
+        client.run = run
         try:
             # cleanup_kc: nbclient shuts down at the end a kernel whose manager it did not make, as here.
             # The kernel's own stderr is noise here (its outputs reach the notebook through the kernel protocol).
-            await client.async_execute(cleanup_kc=True, env=options.env, stderr=subprocess.DEVNULL)
+            # TMPDIR: what a notebook keeps in tempfile.gettempdir() is its own, also without the sandbox
+            env = {**options.env, "TMPDIR": folder}
+            await client.async_execute(cleanup_kc=True, env=env, stderr=subprocess.DEVNULL)
         except CellTimeoutError:
             run.ended = "timeout"
         except DeadKernelError:
@@ -197,10 +252,10 @@ def judge_run(notebook: nbformat.NotebookNode, run: Run, timeout: float) -> dict
     for index, cell in enumerate(cells):
         if (exercise := cell.metadata.get("agentlab", {}).get("grader")) is None:
             continue
-        if run.ended != "ok" and index >= run.cell_index:
+        if run.ended != "ok" and index >= run.cell_index and index not in run.verdicts:
             judged[exercise] = how_it_ended(cells, run, timeout)
         else:
-            judged[exercise] = judge_verdict(cell, cell_errors(cells, index))
+            judged[exercise] = judge_verdict(run.verdicts.get(index), cell, cell_errors(cells, index))
     return judged
 
 
@@ -213,9 +268,8 @@ def how_it_ended(cells: list[Any], run: Run, timeout: float) -> Judged:
     return "error", [run.ended]
 
 
-def judge_verdict(cell: Any, errors: list[str]) -> Judged:
-    verdict = read_verdict(cell)
-    if verdict is None:
+def judge_verdict(verdict: dict[str, Any] | None, cell: Any, errors: list[str]) -> Judged:
+    if verdict is None or verdict["passed"] is None:
         return "error", [*errors, "the grader's check did not run: " + grader_problem(cell)]
     messages = [str(m) for m in verdict.get("messages", [])]
     if verdict.get("passed") is True:
@@ -245,12 +299,11 @@ def cell_errors(cells: list[Any], stop: int) -> list[str]:
     return found
 
 
-def read_verdict(cell: Any) -> dict[str, Any] | None:
-    for output in reversed(cell.get("outputs", [])):
-        data = output.get("data", {}).get(CHECK_MIME)
-        if isinstance(data, dict) and isinstance(data.get("passed"), bool):
-            return data
-    return None
+def verdict_output(verdict: dict[str, Any]) -> nbformat.NotebookNode:
+    """The grader's verdict as a check shows it: for the teacher who opens the executed copy."""
+    feedback = Feedback(verdict["passed"], tuple(verdict["messages"]), verdict["exercise"])
+    data = {CHECK_MIME: verdict, "text/plain": str(feedback), "text/html": feedback._repr_html_()}
+    return nbformat.v4.new_output("display_data", data=data)  # type: ignore[no-untyped-call,no-any-return]
 
 
 def grader_problem(cell: Any) -> str:
@@ -261,5 +314,8 @@ def grader_problem(cell: Any) -> str:
 
 
 def write_executed(notebook: nbformat.NotebookNode, path: Path) -> None:
+    """Written beside, then renamed: a grader killed meanwhile leaves no half-written notebook."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, str(path))  # type: ignore[no-untyped-call]
+    partial = path.with_name(path.name + ".partial")
+    nbformat.write(notebook, str(partial))  # type: ignore[no-untyped-call]
+    partial.replace(path)

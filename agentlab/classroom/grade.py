@@ -7,6 +7,9 @@ that scales with the durations; at 0.05 a busy machine's fixed overheads can ref
 
 Ctrl-C or SIGTERM stops the run, every kernel and the zygote with it; the report keeps the rows graded so far.
 The grading loop runs in a thread so that signals stay the main thread's (nbclient would kill one kernel each).
+While a run goes on, ``REPORT/RUNNING`` says so and the last run's report is gone; its temporary files live in
+one folder, ``agentlab-grading-<pid>`` in the system's temporary folder, which the next run removes if a
+SIGKILL left it behind. Grading is offline: the grader drops API keys and tokens from its own environment.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ import asyncio
 import concurrent.futures
 import os
 import pkgutil
+import shutil
 import signal
 import sys
+import tempfile
+import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
@@ -30,7 +36,7 @@ from agentlab.classroom.course import (
     exercise_of,
     refuse_inside,
 )
-from agentlab.classroom.kernels import forked_kernels, kernel_environment
+from agentlab.classroom.kernels import forked_kernels, is_secret, kernel_environment, sandbox_problem
 from agentlab.classroom.notebook import Reference, Submission, load_reference
 from agentlab.errors import AgentLabError, ConfigurationError
 
@@ -38,8 +44,13 @@ if TYPE_CHECKING:
     from agentlab.classroom.execute import Grade, Stop
 
 
+RUN_PREFIX = "agentlab-grading-"
+
+
 def grade_command(args: argparse.Namespace) -> int:
     """Exit 0 once the report is written; 2 when the grader cannot run; 128 + the signal's number if stopped."""
+    for key in [key for key in os.environ if is_secret(key)]:
+        del os.environ[key]  # nothing the grader starts, nor /proc/<grader>/environ, holds a key
     with stop_on_signals() as stopped_by:
         return grade_and_report(args, stopped_by)
 
@@ -47,12 +58,16 @@ def grade_command(args: argparse.Namespace) -> int:
 def grade_and_report(args: argparse.Namespace, stopped_by: list[str]) -> int:
     submissions: list[Submission] = []
     finished: dict[Submission, list[Grade]] = {}
+    warnings: list[str] = []
     try:
         check_arguments(args)
         wanted = [e.strip().zfill(2) for e in args.exercises.split(",") if e.strip()] or None
         submissions = discover(args.submissions, wanted)
+        start_report(args.out)
         fork = not args.no_fork
-        grades = grade_class(submissions, args.out, args.jobs, args.timeout, args.time_scale, fork, finished)
+        warnings = sandbox_warnings(fork, hidden_from_learners(args))
+        with run_folder() as scratch:
+            grades = grade_class(submissions, args, scratch, fork, finished, warnings)
     except (AgentLabError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -63,7 +78,8 @@ def grade_and_report(args: argparse.Namespace, stopped_by: list[str]) -> int:
         grades = [g for s in submissions for g in finished.get(s) or stopped_rows(s, stopped_by[0])]
     from agentlab.classroom.report import write_report
 
-    write_report(grades, args.out)
+    write_report(grades, args.out, tuple(warnings))
+    (args.out / "RUNNING").unlink(missing_ok=True)
     passed = sum(g.status == "passed" for g in grades)
     print(f"{passed}/{len(grades)} passed; wrote {args.out / 'grades.csv'}, gradebook.csv and report.html")
     if len(finished) < len(submissions):
@@ -87,6 +103,65 @@ def stop_on_signals() -> Iterator[list[str]]:
     finally:
         for number, handler in former.items():
             signal.signal(number, handler)
+
+
+def start_report(out: Path) -> None:
+    """The last run's report goes, and ``RUNNING`` says that this one has not finished (yet)."""
+    from agentlab.classroom.report import REPORT_FILES
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "RUNNING").write_text(
+        f"a grading run (pid {os.getpid()}) started at {time.strftime('%Y-%m-%d %H:%M:%S')} and has not finished: "
+        "if it is no longer running, it was killed; run `python -m agentlab grade` again\n",
+        encoding="utf-8",
+    )
+    for name in REPORT_FILES:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "executed", ignore_errors=True)
+
+
+@contextmanager
+def run_folder() -> Iterator[Path]:
+    """The run's temporary folder (removed at the end); first the folders of runs whose grader is gone."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{RUN_PREFIX}*"):
+        pid = stale.name.removeprefix(RUN_PREFIX)
+        if pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    folder = Path(tempfile.gettempdir()) / f"{RUN_PREFIX}{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def hidden_from_learners(args: argparse.Namespace) -> list[Path]:
+    """What the sandbox hides besides the teacher's home and Jupyter's files (kernels.hidden_folders)."""
+    return [args.submissions, args.out, course_folder() / "solutions", course_folder().parent / ".git"]
+
+
+def sandbox_warnings(fork: bool, hidden: list[Path]) -> list[str]:
+    """One line, on stderr and in report.html, when the learners' kernels will run without the sandbox."""
+    problem = "--no-fork starts plain kernels" if not fork else sandbox_problem(hidden)
+    if not problem:
+        return []
+    warning = (
+        f"the learners' notebooks run WITHOUT a sandbox ({problem}): a notebook can read the other submissions, "
+        "the solutions and your files. Install bubblewrap (apt-get install bubblewrap) to grade in isolation"
+    )
+    print(f"warning: {warning}", file=sys.stderr)
+    return [warning]
 
 
 def stopped_rows(submission: Submission, signal_name: str) -> list[Grade]:
@@ -166,29 +241,29 @@ def notebooks_of(learner: Path) -> dict[str, list[Path]]:
 
 def grade_class(
     submissions: list[Submission],
-    out: Path,
-    jobs: int,
-    timeout: float,
-    time_scale: float,
+    args: argparse.Namespace,
+    scratch: Path,
     fork: bool,
     finished: dict[Submission, list[Grade]],
+    warnings: list[str],
 ) -> list[Grade]:
-    """Grade every submission against one offline server, in forked kernels unless ``fork`` is False (2.5 s of
-    CPU more per notebook); each submission's rows go into ``finished`` as it is done."""
+    """Grade every submission against one offline server, in forked kernels in the sandbox unless ``fork`` is
+    False (2.5 s of CPU more per notebook); each submission's rows go into ``finished`` as it is done."""
     from tqdm import tqdm
 
     from agentlab.offline import config_from_env, start
 
     references = {e: load_reference(e, p) for e, p in exercise_notebooks().items()}
     references.update({s.exercise: Reference(s.exercise) for s in submissions if s.exercise not in references})
-    config = config_from_env({**os.environ, "AGENTLAB_TIME_SCALE": str(time_scale)})
+    config = config_from_env({**os.environ, "AGENTLAB_TIME_SCALE": str(args.time_scale)})
+    hidden = hidden_from_learners(args)
     with start(config) as server:
-        env = kernel_environment(server.base_url, time_scale)
-        with forked_kernels(env) if fork else nullcontext() as kernels:
+        env = kernel_environment(server.base_url, args.time_scale)
+        with forked_kernels(env, scratch, hidden, sandboxed=not warnings) if fork else nullcontext() as kernels:
             # nbclient and nbformat load while the zygote warms up
             from agentlab.classroom.execute import Options, Stop, grade_all
 
-            options = Options(timeout, env, out / "executed", kernels() if kernels else None)
+            options = Options(args.timeout, env, args.out / "executed", scratch, kernels() if kernels else None)
             with tqdm(total=len(submissions), desc="grading", unit="notebook") as bar:
 
                 def done(submission: Submission, grades: list[Grade]) -> None:
@@ -196,7 +271,7 @@ def grade_class(
                     bar.update()
 
                 stop = Stop()
-                return run_in_thread(grade_all(submissions, references, options, jobs, done, stop), stop)
+                return run_in_thread(grade_all(submissions, references, options, args.jobs, done, stop), stop)
 
 
 def run_in_thread(work: Coroutine[Any, Any, list[Grade]], stop: Stop) -> list[Grade]:

@@ -8,19 +8,32 @@ zygote kills a kernel whose stand-in goes, and every kernel when told to stop (S
 gone; a kernel whose zygote died anyway exits within a second (ipykernel's parent poller). The zygote has its
 own session, so a Ctrl-C at the terminal is the grader's to handle.
 
-``judge`` runs in the grader's cells, in the learner's kernel: it reloads the exercise modules from disk (the
-learner may have patched them or redefined ``check``), picks the answers by the check's parameter names
-(evaluating the course's check-cell expressions, such as ``tool_seconds=1 * SCALE``) and shows a fresh Feedback,
-whose ``application/vnd.agentlab.check+json`` output is all the grader reads.
+The sandbox: the zygote runs under bubblewrap (``bwrap``, Debian's ``bubblewrap``; we write no sandbox of our
+own) in its own user, PID and mount namespaces: the whole file system read-only, an empty ``/tmp``, and the
+submissions, the report folder, the solutions, the checkout's ``.git``, Jupyter's connection files and (when
+Python lives elsewhere) the home folder hidden under empty folders; the network is shared, so that kernels reach
+the offline server and nbclient on loopback. Each forked kernel then goes one step further with the same
+system calls bwrap makes (``unshare``, ``mount``): a PID namespace of its own (it sees no other kernel, and
+none of its processes outlives it), a private ``/tmp`` that is also its working folder, and no capabilities
+left, so that it cannot undo any of this. Its connection file comes through the socket, not the file system.
+
+``answers`` runs in the grader's cells, in the learner's kernel: it picks the answers by the check's parameter
+names (evaluating the course's check-cell expressions, such as ``tool_seconds=1 * SCALE``) and shows them,
+pickled; ``judge_answers`` runs the check in the grader on what ``load_answers`` lets through (see below).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import ctypes
+import dataclasses
 import importlib
 import inspect
+import io
 import json
 import os
+import pickle
 import selectors
 import shutil
 import signal
@@ -28,20 +41,30 @@ import socket
 import subprocess
 import sys
 import tempfile
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from agentlab.errors import AgentLabError
 
 if TYPE_CHECKING:
     from jupyter_client.kernelspec import KernelSpecManager
 
 KERNEL_NAME = "agentlab-grader"
 MISSING = object()
+PRIVATE = "/tmp"  # a sandboxed kernel's own empty folder: its /tmp, its working folder and its home
+
+
+def is_secret(key: str) -> bool:
+    """An API key, token, password or credential, or any OpenAI setting: grading runs offline without them."""
+    upper = key.upper()
+    return upper.startswith("OPENAI_") or any(w in upper for w in ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL"))
 
 
 def kernel_environment(server_url: str, time_scale: float) -> dict[str, str]:
-    """The learner's kernel: offline, on the shared server, at the grader's time scale, with no keys."""
-    env = {key: value for key, value in os.environ.items() if not key.endswith(("_API_KEY", "_TOKEN"))}
+    """The learner's kernel: offline, on the shared server, at the grader's time scale, with no secrets."""
+    env = {key: value for key, value in os.environ.items() if not is_secret(key)}
     env.pop("NBGRADER_EXECUTION", None)
     env.update(
         AGENTLAB_BACKEND="offline",
@@ -52,17 +75,73 @@ def kernel_environment(server_url: str, time_scale: float) -> dict[str, str]:
     return env
 
 
+def sandbox_problem(hidden: list[Path] | None = None) -> str:
+    """Why the sandbox cannot run Python here with ``hidden`` hidden ("" when it can): bwrap missing, or
+    refused by this system."""
+    if not sys.platform.startswith("linux"):
+        return f"bubblewrap needs Linux, not {sys.platform}"
+    if shutil.which("bwrap") is None:
+        return "bwrap is not installed"
+    probe = [*sandbox_command(hidden_folders(hidden or []), None), "--", sys.executable, "-c", "import agentlab"]
+    try:
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap could not start: {exc}"
+    lines = done.stderr.strip().splitlines()
+    return "" if done.returncode == 0 else f"bwrap refused to start: {lines[-1] if lines else done.returncode}"
+
+
+def sandbox_command(hidden: list[Path], shared: Path | None) -> list[str]:
+    """bwrap's command line: everything read-only, a fresh /tmp, ``hidden`` under empty folders, ``shared``
+    (the zygote's socket folder) bound read-write; the network stays."""
+    command = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
+    command += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in hidden:
+        if path.is_dir() and not path.resolve().is_relative_to(tempfile.gettempdir()):
+            command += ["--tmpfs", str(path.resolve())]
+    if shared is not None:
+        command += ["--bind", str(shared), str(shared)]
+    return command
+
+
+def hidden_folders(hidden: list[Path]) -> list[Path]:
+    """The folders a learner must not see: ``hidden``, Jupyter's connection files and, unless Python or agentlab
+    lives under it, the home folder."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    home = Path.home().resolve()
+    needed = [Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.executable, __file__)]
+    mine = [] if any(path.is_relative_to(home) for path in needed) else [home]
+    return [*hidden, Path(jupyter_runtime_dir()), *mine]
+
+
 @contextlib.contextmanager
-def forked_kernels(env: dict[str, str]) -> Iterator[Callable[[], KernelSpecManager | None]]:
-    """Start the zygote; the callable waits until it is ready (meanwhile the grader does its own imports) and
-    gives the kernelspec, or None without a zygote. On the way out, the zygote and all its kernels are gone."""
+def forked_kernels(
+    env: dict[str, str], scratch: Path | None = None, hidden: list[Path] | None = None, *, sandboxed: bool = False
+) -> Iterator[Callable[[], KernelSpecManager | None]]:
+    """Start the zygote (under bwrap when ``sandboxed``, with ``hidden`` hidden) with its socket in ``scratch``
+    (else a temporary folder of its own); the callable waits until it is ready (meanwhile the grader does its own
+    imports) and gives the kernelspec, or None without a zygote. On the way out, the zygote and all its kernels
+    are gone."""
     if not hasattr(os, "fork"):
         yield lambda: None
         return
-    folder = Path(tempfile.mkdtemp(prefix="agentlab-zygote-"))
+    with contextlib.ExitStack() as stack:
+        if scratch is None:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agentlab-zygote-")))
+        yield stack.enter_context(zygote_process(env, scratch, hidden or [], sandboxed))
+
+
+@contextlib.contextmanager
+def zygote_process(
+    env: dict[str, str], scratch: Path, hidden: list[Path], sandboxed: bool
+) -> Iterator[Callable[[], KernelSpecManager | None]]:
+    folder = scratch / "zygote"
+    folder.mkdir(mode=0o700)
     socket_path = folder / "zygote.sock"
+    sandbox = [*sandbox_command(hidden_folders(hidden), folder), "--"] if sandboxed else []
     zygote = subprocess.Popen(
-        [sys.executable, "-m", "agentlab.classroom.kernels", "zygote", str(socket_path)],
+        [*sandbox, sys.executable, "-m", "agentlab.classroom.kernels", "zygote", str(socket_path), str(sandboxed)],
         env={k: v for k, v in env.items() if k != "JPY_PARENT_PID"},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -74,6 +153,8 @@ def forked_kernels(env: dict[str, str]) -> Iterator[Callable[[], KernelSpecManag
     def kernels() -> KernelSpecManager | None:
         if not found:
             ready = zygote.stdout is not None and zygote.stdout.readline().strip() == b"ready"
+            if sandboxed and not ready:  # never a quiet fall back to kernels outside the sandbox
+                raise AgentLabError("the sandbox's kernels did not start: grade with --no-fork to grade without it")
             found.append(write_kernelspec(folder, socket_path) if ready else None)
         return found[0]
 
@@ -88,7 +169,6 @@ def forked_kernels(env: dict[str, str]) -> Iterator[Callable[[], KernelSpecManag
             zygote.wait()
         if zygote.stdout is not None:
             zygote.stdout.close()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_kernelspec(folder: Path, socket_path: Path) -> KernelSpecManager:
@@ -117,7 +197,11 @@ def stand_in(socket_path: str, kernel_argv: list[str]) -> int:
     def relay(number: int, _frame: Any) -> None:
         send({"signal": number})
 
-    send({"argv": ["ipykernel_launcher", *kernel_argv], "env": dict(os.environ), "cwd": os.getcwd()})
+    connection_file = kernel_argv[kernel_argv.index("-f") + 1]
+    with open(connection_file, encoding="utf-8") as file:  # a sandboxed kernel cannot see Jupyter's folder
+        keys = file.read()
+    request = {"argv": ["ipykernel_launcher", *kernel_argv], "env": dict(os.environ), "cwd": os.getcwd()}
+    send({**request, "connection": keys})
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, relay)
     for line in stream:
@@ -159,8 +243,8 @@ def warm_up() -> None:
         raise RuntimeError(f"{threading.active_count() - 1} thread(s) still run after the warm-up: cannot fork")
 
 
-def start_kernel(request: dict[str, Any], keep: list[socket.socket]) -> int:
-    """Fork a kernel for ``request``; the child never returns."""
+def start_kernel(request: dict[str, Any], keep: list[socket.socket], sandboxed: bool) -> int:
+    """Fork a kernel for ``request`` (into its own namespaces when ``sandboxed``); the child never returns."""
     pid = os.fork()
     if pid:
         return pid
@@ -169,10 +253,14 @@ def start_kernel(request: dict[str, Any], keep: list[socket.socket]) -> int:
         for sock in keep:
             sock.close()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        os.environ["JPY_PARENT_PID"] = str(os.getppid())  # ipykernel exits if the zygote is ever gone
+        if sandboxed:
+            enter_private_namespaces()
+            request = privately(request)
+        else:
+            os.environ["JPY_PARENT_PID"] = str(os.getppid())  # ipykernel exits if the zygote is ever gone
+        os.chdir(request["cwd"])
         sys.argv = list(request["argv"])
         from ipykernel.kernelapp import IPKernelApp
 
@@ -182,8 +270,67 @@ def start_kernel(request: dict[str, Any], keep: list[socket.socket]) -> int:
         os._exit(status)
 
 
+LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 0x4000, 1 << 18
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+
+
+def enter_private_namespaces() -> None:
+    """In the forked child: a new mount and PID namespace, then fork once more. This process stays behind to
+    pass signals on and exit as the kernel does; the kernel (PID 1 there, killed with it) goes on to return."""
+    libc_call("unshare", CLONE_NEWNS | CLONE_NEWPID)
+    kernel = os.fork()
+    if kernel:
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, lambda n, _: os.kill(kernel, n))
+        while True:
+            with contextlib.suppress(InterruptedError):
+                _, status = os.waitpid(kernel, 0)
+                os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL)
+    libc_call("mount", b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+    libc_call("mount", b"tmpfs", PRIVATE.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, None)
+    libc_call("mount", b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV, None)
+    drop_capabilities()
+
+
+def drop_capabilities() -> None:
+    """No capability left (bounding set, then effective, permitted and inheritable), and none to be gained."""
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    for capability in range(64):
+        with contextlib.suppress(OSError):  # past the last capability this kernel knows
+            libc_call("prctl", PR_CAPBSET_DROP, capability, 0, 0, 0)
+    libc_call("capset", ctypes.byref(Header(0x20080522, 0)), ctypes.byref((Data * 2)()))
+    libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def libc_call(name: str, *arguments: Any) -> None:
+    if LIBC is None or getattr(LIBC, name)(*arguments) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, f"{name}: {os.strerror(number)}")
+
+
+def privately(request: dict[str, Any]) -> dict[str, Any]:
+    """The request, in the kernel's private folder: its connection file written there, and it is home."""
+    connection = Path(PRIVATE) / "kernel.json"
+    connection.write_text(request["connection"], encoding="utf-8")
+    argv = list(request["argv"])
+    argv[argv.index("-f") + 1] = str(connection)
+    os.environ.update(HOME=PRIVATE, TMPDIR=PRIVATE)
+    os.environ.pop("JPY_PARENT_PID", None)  # its parent is outside its PID namespace: the poller would exit
+    return {**request, "argv": argv, "cwd": PRIVATE}
+
+
 class Zygote:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, sandboxed: bool) -> None:
+        self.sandboxed = sandboxed
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(path)
         self.listener.listen(128)
@@ -226,7 +373,7 @@ class Zygote:
 
     def handle(self, connection: socket.socket, message: dict[str, Any]) -> None:
         if "argv" in message:
-            self.kernels[connection] = start_kernel(message, [self.listener, *self.buffers])
+            self.kernels[connection] = start_kernel(message, [self.listener, *self.buffers], self.sandboxed)
         elif "signal" in message and connection in self.kernels:
             os.kill(self.kernels[connection], int(message["signal"]))
 
@@ -252,9 +399,9 @@ class Zygote:
         connection.close()
 
 
-def zygote(path: str) -> int:
+def zygote(path: str, sandboxed: bool) -> int:
     preload()
-    server = Zygote(path)
+    server = Zygote(path, sandboxed)
     print("ready", flush=True)
     # Nobody reads our stdout after this line: a kernel writing to it would fill the pipe and block.
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -264,29 +411,47 @@ def zygote(path: str) -> int:
     return 0
 
 
-def judge(exercise: str, namespace: dict[str, Any], expressions: dict[str, str]) -> Any:
-    """The fresh Feedback of ``exercise`` on the names in ``namespace`` (a failed one when the check breaks)."""
-    exercises = importlib.reload(importlib.import_module("agentlab.exercises"))
-    importlib.reload(importlib.import_module("agentlab.exercises._helpers"))
-    module = importlib.reload(importlib.import_module(f"agentlab.exercises.ex{exercise}"))
-    answers = pick_answers(module.check, namespace, expressions)
-    try:
-        feedback = module.check(**answers)
-    except Exception as exc:  # a strange answer must not hide the verdict: it is a failed check
-        feedback = exercises.Feedback(False, (f"the check could not judge your answers: {type(exc).__name__}: {exc}",))
-    return exercises.Feedback(bool(feedback.passed), tuple(str(m) for m in feedback.messages), exercise)
+# -- judging: the answers leave the kernel as data; the verdict is the grader's ---------------------------------
+#
+# A verdict computed in the learner's kernel can always be forged there: one cell can replace importlib.reload,
+# define __import__, register an IPython hook that shows a passing verdict, or patch what the check calls
+# (isinstance, math, ...). So the kernel only sends its answers: the grader's cell there pickles the values the
+# check takes (``answers``), and the grader unpickles them with an allow-list of plain classes (``load_answers``:
+# records, errors, containers; never a function that runs code) and runs the check itself (``judge_answers``).
+# A learner can still send made-up answers, as they could always build made-up results in their own code; what
+# they cannot do is say "passed". What does not cross as itself crosses as a stand-in: a matplotlib Figure as
+# its bars, ticks and labels (drawn again here), an exception of another library as one of the same name,
+# anything else as its type's name, its repr, and the ``url`` or ``is_closed()`` the checks read.
+
+ANSWERS_MIME = "application/vnd.agentlab.answers+pickle"  # base64 of a pickled {parameter: value}
+ANSWERS_LIMIT = 16_000_000  # characters of base64: past this, the answers are not judged
+SAFE_BUILTINS = {
+    "list", "tuple", "dict", "set", "frozenset", "str", "bytes", "bytearray", "int", "float", "complex", "bool",
+    "range", "slice", "object", "NoneType",
+}  # fmt: skip
+SAFE_MODULES = ("agentlab.records", "agentlab.errors", "agentlab.batch.report", "collections", "datetime")
 
 
-def pick_answers(check: Any, namespace: dict[str, Any], expressions: dict[str, str]) -> dict[str, Any]:
-    """The check's parameters that the learner's namespace can fill; the others keep the check's default."""
-    answers: dict[str, Any] = {}
-    for name, parameter in inspect.signature(check).parameters.items():
-        if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
-            continue
-        value = evaluate(expressions.get(name, name), namespace)
-        if value is not MISSING:
-            answers[name] = value
-    return answers
+def answers(exercise: str, namespace: dict[str, Any], expressions: dict[str, str], names: list[str]) -> Any:
+    """In the kernel: the check's answers, evaluated as the course's check cell has them, shown for the grader."""
+    values = {}
+    for name in names:
+        if (value := evaluate(expressions.get(name, name), namespace)) is not MISSING:
+            values[name] = value
+    buffer = io.BytesIO()
+    AnswerPickler(buffer, protocol=4).dump(values)
+    return Answers(exercise, base64.b64encode(buffer.getvalue()).decode())
+
+
+@dataclasses.dataclass(frozen=True)
+class Answers:
+    """What the grader's cell shows: the answers, pickled, for the grader to judge."""
+
+    exercise: str
+    payload: str
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {ANSWERS_MIME: self.payload, "text/plain": f"your answers to check {self.exercise}, for the grader"}
 
 
 def evaluate(expression: str, namespace: dict[str, Any]) -> Any:
@@ -296,6 +461,192 @@ def evaluate(expression: str, namespace: dict[str, Any]) -> Any:
         return MISSING
 
 
+def allowed(module: str, name: str) -> bool:
+    """A class the grader may rebuild from a learner's pickle: plain data, no code run on the way."""
+    if module == "builtins":
+        import builtins
+
+        found = getattr(builtins, name, None)
+        return name in SAFE_BUILTINS or (isinstance(found, type) and issubclass(found, BaseException))
+    if (module, name) in {("copyreg", "_reconstructor"), ("copyreg", "__newobj__"), ("copyreg", "__newobj_ex__")}:
+        return True
+    if module == __name__ or module == "agentlab.classroom.kernels":
+        return name in {"standing_in", "figure_again"}
+    return module in SAFE_MODULES and isinstance(getattr(importlib.import_module(module), name, None), type)
+
+
+class AnswerPickler(pickle.Pickler):
+    """Pickles what ``allowed`` lets through as itself, and the rest as ``standing_in`` or ``figure_again``."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        named = isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType))  # pickled by name
+        kind = obj if named else type(obj)
+        if allowed(kind.__module__, kind.__qualname__) and not isinstance(obj, BaseException):
+            return NotImplemented
+        if kind.__module__.split(".")[0] == "numpy" and callable(getattr(obj, "tolist", None)):
+            plain = obj.tolist()  # a number, or nested lists of them
+            if isinstance(plain, (int, float, complex, bool, list)):
+                return type(plain), (plain,)
+        figure = sys.modules.get("matplotlib.figure")
+        axes = sys.modules.get("matplotlib.axes")
+        if figure is not None and isinstance(obj, figure.Figure):
+            return figure_again, (figure_parts(obj), False)
+        if axes is not None and isinstance(obj, axes.Axes) and obj.figure is not None:
+            return figure_again, (figure_parts(obj.figure), True)
+        return standing_in, (describe_kind(obj), repr(obj)[:200], readable_parts(obj))
+
+
+def describe_kind(obj: Any) -> list[tuple[str, str]]:
+    """The class and its bases, as (module, name), nearest first."""
+    kind = obj if isinstance(obj, type) else type(obj)
+    return [(k.__module__, k.__qualname__) for k in kind.__mro__]
+
+
+def readable_parts(obj: Any) -> dict[str, Any]:
+    """What the checks read of an object that cannot cross: an exception's arguments and plain attributes,
+    a server's ``url``, a client's ``is_closed()``."""
+    plain = (str, int, float, bool, type(None))
+    parts: dict[str, Any] = {}
+    if isinstance(obj, BaseException):
+        parts["args"] = [a if isinstance(a, plain) else repr(a)[:200] for a in obj.args]
+    for name, value in list(getattr(obj, "__dict__", {}).items())[:50]:
+        if isinstance(value, plain):
+            parts[name] = value
+    if isinstance(getattr(obj, "url", None), str):
+        parts["url"] = obj.url
+    closed = getattr(obj, "is_closed", None)
+    if callable(closed):
+        with contextlib.suppress(Exception):
+            parts["closed"] = bool(closed())
+    return parts
+
+
+def figure_parts(figure: Any) -> list[dict[str, Any]]:
+    """A Figure as the data of its axes: labels, ticks and bars."""
+    from matplotlib.container import BarContainer
+
+    axes = []
+    for ax in figure.axes:
+        ticks = {axis: [float(x) for x in getattr(ax, f"{axis}axis").get_majorticklocs()] for axis in ("x", "y")}
+        labels = {axis: [t.get_text() for t in getattr(ax, f"{axis}axis").get_majorticklabels()] for axis in ("x", "y")}
+        containers = [
+            {
+                "orientation": str(c.orientation),
+                "label": str(c.get_label()),
+                "patches": [
+                    (float(p.get_x()), float(p.get_y()), float(p.get_width()), float(p.get_height())) for p in c.patches
+                ],
+                "values": [float(v) for v in list(c.datavalues)],  # type: ignore[arg-type]
+            }
+            for c in ax.containers
+            if isinstance(c, BarContainer)
+        ]
+        texts = (ax.get_title(), ax.get_xlabel(), ax.get_ylabel())
+        axes.append({"texts": texts, "ticks": ticks, "labels": labels, "bars": containers})
+    return axes
+
+
+def figure_again(parts: list[dict[str, Any]], as_axes: bool) -> Any:
+    """In the grader: the learner's Figure drawn again from its parts (or its first Axes, if that was given)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure()
+    for part in parts:
+        ax = figure.add_subplot()
+        for bars in part["bars"]:
+            for (x, y, width, height), value in zip(bars["patches"], bars["values"], strict=False):
+                if bars["orientation"] == "horizontal":
+                    ax.barh(y + height / 2, value, height=height, left=x, label=bars["label"])
+                else:
+                    ax.bar(x + width / 2, value, width=width, bottom=y, label=bars["label"])
+        regroup_bars(ax, [len(bars["patches"]) for bars in part["bars"]], [b["label"] for b in part["bars"]])
+        ax.set_xticks(part["ticks"]["x"], part["labels"]["x"])
+        ax.set_yticks(part["ticks"]["y"], part["labels"]["y"])
+        title, xlabel, ylabel = part["texts"]
+        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return figure.axes[0] if as_axes and figure.axes else figure
+
+
+def regroup_bars(ax: Any, sizes: list[int], labels: list[str]) -> None:
+    """One BarContainer per series, as the learner drew them (each bar above was drawn alone)."""
+    from matplotlib.container import BarContainer
+
+    singles = list(ax.containers)
+    ax.containers.clear()
+    for size, label in zip(sizes, labels, strict=False):
+        taken, singles = singles[:size], singles[size:]
+        if taken:
+            patches = [patch for single in taken for patch in single.patches]
+            merged = BarContainer(patches, orientation=taken[0].orientation, label=label)
+            merged.datavalues = [value for single in taken for value in single.datavalues]
+            ax.containers.append(merged)
+
+
+def standing_in(kinds: list[tuple[str, str]], text: str, parts: dict[str, Any]) -> Any:
+    """In the grader: what stands for an object that could not cross: of the same name, and an exception of the
+    nearest allowed kind if it was one; it says its ``repr`` and keeps the plain ``parts``."""
+    base: type = StandIn
+    for module, name in kinds:
+        if allowed(module, name):
+            found = getattr(sys.modules.get(module) or importlib.import_module(module), name)
+            if isinstance(found, type) and issubclass(found, BaseException):
+                base = found
+            break
+    name = kinds[0][1].rsplit(".", 1)[-1] if kinds else "object"
+    methods = {"__repr__": lambda self: text, "is_closed": lambda self: parts.get("closed", True)}
+    kind: Any = type(name, (base,), methods)
+    obj = kind.__new__(kind)
+    if isinstance(obj, BaseException):
+        obj.args = tuple(parts.get("args", ()))
+    for key, value in parts.items():
+        if key not in ("args", "closed"):
+            with contextlib.suppress(Exception):
+                object.__setattr__(obj, key, value)
+    return obj
+
+
+class StandIn:
+    """The base of what stands for a learner's object that cannot cross into the grader."""
+
+
+def load_answers(payload: str) -> dict[str, Any]:
+    """The learner's answers, unpickled with nothing but ``allowed`` classes and the stand-ins."""
+
+    class Answers(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if not allowed(module, name):
+                raise pickle.UnpicklingError(f"{module}.{name} is not allowed in answers")
+            return getattr(sys.modules.get(module) or importlib.import_module(module), name)
+
+    if len(payload) > ANSWERS_LIMIT:
+        raise ValueError(f"the answers are too big to judge ({len(payload):,} characters)")
+    values = Answers(io.BytesIO(base64.b64decode(payload, validate=True))).load()
+    if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+        raise ValueError("the answers are not a dict of names")
+    return values
+
+
+def check_parameters(exercise: str) -> list[str]:
+    """The names of the answers that the exercise's check takes."""
+    check = importlib.import_module(f"agentlab.exercises.ex{exercise}").check
+    kinds = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    return [name for name, p in inspect.signature(check).parameters.items() if p.kind not in kinds]
+
+
+def judge_answers(exercise: str, payload: str | None) -> dict[str, Any]:
+    """In the grader: the verdict of the exercise's check on the learner's answers, as the check's MIME has it."""
+    from agentlab.exercises import Feedback
+
+    module = importlib.import_module(f"agentlab.exercises.ex{exercise}")
+    if payload is None:
+        return {"exercise": exercise, "passed": None, "messages": []}
+    try:
+        feedback = module.check(**load_answers(payload))
+    except Exception as exc:  # a strange answer must not hide the verdict: it is a failed check
+        feedback = Feedback(False, (f"the check could not judge your answers: {type(exc).__name__}: {exc}"[:300],))
+    return {"exercise": exercise, "passed": bool(feedback.passed), "messages": [str(m) for m in feedback.messages]}
+
+
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
-    sys.exit(zygote(rest[0]) if command == "zygote" else stand_in(rest[0], rest[1:]))
+    sys.exit(zygote(rest[0], rest[1] == "True") if command == "zygote" else stand_in(rest[0], rest[1:]))

@@ -5,6 +5,9 @@ plain UTF-8 CSV with a header row, as spreadsheets and LMS imports read it. Lear
 ``+``, ``-``, ``@``, a tab or a carriage return gets a ``'`` in front, so that no spreadsheet runs it as a
 formula (OWASP's advice on CSV injection). The HTML page colours a cell per learner and check, with a class
 summary: the pass rate (with a bar) and the most common feedback per check; it needs no other file.
+
+Each file is written beside its place and renamed into it, so a grader killed meanwhile leaves either the
+whole file or none (``grade.py`` removes the last run's report when a run starts, and marks it RUNNING).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import csv
 import html
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from agentlab.classroom.execute import Grade
@@ -23,15 +28,30 @@ SEPARATOR = " | "
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def write_report(grades: list[Grade], out: Path) -> None:
+REPORT_FILES = ("grades.csv", "gradebook.csv", "report.html")
+
+
+def write_report(grades: list[Grade], out: Path, warnings: tuple[str, ...] = ()) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_grades(grades, out / "grades.csv")
     write_gradebook(grades, out / "gradebook.csv")
-    (out / "report.html").write_text(render_html(grades), encoding="utf-8")
+    with atomically(out / "report.html") as partial:
+        partial.write_text(render_html(grades, warnings), encoding="utf-8")
+
+
+@contextmanager
+def atomically(path: Path) -> Iterator[Path]:
+    """A file to write beside ``path``, renamed into its place once written (removed if writing fails)."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        yield partial
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def write_grades(grades: list[Grade], path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as file:
+    with atomically(path) as partial, partial.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(COLUMNS)
         for g in grades:
@@ -44,7 +64,7 @@ def write_gradebook(grades: list[Grade], path: Path) -> None:
     """One row per learner: 1 or 0 per check, and the total."""
     checks = sorted({g.exercise for g in grades})
     passed = {(g.learner, g.exercise) for g in grades if g.status == "passed"}
-    with path.open("w", newline="", encoding="utf-8") as file:
+    with atomically(path) as partial, partial.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["learner", *(f"ex{check}" for check in checks), "total"])
         for learner in sorted({g.learner for g in grades}):
@@ -83,7 +103,7 @@ def blur(message: str) -> str:
     return re.sub(r"\d+(\.\d+)?", "N", message)
 
 
-def render_html(grades: list[Grade]) -> str:
+def render_html(grades: list[Grade], warnings: tuple[str, ...] = ()) -> str:
     learners = sorted({g.learner for g in grades})
     exercises = sorted({g.exercise for g in grades})
     cells = {(g.learner, g.exercise): g for g in grades}
@@ -94,6 +114,7 @@ def render_html(grades: list[Grade]) -> str:
     )
     return PAGE.format(
         n=len(learners),
+        warnings="".join(f"<p class='warning'>warning: {html.escape(w)}</p>" for w in warnings),
         summary=render_summary(grades),
         table=f"<table class='grades'><tr><th>learner</th>{head}</tr>{rows}</table>",
     )
@@ -130,10 +151,11 @@ body {{ font-family: system-ui, sans-serif; margin: 1.5em; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border: 1px solid #bbb; padding: 4px 8px; vertical-align: top; text-align: left; }}
 .feedback {{ font-size: 0.8em; max-width: 28em; }}
+.warning {{ background: #ffe0b2; padding: 0.5em; font-weight: bold; }}
 .bar {{ background: #1b7f3b; height: 0.6em; min-width: 1px; }}
 </style></head><body>
 <h1>Grades: {n} learners</h1>
-<h2>Class summary</h2>
+{warnings}<h2>Class summary</h2>
 {summary}
 <h2>Per learner</h2>
 {table}

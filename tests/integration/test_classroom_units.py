@@ -13,7 +13,7 @@ from IPython.core.formatters import DisplayFormatter
 from agentlab.classroom.course import exercise_notebooks, exercise_of
 from agentlab.classroom.execute import Grade
 from agentlab.classroom.grade import discover
-from agentlab.classroom.kernels import pick_answers
+from agentlab.classroom.kernels import answers, check_parameters, load_answers
 from agentlab.classroom.notebook import BadSubmission, check_arguments, load_reference, read_submission
 from agentlab.classroom.report import blur, common_feedback, pass_rates, render_html, write_gradebook, write_grades
 from agentlab.errors import ConfigurationError
@@ -54,11 +54,26 @@ def test_binary_garbage_is_named(tmp_path: Path) -> None:
 def test_the_check_is_called_with_the_course_cells_arguments() -> None:
     arguments = check_arguments('check("06", results=results, total=total, tool_seconds=1 * SCALE)')
     assert arguments == {"results": "results", "total": "total", "tool_seconds": "1 * SCALE"}
-
-    def a_check(results: object = ..., total: object = ..., tool_seconds: float = 1.0, **_: object) -> None: ...
-
+    assert check_parameters("06") == ["results", "total", "tool_seconds"]
     namespace = {"results": [1], "SCALE": 0.05, "check": "redefined"}
-    assert pick_answers(a_check, namespace, arguments) == {"results": [1], "tool_seconds": 0.05}
+    sent = answers("06", namespace, arguments, check_parameters("06"))
+    assert load_answers(sent.payload) == {"results": [1], "tool_seconds": 0.05}
+
+
+def test_answers_that_would_run_code_in_the_grader_are_refused() -> None:
+    import base64
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, ...]:
+            return (os.system, ("echo pwned",))
+
+    with pytest.raises(pickle.UnpicklingError, match="posix.system is not allowed"):
+        load_answers(base64.b64encode(pickle.dumps({"x": Evil()})).decode())
+    getattr_trick = pickle.dumps({"x": getattr})
+    with pytest.raises(pickle.UnpicklingError, match="builtins.getattr is not allowed"):
+        load_answers(base64.b64encode(getattr_trick).decode())
 
 
 def test_exercise_numbers_come_from_file_names() -> None:
