@@ -381,7 +381,8 @@ class SharedBudget:
     """One rate-limit budget for every worker of a Dask cluster, kept by the scheduler (see the module docstring).
 
     Pass it as ``budget=`` to ``run_distributed`` (several batches at once may share it), or to ``run_bounded``
-    in any process that can reach the scheduler. ``stats()`` reads the scheduler's books.
+    in any process that can reach the scheduler. ``minute`` is the provider's minute in seconds, as for
+    ``Budget``. ``stats()`` reads the scheduler's books.
     """
 
     def __init__(
@@ -390,8 +391,10 @@ class SharedBudget:
         *,
         requests_per_minute: float | None,
         tokens_per_minute: float | None,
+        minute: float | None = None,
     ) -> None:
         check_client(client)
+        self.minute = check_positive("minute", minute)  # seconds, as Budget's: None, 60 s (learned from headers)
         self.requests_per_minute = check_positive("requests_per_minute", requests_per_minute)
         self.tokens_per_minute = check_positive("tokens_per_minute", tokens_per_minute)
         if self.requests_per_minute is None and self.tokens_per_minute is None:
@@ -452,6 +455,7 @@ class LinkedBudget(Budget):
 
     def __init__(self, shared: SharedBudget, scheduler: str, connection_args: Mapping[str, Any]) -> None:
         super().__init__(shared.requests_per_minute, shared.tokens_per_minute)
+        self.shared_minute = shared.minute
         self.name, self.scheduler, self.connection_args = shared.name, scheduler, connection_args
         self.numbers, self.grants = itertools.count(), dict[int, asyncio.Future[tuple[int, int, float]]]()
         self.outbox: Outbox | None = None
@@ -496,6 +500,7 @@ class LinkedBudget(Budget):
                     await scheduler.register_scheduler_plugin(plugin=plugin, name=BUDGET_PLUGIN, idempotent=True)
                 comm = await connect(self.scheduler, **self.connection_args)
                 limits = {"requests_per_minute": self.requests_per_minute, "tokens_per_minute": self.tokens_per_minute}
+                limits["minute"] = self.shared_minute
                 await comm.write({"op": "agentlab_budget", "reply": False, "name": self.name} | limits)
                 self.outbox = Outbox(comm, "m", pickled=False)
                 self.reader = asyncio.create_task(self.read_grants(comm))
@@ -534,11 +539,11 @@ class BudgetPlugin(SchedulerPlugin):
     async def start(self, scheduler: Any) -> None:
         scheduler.handlers["agentlab_budget"] = self.link
 
-    async def link(
-        self, comm: Comm, name: str, requests_per_minute: float | None, tokens_per_minute: float | None
-    ) -> None:
+    async def link(self, comm: Comm, name: str, requests_per_minute: Any, tokens_per_minute: Any, minute: Any) -> None:
         """One worker's connection: reserve, cancel and settle messages in; grants out as they are made."""
-        budget = self.budgets.get(name) or self.budgets.setdefault(name, Budget(requests_per_minute, tokens_per_minute))
+        if name not in self.budgets:
+            self.budgets[name] = Budget(requests_per_minute, tokens_per_minute, minute=minute)
+        budget = self.budgets[name]
         held = Holdings(
             budget, Outbox(comm, "g", pickled=False), self.overheads.setdefault(name, deque(maxlen=100_000))
         )

@@ -18,8 +18,8 @@ HINTS = [
     "spends the whole limit. Four workers, four times the limit.",
     "`agentlab.cluster.SharedBudget(client, requests_per_minute=..., tokens_per_minute=...)` is one budget for "
     "the whole cluster, kept by the Dask scheduler: every worker spends from it.",
-    "Give it the server's own numbers (RPM and TPM above), not a share of them: the shared budget already divides "
-    "them between the workers as they need. `run_distributed(..., requests_per_minute=RPM, tokens_per_minute=TPM)` "
+    "Give it the server's own numbers (RPM, TPM and its MINUTE above), not a share of them: the shared budget "
+    "already divides them between the workers as they need. `run_distributed(..., requests_per_minute=RPM, tokens_per_minute=TPM)` "
     "is the same in one line.",
 ]
 

@@ -170,3 +170,37 @@ async def test_bad_input_is_named_before_any_request(client: Any, limited: Offli
         with pytest.raises(ConfigurationError, match="client: the Dask cluster has no workers"):
             await run_distributed(agent, prompts(2), nobody)
     assert statuses(limited) == {}  # not one request went out
+
+
+async def answered_at_least(server: OfflineServer, n: int) -> None:
+    """Wait until the server has answered n requests (a condition, not a fixed time)."""
+    while (await asyncio.to_thread(statuses, server)).get("200", 0) < n:  # noqa: ASYNC110 (a server counter)
+        await asyncio.sleep(0.02)
+
+
+async def test_cancelling_a_batch_stops_its_conversations_on_the_workers(client: Any, limited: OfflineServer) -> None:
+    budget = SharedBudget(client, requests_per_minute=RPM, tokens_per_minute=TPM)
+    batch = asyncio.create_task(
+        run_distributed(agent_for(limited), prompts(200), client, budget=budget, max_per_worker=5)
+    )
+    await answered_at_least(limited, 20)
+    batch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch
+    before = statuses(limited)["200"]
+    again = await run_distributed(agent_for(limited), prompts(20), client, budget=budget)
+    assert [answered(o, i) for i, o in enumerate(again)] == [True] * 20
+    strays = statuses(limited)["200"] - before - 40  # answers that no batch of ours still wanted
+    assert strays <= 15  # at most the calls in flight when it was cancelled (3 workers x 5), not the 360 left
+
+
+async def test_a_client_closed_mid_batch_gives_rejected_outcomes(cluster: Any, limited: OfflineServer) -> None:
+    client = await distributed.Client(cluster.scheduler_address, asynchronous=True)
+    batch = asyncio.create_task(run_distributed(agent_for(limited), prompts(200), client, tokens_per_minute=TPM))
+    await answered_at_least(limited, 20)
+    await client.close()
+    outcomes = await batch
+    assert len(outcomes) == 200
+    rejected = [o for o in outcomes if isinstance(o, Rejected)]
+    assert rejected and all("client was closed" in str(o.reason) for o in rejected)
+    assert all(answered(o, i) for i, o in enumerate(outcomes) if isinstance(o, Fulfilled))
