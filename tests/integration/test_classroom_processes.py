@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -87,3 +89,36 @@ def test_nbvals_forked_kernels_end_with_the_test_run() -> None:
     left = survivors(mark, time.monotonic())
     assert " passed" in done.stdout or " failed" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
     assert left == [], f"alive 2 s after pytest --nbval returned: {left}"
+
+
+def test_a_grader_killed_leaves_a_report_marked_unfinished_and_the_next_run_cleans_up(tmp_path: Path) -> None:
+    """SIGKILL cannot be caught: the last run's grades.csv is gone rather than looking current, RUNNING says
+    why, no process is left (the sandbox dies with its grader), and the next run removes the temporary folder."""
+    for name, code in [("ann", RIGHT), ("bob", HANG)]:
+        (tmp_path / "class" / name).mkdir(parents=True)
+        (tmp_path / "class" / name / EXERCISE.name).write_text(with_answer(code)(), encoding="utf-8")
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "grades.csv").write_text("learner,exercise,status,seconds,feedback\nold,01,passed,1.00,last week\n")
+    mark = uuid.uuid4().hex
+    env = {**os.environ, "AGENTLAB_TIME_SCALE": "0.05", "AGENTLAB_TEST_RUN": mark}
+    command = [sys.executable, "-m", "agentlab", "grade", str(tmp_path / "class"), "--out", str(out)]
+    grader = subprocess.Popen([*command, "--jobs", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert len(stand_ins_started(grader, mark, wanted=2)) >= 2, "the grader never got to its second notebook"
+        grader.kill()
+        grader.wait(timeout=30)
+    finally:
+        grader.kill()
+    left = survivors(mark, time.monotonic())
+    assert left == [], f"alive 2 s after grade was killed: {left}"
+    assert not (out / "grades.csv").exists()
+    assert "has not finished" in (out / "RUNNING").read_text(encoding="utf-8")
+    stale = Path(tempfile.gettempdir()) / f"agentlab-grading-{grader.pid}"
+    assert stale.is_dir()
+    shutil.rmtree(tmp_path / "class" / "bob")
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not stale.exists() and not (out / "RUNNING").exists()
+    with (out / "grades.csv").open(encoding="utf-8") as file:
+        assert [(r["learner"], r["status"]) for r in csv.DictReader(file)] == [("ann", "passed")]
