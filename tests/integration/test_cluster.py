@@ -204,3 +204,13 @@ async def test_a_client_closed_mid_batch_gives_rejected_outcomes(cluster: Any, l
     rejected = [o for o in outcomes if isinstance(o, Rejected)]
     assert rejected and all("client was closed" in str(o.reason) for o in rejected)
     assert all(answered(o, i) for i, o in enumerate(outcomes) if isinstance(o, Fulfilled))
+
+
+async def test_a_shared_budget_also_paces_a_batch_in_this_process(client: Any, limited: OfflineServer) -> None:
+    """SharedBudget keeps the budget contract (call(send, input_tokens)): run_bounded here spends from it too."""
+    from agentlab import run_bounded
+
+    budget = SharedBudget(client, requests_per_minute=RPM, tokens_per_minute=TPM)
+    here = await run_bounded(agent_for(limited), prompts(10), budget=budget)
+    assert [answered(o, i) for i, o in enumerate(here)] == [True] * 10
+    assert budget.stats()["calls"] == 20  # the scheduler's books hold this process's calls
