@@ -1,6 +1,6 @@
 """Proxy mode: the markers work in front of a real API, which never sees one, and gets the key only in Authorization.
 
-"The real API" here is a stand-in: the offline server, recording every request it receives (test_proxy_support).
+"The real API" here is a stand-in: the offline server, recording every request it receives (tests/proxy_support.py).
 Everything is real: the openai client, the proxy's aiohttp app, the stand-in's aiohttp app, on 127.0.0.1.
 """
 
@@ -12,18 +12,26 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import aiohttp
 import openai
 import pytest
 from openai import AsyncOpenAI
-from test_proxy_support import FAKE_KEY, Received, Served, get_json, proxy_to, stand_in
+from proxy_support import (
+    FAKE_KEY,
+    Served,
+    agent_of,
+    assert_key_only_in_authorization,
+    client_of,
+    get_json,
+    markers_in,
+    proxy_to,
+    stand_in,
+)
 
 from agentlab import Agent, BackendError, ConfigurationError, default_client, make_client, offline_server
 from agentlab.batch import request_line
 from agentlab.offline import start_process
-from agentlab.offline.markers import KNOWN, MARKER
 from agentlab.tools.math import MATH_TOOLS
 
 SCALE = 0.05  # conftest.py sets AGENTLAB_TIME_SCALE=0.05 for this process, so the proxy scales by it too
@@ -39,28 +47,6 @@ def upstream() -> Iterator[Served]:
 def proxy(upstream: Served) -> Iterator[Served]:
     with proxy_to(upstream.base_url) as served:
         yield served
-
-
-def client_of(proxy: Served, *, retries: int = 2, timeout: float = 8.0) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=proxy.base_url, api_key=FAKE_KEY, max_retries=retries, timeout=timeout)
-
-
-def agent_of(proxy: Served, **options: Any) -> Agent:
-    return Agent(name="calculator", instructions="Use the tools.", tools=MATH_TOOLS, client=client_of(proxy, **options))
-
-
-def markers_in(received: list[Received]) -> list[str]:
-    """Every known control marker in what the upstream received: in a body, or in a header."""
-    texts = [r.body.decode("utf-8", "replace") for r in received] + [str(r.headers) for r in received]
-    return [m.group(0) for text in texts for m in MARKER.finditer(text) if m.group(1).lower() in KNOWN]
-
-
-def assert_key_only_in_authorization(received: list[Received]) -> None:
-    assert received, "the upstream received nothing: the test would prove nothing"
-    for r in received:
-        assert r.headers.get("Authorization") == f"Bearer {FAKE_KEY}", r.path
-        others = {k: v for k, v in r.headers.items() if k.lower() != "authorization"}
-        assert FAKE_KEY not in json.dumps(others) and FAKE_KEY.encode() not in r.body
 
 
 async def test_markers_are_removed_from_every_input_text_and_the_instructions(upstream: Served, proxy: Served) -> None:

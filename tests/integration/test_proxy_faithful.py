@@ -2,7 +2,7 @@
 
 A batch file without a final newline, a gzip-encoded body, a redirect, an upstream that breaks off mid-answer,
 and an answer far larger than the proxy should ever hold: each one through the real proxy, against a stand-in
-upstream on 127.0.0.1 (test_proxy_support).
+upstream on 127.0.0.1 (tests/proxy_support.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from test_proxy import client_of, markers_in
-from test_proxy_support import FAKE_KEY, Received, Served, proxy_to, recorder, serving, stand_in
+from proxy_support import FAKE_KEY, Received, Served, client_of, markers_in, proxy_to, recorder, serving, stand_in
 
 from agentlab.offline import start_process
 from agentlab.offline.proxy import MASK, Scrubber

@@ -16,8 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from test_proxy import markers_in
-from test_proxy_support import FAKE_KEY, Served, proxy_to, stand_in
+from proxy_support import FAKE_KEY, Served, markers_in, proxy_to, stand_in
 
 from agentlab.offline.markers import parse_markers
 

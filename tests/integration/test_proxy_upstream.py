@@ -16,8 +16,7 @@ import openai
 import pytest
 from aiohttp import web
 from openai import AsyncOpenAI
-from test_proxy import agent_of, client_of
-from test_proxy_support import FAKE_KEY, Served, proxy_to, serving
+from proxy_support import FAKE_KEY, Served, agent_of, client_of, proxy_to, serving
 
 from agentlab import BackendError
 from agentlab.offline.config import config_from_env

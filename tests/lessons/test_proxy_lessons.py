@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_proxy import assert_key_only_in_authorization, markers_in
-from test_proxy_support import FAKE_KEY, Served, stand_in
+from proxy_support import FAKE_KEY, Served, assert_key_only_in_authorization, markers_in, stand_in
 
 pytestmark = pytest.mark.timeout(900)  # the first test waits for every run: about a minute on a quiet machine
 

@@ -10,17 +10,23 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import json
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import streams, web
+from openai import AsyncOpenAI
 
+from agentlab import Agent
 from agentlab.offline import LatencyModel, ServerConfig, create_app
 from agentlab.offline.config import config_from_env
+from agentlab.offline.markers import KNOWN, MARKER
 from agentlab.offline.proxy import create_proxy_app
+from agentlab.tools.math import MATH_TOOLS
 
 FAKE_KEY = "sk-test-H7proxyFAKEkey0123456789abcdef"  # recognisable: a test scans for it everywhere
 
@@ -117,3 +123,25 @@ async def get_json(url: str) -> dict[str, object]:
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         result: dict[str, object] = await response.json()
         return result
+
+
+def client_of(proxy: Served, *, retries: int = 2, timeout: float = 8.0) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=proxy.base_url, api_key=FAKE_KEY, max_retries=retries, timeout=timeout)
+
+
+def agent_of(proxy: Served, **options: Any) -> Agent:
+    return Agent(name="calculator", instructions="Use the tools.", tools=MATH_TOOLS, client=client_of(proxy, **options))
+
+
+def markers_in(received: list[Received]) -> list[str]:
+    """Every known control marker in what the upstream received: in a body, or in a header."""
+    texts = [r.body.decode("utf-8", "replace") for r in received] + [str(r.headers) for r in received]
+    return [m.group(0) for text in texts for m in MARKER.finditer(text) if m.group(1).lower() in KNOWN]
+
+
+def assert_key_only_in_authorization(received: list[Received]) -> None:
+    assert received, "the upstream received nothing: the test would prove nothing"
+    for r in received:
+        assert r.headers.get("Authorization") == f"Bearer {FAKE_KEY}", r.path
+        others = {k: v for k, v in r.headers.items() if k.lower() != "authorization"}
+        assert FAKE_KEY not in json.dumps(others) and FAKE_KEY.encode() not in r.body
