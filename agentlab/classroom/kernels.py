@@ -46,8 +46,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentlab.errors import AgentLabError
-
 if TYPE_CHECKING:
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -154,6 +152,8 @@ def zygote_process(
         if not found:
             ready = zygote.stdout is not None and zygote.stdout.readline().strip() == b"ready"
             if sandboxed and not ready:  # never a quiet fall back to kernels outside the sandbox
+                from agentlab.errors import AgentLabError  # here: the stand-in runs this file with no agentlab
+
                 raise AgentLabError("the sandbox's kernels did not start: grade with --no-fork to grade without it")
             found.append(write_kernelspec(folder, socket_path) if ready else None)
         return found[0]
@@ -324,6 +324,7 @@ def privately(request: dict[str, Any]) -> dict[str, Any]:
     argv = list(request["argv"])
     argv[argv.index("-f") + 1] = str(connection)
     os.environ.update(HOME=PRIVATE, TMPDIR=PRIVATE)
+    argv.append("--HistoryManager.enabled=False")  # a fresh home: no history file to create
     os.environ.pop("JPY_PARENT_PID", None)  # its parent is outside its PID namespace: the poller would exit
     return {**request, "argv": argv, "cwd": PRIVATE}
 
