@@ -80,7 +80,9 @@ def sandbox_problem(hidden: list[Path] | None = None) -> str:
         return f"bubblewrap needs Linux, not {sys.platform}"
     if shutil.which("bwrap") is None:
         return "bwrap is not installed"
-    probe = [*sandbox_command(hidden_folders(hidden or []), None), "--", sys.executable, "-c", "import agentlab"]
+    package = str(Path(__file__).resolve().parent.parent)
+    found = "import os, sys; sys.exit(not os.path.isdir(sys.argv[1]))"  # Python runs, and sees agentlab
+    probe = [*sandbox_command(hidden_folders(hidden or []), None), "--", sys.executable, "-I", "-c", found, package]
     try:
         done = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -599,6 +601,8 @@ def standing_in(kinds: list[tuple[str, str]], text: str, parts: dict[str, Any]) 
     obj = kind.__new__(kind)
     if isinstance(obj, BaseException):
         obj.args = tuple(parts.get("args", ()))
+    if not str(parts.get("url", "http://")).startswith(("http://", "https://")):
+        del parts["url"]  # the checks ask a server over HTTP, never urllib's file:// or ftp://
     for key, value in parts.items():
         if key not in ("args", "closed"):
             with contextlib.suppress(Exception):

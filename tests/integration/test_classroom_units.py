@@ -152,3 +152,11 @@ def test_another_courses_notebook_and_an_exercise_with_two_files_are_named(tmp_p
     assert found.path is None and found.problem == (
         "two files for exercise 01: 01_a_exercise-Copy1.ipynb and ps1/01_a_exercise.ipynb; keep one"
     )
+
+
+def test_a_stand_in_keeps_only_an_http_url() -> None:
+    from agentlab.classroom.kernels import standing_in
+
+    local = standing_in([("x", "Server")], "<server>", {"url": "file:///etc/passwd", "port": 1})
+    assert not hasattr(local, "url") and local.port == 1 and repr(local) == "<server>"
+    assert standing_in([("x", "Server")], "<server>", {"url": "http://127.0.0.1:9"}).url == "http://127.0.0.1:9"
