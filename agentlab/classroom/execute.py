@@ -1,7 +1,7 @@
 """Run each submitted notebook top to bottom in a fresh kernel and turn what happened into its rows (Grade).
 
-``jobs`` notebooks run at once in one event loop (nbclient's async API), each with ``timeout`` seconds of cell
-time, against the grader's one offline server; each kernel is shut down when its notebook ends. A check's
+``jobs`` notebooks run at once in one event loop (nbclient's async API), each with ``timeout`` seconds in
+all, against the grader's one offline server; each kernel is shut down when its notebook ends. A check's
 verdict is the grader's own (kernels.judge_answers), on the answers that its cell after the check cell sent
 while the kernel still ran: a part keeps its verdict when a later part hangs.
 """
@@ -9,6 +9,7 @@ while the kernel still ran: a part keeps its verdict when a later part hangs.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import tempfile
@@ -104,7 +105,7 @@ class CappedClient(NotebookClient):
     ) -> nbformat.NotebookNode | None:
         if self.nb.cells[cell_index].metadata.get("agentlab") or msg["msg_type"] == "error":
             return super().output(outs, msg, display_id, cell_index)
-        size = len(str(msg.get("content", "")))
+        size = output_size(msg.get("content", {}))
         if self.run.shown + size <= OUTPUT_LIMIT:
             self.run.shown += size
             return super().output(outs, msg, display_id, cell_index)
@@ -176,29 +177,6 @@ def not_graded(submission: Submission, exercise: str) -> Grade:
 async def execute(notebook: nbformat.NotebookNode, options: Options, stop: Stop) -> Run:
     """Run the notebook in a fresh kernel in an empty folder; say how it ended instead of raising."""
     run = Run()
-    deadline: list[float] = []
-
-    def cell_timeout(cell: Any) -> float:
-        """What is left of the notebook's ``timeout``: a cell that starts after the deadline times out at once
-        (nbclient's poll needs a positive number); the grader's own cell always gets GRADER_SECONDS."""
-        if not deadline:  # the clock starts with the first cell, after the kernel is up
-            deadline.append(time.monotonic() + options.timeout)
-        left = deadline[0] - time.monotonic()
-        return max(left, GRADER_SECONDS) if cell.metadata.get("agentlab") else max(left, 0.001)
-
-    async def judged(cell: Any, cell_index: int, **_: Any) -> None:
-        """A grader cell has run: judge its answers here and now (a learner's server is still up), and show the
-        verdict in its place in the executed copy."""
-        if (exercise := cell.metadata.get("agentlab", {}).get("grader")) is None:
-            return
-        payload = next((o["data"][ANSWERS_MIME] for o in cell.outputs if ANSWERS_MIME in o.get("data", {})), None)
-        try:
-            verdict = await asyncio.wait_for(asyncio.to_thread(judge_answers, exercise, payload), GRADER_SECONDS)
-        except TimeoutError:
-            verdict = {"exercise": exercise, "passed": False, "messages": ["the check took too long to judge"]}
-        run.verdicts[cell_index] = verdict
-        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
-        cell.outputs = [*errors, verdict_output(verdict)] if verdict["passed"] is not None else errors
 
     def started(cell: Any, cell_index: int, **_: Any) -> None:
         if stop.requested:  # a kernel that came up after the stop runs no cell
@@ -211,14 +189,14 @@ async def execute(notebook: nbformat.NotebookNode, options: Options, stop: Stop)
         client = CappedClient(
             notebook,
             km=km,
-            timeout_func=cell_timeout,
+            timeout_func=total_timeout(options.timeout),
             allow_errors=True,
             interrupt_on_timeout=False,
             shutdown_kernel="immediate",
             record_timing=False,
             resources={"metadata": {"path": folder}},
             on_cell_execute=started,
-            on_cell_executed=judged,
+            on_cell_executed=lambda cell, cell_index, **_: judge_cell(cell, cell_index, run),
         )
         client.run = run
         try:
@@ -236,6 +214,44 @@ async def execute(notebook: nbformat.NotebookNode, options: Options, stop: Stop)
         finally:
             stop.kernels.discard(km)
     return run
+
+
+def output_size(content: dict[str, Any]) -> int:
+    """About how many characters an output message adds to the notebook (no copy of a long text is made)."""
+    if isinstance(content.get("text"), str):
+        return len(content["text"])
+    data = content.get("data", {})
+    return sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in data.values()) if data else 100
+
+
+def total_timeout(timeout: float) -> Callable[[Any], float]:
+    """nbclient's timeout per cell: what is left of the notebook's ``timeout``, so that a cell that starts after
+    the deadline times out at once (nbclient's poll needs a positive number); the grader's own cell always gets
+    GRADER_SECONDS. The clock starts with the first cell, after the kernel is up."""
+    deadline: list[float] = []
+
+    def cell_timeout(cell: Any) -> float:
+        if not deadline:
+            deadline.append(time.monotonic() + timeout)
+        left = deadline[0] - time.monotonic()
+        return max(left, GRADER_SECONDS) if cell.metadata.get("agentlab") else max(left, 0.001)
+
+    return cell_timeout
+
+
+async def judge_cell(cell: Any, cell_index: int, run: Run) -> None:
+    """A grader cell has run: judge its answers here and now (a learner's server is still up), and show the
+    verdict in its place in the executed copy."""
+    if (exercise := cell.metadata.get("agentlab", {}).get("grader")) is None:
+        return
+    payload = next((o["data"][ANSWERS_MIME] for o in cell.outputs if ANSWERS_MIME in o.get("data", {})), None)
+    try:
+        verdict = await asyncio.wait_for(asyncio.to_thread(judge_answers, exercise, payload), GRADER_SECONDS)
+    except TimeoutError:
+        verdict = {"exercise": exercise, "passed": False, "messages": ["the check took too long to judge"]}
+    run.verdicts[cell_index] = verdict
+    errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+    cell.outputs = [*errors, verdict_output(verdict)] if verdict["passed"] is not None else errors
 
 
 def kernel_manager(options: Options) -> AsyncKernelManager:
