@@ -9,15 +9,18 @@ while the kernel still ran: a part keeps its verdict when a later part hangs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
@@ -39,6 +42,7 @@ from agentlab.exercises import CHECK_MIME, Feedback
 
 GRADER_SECONDS = 30  # the grader's own cell gets this much even when the learner used up the time limit
 OUTPUT_LIMIT = 2_000_000  # characters of output the learner's cells may show per notebook; the rest is cut
+T = TypeVar("T")
 Status = Literal["passed", "failed", "error", "timeout", "missing"]
 Judged = tuple[Status, list[str]]  # a grader cell's status and feedback
 
@@ -246,12 +250,39 @@ async def judge_cell(cell: Any, cell_index: int, run: Run) -> None:
         return
     payload = next((o["data"][ANSWERS_MIME] for o in cell.outputs if ANSWERS_MIME in o.get("data", {})), None)
     try:
-        verdict = await asyncio.wait_for(asyncio.to_thread(judge_answers, exercise, payload), GRADER_SECONDS)
+        verdict = await asyncio.wait_for(in_daemon_thread(judge_answers, exercise, payload), GRADER_SECONDS)
     except TimeoutError:
         verdict = {"exercise": exercise, "passed": False, "messages": ["the check took too long to judge"]}
     run.verdicts[cell_index] = verdict
     errors = [o for o in cell.outputs if o.get("output_type") == "error"]
     cell.outputs = [*errors, verdict_output(verdict)] if verdict["passed"] is not None else errors
+
+
+async def in_daemon_thread(function: Callable[..., T], *arguments: Any) -> T:
+    """``function(*arguments)`` in a thread of its own that never holds the grader up: a check kept busy by
+    strange answers is given up after GRADER_SECONDS, and the grader still ends (asyncio.to_thread's threads
+    are waited for when the loop closes)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        def once() -> None:
+            if not future.done():  # given up on already (a timeout cancels it)
+                outcome()
+
+        with suppress(RuntimeError):  # the loop is closed: nobody waits for this any more
+            loop.call_soon_threadsafe(once)
+
+    def work() -> None:
+        try:
+            result = function(*arguments)
+        except BaseException as exc:
+            settle(functools.partial(future.set_exception, exc))
+        else:
+            settle(functools.partial(future.set_result, result))
+
+    threading.Thread(target=work, name="agentlab-judge", daemon=True).start()
+    return await future
 
 
 def kernel_manager(options: Options) -> AsyncKernelManager:

@@ -160,3 +160,23 @@ def test_a_stand_in_keeps_only_an_http_url() -> None:
     local = standing_in([("x", "Server")], "<server>", {"url": "file:///etc/passwd", "port": 1})
     assert not hasattr(local, "url") and local.port == 1 and repr(local) == "<server>"
     assert standing_in([("x", "Server")], "<server>", {"url": "http://127.0.0.1:9"}).url == "http://127.0.0.1:9"
+
+
+def test_a_check_that_never_ends_is_given_up_and_does_not_hold_the_grader() -> None:
+    import asyncio
+    import threading
+
+    from agentlab.classroom.execute import in_daemon_thread
+
+    release = threading.Event()
+
+    async def judge() -> None:
+        assert await in_daemon_thread(sum, [1, 2]) == 3
+        with pytest.raises(ZeroDivisionError):
+            await in_daemon_thread(divmod, 1, 0)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(in_daemon_thread(release.wait), 0.2)
+
+    asyncio.run(judge())  # returns: the loop does not wait for the thread that still waits
+    assert [t.name for t in threading.enumerate()].count("agentlab-judge") == 1
+    release.set()
