@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 KERNEL_NAME = "agentlab-grader"
 MISSING = object()
+KERNEL_OUTPUT_LIMIT = 4_000_000  # characters a forked kernel prints at most (the grader keeps 2,000,000)
 PRIVATE = "/tmp"  # a sandboxed kernel's own empty folder: its /tmp, its working folder and its home
 
 
@@ -266,6 +267,7 @@ def start_kernel(request: dict[str, Any], keep: list[socket.socket], sandboxed: 
         sys.argv = list(request["argv"])
         from ipykernel.kernelapp import IPKernelApp
 
+        cap_output(KERNEL_OUTPUT_LIMIT)
         IPKernelApp.launch_instance(argv=sys.argv[1:])
         status = 0
     finally:
@@ -329,6 +331,25 @@ def privately(request: dict[str, Any]) -> dict[str, Any]:
     argv.append("--HistoryManager.enabled=False")  # a fresh home: no history file to create
     os.environ.pop("JPY_PARENT_PID", None)  # its parent is outside its PID namespace: the poller would exit
     return {**request, "argv": argv, "cwd": PRIVATE}
+
+
+def cap_output(limit: int) -> None:
+    """A forked kernel's printed output stops after ``limit`` characters, so that a notebook that prints 100 MB
+    by mistake does not send it all to the grader (which keeps fewer still, and says so). Learner code could
+    undo this in its own kernel; what the grader keeps is capped in the grader (execute.CappedClient)."""
+    from ipykernel.iostream import OutStream
+
+    write = OutStream.write
+    sent = [0]
+
+    def capped(self: OutStream, text: str) -> int:
+        left = limit - sent[0]
+        sent[0] += len(text)
+        if left > 0:
+            write(self, text[:left])
+        return len(text)
+
+    OutStream.write = capped  # type: ignore[method-assign,assignment]
 
 
 class Zygote:

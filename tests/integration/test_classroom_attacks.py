@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -85,7 +86,7 @@ def slow() -> str:
     return json.dumps(notebook)
 
 
-LOUD = RIGHT + "\nfor _ in range(100):\n    print('x' * 100_000)\n"  # 10 MB of output
+LOUD = RIGHT + "\nfor _ in range(1000):\n    print('x' * 100_000)\n"  # 100 MB of output
 LEAVE = "open('/tmp/left-by-markup', 'w').write('for the next kernel to find')\n"
 FORMULA = '=HYPERLINK("http:evil","click")'
 
@@ -109,6 +110,9 @@ def make_class(root: Path) -> dict[str, str]:
     return learners
 
 
+GRADER_PEAK_KB: list[int] = []
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, str]], str]:
     root, out = tmp_path_factory.mktemp("class"), tmp_path_factory.mktemp("report")
@@ -117,6 +121,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, di
     env = {**os.environ, "AGENTLAB_TIME_SCALE": "0.05", "AGENTLAB_TEST_RUN": mark, "OPENAI_API_KEY": SECRET}
     command = [sys.executable, "-m", "agentlab", "grade", str(root), "--out", str(out), "--timeout", str(TIMEOUT)]
     done = subprocess.run([*command, "--jobs", "2"], capture_output=True, text=True, env=env, timeout=500)
+    GRADER_PEAK_KB.append(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # the biggest child: the grader
     left = survivors(mark, time.monotonic())
     assert done.returncode == 0, done.stderr[-3000:]
     assert left == [], f"alive 2 s after grade returned: {left}"
@@ -157,7 +162,8 @@ def test_output_is_capped_and_the_row_says_so(graded: tuple[Path, dict[str, dict
     out, rows, _ = graded
     assert rows["loud"]["status"] == "passed" and "output: the rest was cut" in rows["loud"]["feedback"]
     executed = out / "executed" / "loud" / EXERCISE.name
-    assert 1_900_000 < executed.stat().st_size < 2_500_000, executed.stat().st_size  # of 10 MB printed
+    assert 1_900_000 < executed.stat().st_size < 2_500_000, executed.stat().st_size  # of 100 MB printed
+    assert GRADER_PEAK_KB[0] < 250_000, GRADER_PEAK_KB  # before: 385 MB, as 100 MB crossed in one message
     assert "the grader cut the output here" in executed.read_text(encoding="utf-8")
 
 
