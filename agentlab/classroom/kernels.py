@@ -93,10 +93,16 @@ def sandbox_problem(hidden: list[Path] | None = None) -> str:
 
 
 def sandbox_command(hidden: list[Path], shared: Path | None) -> list[str]:
-    """bwrap's command line: everything read-only, a fresh /tmp, ``hidden`` under empty folders, ``shared``
-    (the zygote's socket folder) bound read-write; the network stays."""
+    """bwrap's command line: everything read-only, a fresh /tmp, the home folder and ``hidden`` under empty
+    folders (Python's own folders in the home bound again, read-only), ``shared`` (the zygote's socket folder)
+    bound read-write; the network stays."""
     command = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
     command += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    home = Path.home().resolve()
+    if home != Path("/") and home.is_dir() and not home.is_relative_to(tempfile.gettempdir()):
+        command += ["--tmpfs", str(home)]
+        for folder in python_folders(home, hidden):
+            command += ["--ro-bind", str(folder), str(folder)]
     for path in hidden:
         if path.is_dir() and not path.resolve().is_relative_to(tempfile.gettempdir()):
             command += ["--tmpfs", str(path.resolve())]
@@ -105,15 +111,21 @@ def sandbox_command(hidden: list[Path], shared: Path | None) -> list[str]:
     return command
 
 
+def python_folders(home: Path, hidden: list[Path]) -> list[Path]:
+    """The folders under ``home`` that Python needs (its installation, the venv, what is on sys.path), none
+    inside ``hidden``, outermost first."""
+    wanted = [sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent), *sys.path]
+    found = {Path(p).resolve() for p in wanted if p and Path(p).is_dir()}
+    found = {p for p in found if p.is_relative_to(home) and p != home}
+    found = {p for p in found if not any(p.is_relative_to(h.resolve()) for h in hidden)}
+    return sorted(p for p in found if not any(p != q and p.is_relative_to(q) for q in found))
+
+
 def hidden_folders(hidden: list[Path]) -> list[Path]:
-    """The folders a learner must not see: ``hidden``, Jupyter's connection files and, unless Python or agentlab
-    lives under it, the home folder."""
+    """The folders a learner must not see besides the home folder: ``hidden`` and Jupyter's connection files."""
     from jupyter_core.paths import jupyter_runtime_dir
 
-    home = Path.home().resolve()
-    needed = [Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.executable, __file__)]
-    mine = [] if any(path.is_relative_to(home) for path in needed) else [home]
-    return [*hidden, Path(jupyter_runtime_dir()), *mine]
+    return [*hidden, Path(jupyter_runtime_dir())]
 
 
 @contextlib.contextmanager

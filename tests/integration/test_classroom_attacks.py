@@ -91,6 +91,9 @@ LEAVE = "open('/tmp/left-by-markup', 'w').write('for the next kernel to find')\n
 FORMULA = '=HYPERLINK("http:evil","click")'
 
 
+HOME_FILE = Path.home() / f".agentlab-test-{uuid.uuid4().hex}"  # a teacher's file, such as ~/.netrc
+
+
 def make_class(root: Path) -> dict[str, str]:
     learners = {
         "ann": with_answer(RIGHT)(),
@@ -102,7 +105,7 @@ def make_class(root: Path) -> dict[str, str]:
         "slow": slow(),
         FORMULA: with_answer(RIGHT)(),
     }
-    hidden = [root / "ann" / EXERCISE.name, SOLUTION, course_folder().parent / ".git"]
+    hidden = [root / "ann" / EXERCISE.name, SOLUTION, course_folder().parent / ".git", HOME_FILE]
     learners["snoop"] = with_answer(snoop([p for p in hidden if p.exists()]))()
     for name, text in learners.items():
         (root / name).mkdir(parents=True)
@@ -116,7 +119,15 @@ GRADER_PEAK_KB: list[int] = []
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, str]], str]:
     root, out = tmp_path_factory.mktemp("class"), tmp_path_factory.mktemp("report")
-    make_class(root)
+    HOME_FILE.write_text("the teacher's own file", encoding="utf-8")
+    try:
+        make_class(root)
+        return grade_class(root, out)
+    finally:
+        HOME_FILE.unlink()
+
+
+def grade_class(root: Path, out: Path) -> tuple[Path, dict[str, dict[str, str]], str]:
     mark = uuid.uuid4().hex
     env = {**os.environ, "AGENTLAB_TIME_SCALE": "0.05", "AGENTLAB_TEST_RUN": mark, "OPENAI_API_KEY": SECRET}
     command = [sys.executable, "-m", "agentlab", "grade", str(root), "--out", str(out), "--timeout", str(TIMEOUT)]
