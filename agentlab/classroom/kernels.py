@@ -8,10 +8,10 @@ zygote kills a kernel whose stand-in goes, and every kernel when told to stop (S
 gone; a kernel whose zygote died anyway exits within a second (ipykernel's parent poller). The zygote has its
 own session, so a Ctrl-C at the terminal is the grader's to handle.
 
-The sandbox: the zygote runs under bubblewrap (``bwrap``, Debian's ``bubblewrap``; we write no sandbox of our
-own) in its own user, PID and mount namespaces: the whole file system read-only, an empty ``/tmp``, and the
-submissions, the report folder, the solutions, the checkout's ``.git``, Jupyter's connection files and (when
-Python lives elsewhere) the home folder hidden under empty folders; the network is shared, so that kernels reach
+The sandbox: the zygote runs under bubblewrap (``bwrap``, Debian's ``bubblewrap``, a well-kept sandbox rather
+than one of ours) in its own user, PID and mount namespaces: the whole file system read-only, an empty ``/tmp``,
+and the submissions, the report folder, the solutions, the checkout's ``.git``, Jupyter's connection files and
+the home folder (but for Python's own folders in it) hidden under empty folders; the network is shared, so that kernels reach
 the offline server and nbclient on loopback. Each forked kernel then goes one step further with the same
 system calls bwrap makes (``unshare``, ``mount``): a PID namespace of its own (it sees no other kernel, and
 none of its processes outlives it), a private ``/tmp`` that is also its working folder, and no capabilities
