@@ -1,4 +1,5 @@
-"""The learners' kernels: forked in milliseconds from a warm zygote, ended with the grader, judged from inside.
+"""The learners' kernels: forked in milliseconds from a warm zygote, sandboxed, ended with the grader; their
+answers judged by the grader.
 
 The zygote has imported ipykernel and agentlab once (2.5 s of CPU a fresh kernel would spend) and forks a new
 process per notebook. The kernelspec's command is this file run by path as a stand-in (standard library only),
@@ -11,9 +12,9 @@ own session, so a Ctrl-C at the terminal is the grader's to handle.
 The sandbox: the zygote runs under bubblewrap (``bwrap``, Debian's ``bubblewrap``, a well-kept sandbox rather
 than one of ours) in its own user, PID and mount namespaces: the whole file system read-only, an empty ``/tmp``,
 and the submissions, the report folder, the solutions, the checkout's ``.git``, Jupyter's connection files and
-the home folder (but for Python's own folders in it) hidden under empty folders; the network is shared, so that kernels reach
-the offline server and nbclient on loopback. Each forked kernel then goes one step further with the same
-system calls bwrap makes (``unshare``, ``mount``): a PID namespace of its own (it sees no other kernel, and
+the home folder (but for Python's own folders in it) hidden under empty folders; the network is shared, so that
+kernels reach the offline server and nbclient on loopback. Each forked kernel then goes one step further with
+the same system calls bwrap makes (``unshare``, ``mount``): a PID namespace of its own (it sees no other kernel, and
 none of its processes outlives it), a private ``/tmp`` that is also its working folder, and no capabilities
 left, so that it cannot undo any of this. Its connection file comes through the socket, not the file system.
 
