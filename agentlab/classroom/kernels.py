@@ -82,6 +82,12 @@ def sandbox_problem(hidden: list[Path] | None = None) -> str:
         return f"bubblewrap needs Linux, not {sys.platform}"
     if shutil.which("bwrap") is None:
         return "bwrap is not installed"
+    temporary = Path(tempfile.gettempdir()).resolve()
+    if any(Path(p).resolve().is_relative_to(temporary) for p in (sys.prefix, sys.executable, __file__)):
+        return (
+            f"this Python or agentlab is installed under {temporary}, which every sandboxed kernel gets as its own "
+            "empty folder: install into a virtual environment outside it to grade in the sandbox"
+        )
     package = str(Path(__file__).resolve().parent.parent)
     found = "import os, sys; sys.exit(not os.path.isdir(sys.argv[1]))"  # Python runs, and sees agentlab
     probe = [*sandbox_command(hidden_folders(hidden or []), None), "--", sys.executable, "-I", "-c", found, package]

@@ -102,8 +102,12 @@ async def test_a_shared_budget_keeps_every_worker_under_the_limit(client: Any, l
     books = budget.stats()
     assert books["calls"] == 120 and books["rate_limited"] == 0 and books["outstanding"] == 0
     assert batch.report.runner == "run_distributed" and batch.report.n == 60
-    workers = {o.value.spans[0].start for o in batch}  # times moved onto this process's clock: all in the batch
-    assert all(0 <= t - batch[0].value.started_at < batch.report.wall_time + 1 for t in workers)
+    # Times moved onto this process's clock: every first span lies within the batch. The batch starts with its
+    # earliest conversation (not always conversation 0: another worker may start one first); a worker's clock is
+    # placed by one message's trip, so allow it that much.
+    first = min(o.value.started_at for o in batch)
+    starts = {o.value.spans[0].start for o in batch}
+    assert all(-0.05 <= t - first < batch.report.wall_time + 1 for t in starts)
 
 
 async def test_a_budget_per_worker_overshoots_the_limit(client: Any) -> None:
