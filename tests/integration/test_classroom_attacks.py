@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -114,6 +113,10 @@ def make_class(root: Path) -> dict[str, str]:
 
 
 GRADER_PEAK_KB: list[int] = []
+MEASURE_PEAK = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[2:]).returncode; "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +134,12 @@ def grade_class(root: Path, out: Path) -> tuple[Path, dict[str, dict[str, str]],
     mark = uuid.uuid4().hex
     env = {**os.environ, "AGENTLAB_TIME_SCALE": "0.05", "AGENTLAB_TEST_RUN": mark, "OPENAI_API_KEY": SECRET}
     command = [sys.executable, "-m", "agentlab", "grade", str(root), "--out", str(out), "--timeout", str(TIMEOUT)]
-    done = subprocess.run([*command, "--jobs", "2"], capture_output=True, text=True, env=env, timeout=500)
-    GRADER_PEAK_KB.append(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # the biggest child: the grader
+    # The grader's own peak: a fresh process runs it and reads its children's peak, so that nothing this test
+    # process started before (another file's subprocesses, on the same xdist worker) counts.
+    peak = out.parent / f"{out.name}-peak-kb"
+    measured = [sys.executable, "-c", MEASURE_PEAK, str(peak), *command, "--jobs", "2"]
+    done = subprocess.run(measured, capture_output=True, text=True, env=env, timeout=500)
+    GRADER_PEAK_KB.append(int(peak.read_text()))
     left = survivors(mark, time.monotonic())
     assert done.returncode == 0, done.stderr[-3000:]
     assert left == [], f"alive 2 s after grade returned: {left}"
