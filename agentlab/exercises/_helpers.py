@@ -168,3 +168,15 @@ def server_json(server: Any, path: str) -> Any:
     """``GET`` ``path`` (``/offline/stats``, ``/v1/batches``) of the server the exercise started, as JSON."""
     with urllib.request.urlopen(server.url + path, timeout=10) as answer:
         return json.load(answer)
+
+
+def met_429s(settled: list[tuple[str, Any]]) -> str | None:
+    """The 429s a batch met, said in words: conversations refused with one, or else conversations whose budget
+    had to send a call again (a "retry" wait span); None when it met none."""
+    refused = [i for i, (s, v) in enumerate(settled) if s == "rejected" and getattr(v, "status_code", 0) == 429]
+    retried = [i for i, (s, v) in enumerate(settled) if s == "fulfilled" and any(x.name == "retry" for x in v.spans)]
+    if refused:
+        return f"{len(refused)} were refused with 429 ({', '.join(map(str, refused[:5]))}…)"
+    if retried:
+        return f"{len(retried)} had calls refused and sent again ({', '.join(map(str, retried[:5]))}…)"
+    return None

@@ -11,7 +11,7 @@ from typing import Any
 
 from agentlab.budget import offline_minute
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fail, outcomes_problem, server_json, settle, unanswered_problem
+from agentlab.exercises._helpers import fail, met_429s, outcomes_problem, server_json, settle, unanswered_problem
 
 HINTS = [
     "`max_concurrency` caps how many conversations run at once, not how many requests or tokens go out per minute: "
@@ -50,13 +50,11 @@ def check(
 
 def rate_limit_problem(settled: list[tuple[str, Any]]) -> str | None:
     """429s this batch met: conversations refused, and calls its budget had to send again (their retry waits)."""
-    refused = [i for i, (s, v) in enumerate(settled) if s == "rejected" and getattr(v, "status_code", 0) == 429]
-    retried = [i for i, (s, v) in enumerate(settled) if s == "fulfilled" and any(x.name == "retry" for x in v.spans)]
-    if not refused and not retried:
+    what = met_429s(settled)
+    if what is None:
         return None
-    what = f"{len(refused)} were refused with 429" if refused else f"{len(retried)} had calls refused and sent again"
     return (
-        f"of your conversations, {what} ({', '.join(map(str, (refused or retried)[:5]))}…): the batch went faster "
+        f"of your conversations, {what}: the batch went faster "
         "than the limit allows. max_concurrency caps how many run at once, not how many per minute: pass "
         "requests_per_minute= and tokens_per_minute= to run_bounded (or budget=Budget())."
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.exercises import Feedback
-from agentlab.exercises._helpers import fail, outcomes_problem, settle, unanswered_problem
+from agentlab.exercises._helpers import fail, met_429s, outcomes_problem, settle, unanswered_problem
 from agentlab.exercises.ex07 import LOWEST_SHARE, used_share
 
 HINTS = [
@@ -56,11 +56,9 @@ def check(
 
 
 def rate_limit_problem(settled: list[tuple[str, Any]]) -> str | None:
-    refused = [i for i, (s, v) in enumerate(settled) if s == "rejected" and getattr(v, "status_code", 0) == 429]
-    retried = [i for i, (s, v) in enumerate(settled) if s == "fulfilled" and any(x.name == "retry" for x in v.spans)]
-    if not refused and not retried:
+    what = met_429s(settled)
+    if what is None:
         return None
-    what = f"{len(refused)} were refused with 429" if refused else f"{len(retried)} had calls refused and sent again"
     return (
         f"of your conversations, {what}: together the workers went faster than the limit. A Budget (or no budget) "
         "is per process, so each worker spent the whole limit; or the budget's numbers were above the server's. "
