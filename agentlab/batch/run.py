@@ -133,14 +133,7 @@ async def run_round(
         except openai.NotFoundError as exc:
             if pending.resent:  # lost twice: not a restart; this server keeps no files or batches
                 raise
-            # The server no longer knows this round's file or batch (it restarted): its answers are lost, so the
-            # round goes again. The turns of earlier rounds got their answers, kept in the state: never resent.
-            lost = pending.batch_id or pending.input_file_id
-            state.notes.append(
-                f"round {pending.number}: the server no longer knew {lost} ({exc.status_code} Not Found; did it "
-                f"restart?), so its {len(pending.custom_ids)} requests were sent again"
-            )
-            state.pending = dataclasses.replace(await upload_round(agent, client, state, view), resent=True)
+            await resend_lost_round(agent, client, state, view, exc)
             save()
             return
     except openai.APIError as exc:
@@ -161,6 +154,21 @@ async def run_round(
     state.rounds.append(done)
     state.pending, state.round = None, state.round + 1
     save()
+
+
+async def resend_lost_round(
+    agent: Agent, client: AsyncOpenAI, state: RunState, view: Progress, exc: openai.NotFoundError
+) -> None:
+    """The server no longer knows this round's file or batch (it restarted): its answers are lost, so the round
+    goes again. The turns of earlier rounds got their answers, kept in the state: never resent."""
+    pending = state.pending
+    assert pending is not None
+    lost = pending.batch_id or pending.input_file_id
+    state.notes.append(
+        f"round {pending.number}: the server no longer knew {lost} ({exc.status_code} Not Found; did it "
+        f"restart?), so its {len(pending.custom_ids)} requests were sent again"
+    )
+    state.pending = dataclasses.replace(await upload_round(agent, client, state, view), resent=True)
 
 
 async def upload_round(agent: Agent, client: AsyncOpenAI, state: RunState, view: Progress) -> Round:
