@@ -69,7 +69,8 @@ class BackendError(AgentLabError):
 #
 # Like httpx's table from httpcore's exceptions to its own, every failure of a model call is translated here,
 # so that each message says what the server answered and what to do. Keys are exact statuses, or a class of
-# them (400 for any other 4xx, 500 for any 5xx). {after} says how many retries the client already made.
+# them (400 for any other 4xx, 500 for any 5xx). {after} says how many retries were made, and by whom: the
+# client, or under a budget the budget (the client then does not retry).
 
 STATUS_ADVICE: dict[int, str] = {
     401: "the model server refused the API key (401): {detail}. Check OPENAI_API_KEY.",
@@ -102,24 +103,33 @@ TIMED_OUT = (
 )
 
 
-def translate_error(exc: openai.APIError, client: AsyncOpenAI) -> BackendError:
-    """The ``BackendError`` for one failed model call: a status, a refused connection, or a time-out."""
+def translate_error(exc: openai.APIError, client: AsyncOpenAI, *, budget_retries: int | None = None) -> BackendError:
+    """The ``BackendError`` for one failed model call: a status, a refused connection, or a time-out.
+
+    Under a budget the client does not retry; the budget does, and ``budget_retries`` says how often it did.
+    """
+    by, retries = ("client", client.max_retries) if budget_retries is None else ("budget", budget_retries)
     if isinstance(exc, openai.APIStatusError):
-        return BackendError(explain_status(exc, client.max_retries), status_code=exc.status_code)
+        return BackendError(explain_status(exc, by, retries), status_code=exc.status_code)
     # Checked before the time-out: with nothing listening, the transport reports a *connect time-out* whose
     # cause is a ConnectionRefusedError, at once. Refused means "not running"; only a real wait is "slow".
     if caused_by(exc, ConnectionRefusedError):
         return BackendError(REFUSED.format(base_url=client.base_url))
     if isinstance(exc, openai.APITimeoutError):
-        return BackendError(TIMED_OUT.format(timeout=client.timeout, retries=client.max_retries))
+        return BackendError(TIMED_OUT.format(timeout=client.timeout, retries=f"the {by}'s {retries}"))
     return BackendError(UNREACHABLE.format(base_url=client.base_url, kind=type(exc).__name__, error=exc))
 
 
-def explain_status(exc: openai.APIStatusError, retries: int) -> str:
-    """The advice of ``STATUS_ADVICE`` for this status, filled in with what the server said."""
+def explain_status(exc: openai.APIStatusError, by: str, retries: int) -> str:
+    """The advice of ``STATUS_ADVICE`` for this status, filled in with what the server said and who retried."""
     status = exc.status_code
     template = STATUS_ADVICE.get(status) or STATUS_ADVICE[500 if status >= 500 else 400]
-    after = f"after the client's {retries} retries" if retries else "(the client does not retry: max_retries=0)"
+    if retries:
+        after = f"after the {by}'s {retries} retries"
+    elif by == "client":
+        after = "(the client does not retry: max_retries=0)"
+    else:
+        after = "(the budget did not retry it)"
     body = exc.body
     detail = str(body.get("message", exc.message)) if isinstance(body, dict) else exc.message
     return template.format(status=status, after=after, detail=mask_keys(detail))

@@ -91,7 +91,7 @@ async def call_model(
 
             response = await budget.call(send, input_tokens({**request, **(request.get("extra_body") or {})}))
     except (openai.APIStatusError, openai.APIConnectionError) as exc:
-        raise translate_error(exc, client) from exc
+        raise translate_error(exc, client, budget_retries=None if budget is None else max(0, len(sent) - 1)) from exc
     if spans is not None:
         spans.extend(call_spans(str(request.get("model", "")), started, sent or [started], response))
     return response

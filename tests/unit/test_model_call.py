@@ -9,7 +9,7 @@ import pytest
 from openai import AsyncOpenAI
 from openai.types.responses import Response
 
-from agentlab import Agent, AgentEvent, Budget, Fulfilled, run_bounded
+from agentlab import Agent, AgentEvent, Budget, Fulfilled, Rejected, run_bounded
 from agentlab.model import Send
 from agentlab.offline import transport
 from agentlab.tools.math import MATH_TOOLS
@@ -102,3 +102,23 @@ async def test_absurd_rate_limit_headers_never_stop_a_batch(headers: dict[str, s
     assert [type(outcome) for outcome in outcomes] == [Fulfilled] * 10
     assert budget.stats.calls == 20 and budget.stats.rate_limited == 0
     await http.aclose()
+
+
+@pytest.mark.parametrize(
+    ("retries", "said"),
+    [(0, "(the budget did not retry it)"), (2, "after the budget's 2 retries")],
+)
+async def test_a_failure_under_a_budget_counts_the_budgets_retries_not_the_clients(retries: int, said: str) -> None:
+    """Under a budget the client does not retry (max_retries=0 on the wire); the message says whose retries ran."""
+    http = httpx.AsyncClient(transport=transport())
+    client = AsyncOpenAI(base_url="http://offline.invalid/v1", api_key="offline", http_client=http, max_retries=5)
+    agent = Agent("calc", "Use the tools.", tools=MATH_TOOLS, client=client)
+    budget = Budget(requests_per_minute=RPM, tokens_per_minute=TPM, max_retries=retries, start_full=True)
+    with pytest.MonkeyPatch.context() as patch:  # no backoff between retries: the message is what is tested
+        patch.setattr("agentlab.budget.retry_wait", lambda *_: 0.0)
+        (outcome,) = await run_bounded(agent, ["What is 2 + 3? [fault=500]"], budget=budget)
+    await client.close()
+    assert isinstance(outcome, Rejected)
+    message = str(outcome.reason)
+    assert said in message and "client's" not in message, message
+    assert budget.stats.retries == retries
