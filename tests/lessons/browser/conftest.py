@@ -60,7 +60,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`jupyter lab --no-browser` on 127.0.0.1 and a free port, over a copy of the notebooks."""
     home = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "notebooks", home / "notebooks")
-    for path in (home / "notebooks").glob("0*.ipynb"):
+    for path in (home / "notebooks").glob("[0-9][0-9]_*.ipynb"):
         strip_outputs(path)  # every execution count seen in the browser then comes from this run
     # Answer JupyterLab's "notified about Jupyter news?" question up front, so no toast covers the screenshots.
     settings = home / "settings" / "@jupyterlab" / "apputils-extension"
