@@ -32,8 +32,8 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
         f"Measured on {m['date']}: {m['cores']} cores, Python {m['python']}, openai {m['openai']}, "
         f"aiohttp {m['aiohttp']}; server in its own process, 2 model turns of {runners['turn_seconds']} s per "
         "conversation. Made by `agentlab bench --out benchmarks` then `python benchmarks/readme_table.py`. "
-        "RSS is the growth of peak memory over the warm-up, divided by N: "
-        "below N=1000 the batch stays under the warm-up's peak."
+        "RSS is the growth of the process's peak memory over the warm-up's, divided by N (a coarse figure: "
+        "see below the table)."
         + (
             f" Host speed: `sum(range(10**6))` took {m['calibration_ms']:.1f} ms (lower is faster)."
             if "calibration_ms" in m
