@@ -29,6 +29,7 @@ from agentlab.offline.proxy import create_proxy_app
 from agentlab.tools.math import MATH_TOOLS
 
 FAKE_KEY = "sk-test-H7proxyFAKEkey0123456789abcdef"  # recognisable: a test scans for it everywhere
+HEADERS = {"Authorization": f"Bearer {FAKE_KEY}", "Content-Type": "application/json"}  # a raw POST's
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import aiohttp
 import openai
@@ -25,8 +24,6 @@ from proxy_support import (
     client_of,
     get_json,
     markers_in,
-    proxy_to,
-    stand_in,
 )
 
 from agentlab import Agent, BackendError, ConfigurationError, default_client, make_client, offline_server
@@ -35,18 +32,6 @@ from agentlab.offline import start_process
 from agentlab.tools.math import MATH_TOOLS
 
 SCALE = 0.05  # conftest.py sets AGENTLAB_TIME_SCALE=0.05 for this process, so the proxy scales by it too
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[Served]:
-    with stand_in(SCALE) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def proxy(upstream: Served) -> Iterator[Served]:
-    with proxy_to(upstream.base_url) as served:
-        yield served
 
 
 async def test_markers_are_removed_from_every_input_text_and_the_instructions(upstream: Served, proxy: Served) -> None:

@@ -17,26 +17,23 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from proxy_support import FAKE_KEY, Received, Served, client_of, markers_in, proxy_to, recorder, serving, stand_in
+from proxy_support import (
+    FAKE_KEY,
+    HEADERS,
+    Received,
+    Served,
+    client_of,
+    markers_in,
+    proxy_to,
+    recorder,
+    serving,
+)
 
 from agentlab.offline import start_process
 from agentlab.offline.proxy import MASK, Scrubber
 
-HEADERS = {"Authorization": f"Bearer {FAKE_KEY}", "Content-Type": "application/json"}
 BIG = 256 * 1024 * 1024  # bytes of the large answer
 PIECE = b"x" * (1024 * 1024)
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[Served]:
-    with stand_in() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def proxy(upstream: Served) -> Iterator[Served]:
-    with proxy_to(upstream.base_url) as served:
-        yield served
 
 
 async def test_a_batch_file_with_markers_and_no_final_newline_arrives_whole(upstream: Served, proxy: Served) -> None:

@@ -11,29 +11,15 @@ import base64
 import gzip
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import pytest
-from proxy_support import FAKE_KEY, Served, markers_in, proxy_to, stand_in
+from proxy_support import FAKE_KEY, HEADERS, Served, markers_in
 
 from agentlab.offline.markers import parse_markers
 
-HEADERS = {"Authorization": f"Bearer {FAKE_KEY}", "Content-Type": "application/json"}
 SPACES = ["\u00a0", "\u2003", "\u3000", "\u2028", "\x85", "\u1680", " \n\t"]
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[Served]:
-    with stand_in() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def proxy(upstream: Served) -> Iterator[Served]:
-    with proxy_to(upstream.base_url) as served:
-        yield served
 
 
 async def post(url: str, raw: bytes, headers: dict[str, str] = HEADERS) -> tuple[int, Any]:
