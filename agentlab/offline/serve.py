@@ -202,16 +202,21 @@ def start_process(
 ) -> OfflineServer:
     """Start ``python -m agentlab serve`` as its own process (its own CPU), on a free port.
 
+    The server ends with this process, however this process ends: it holds the write end of the server's
+    standard input, and the server stops when that closes (``--until-stdin-closes``), as it does when this
+    process dies, even by SIGKILL.
+
     With ``upstream`` it is the proxy in front of that API (``serve --upstream URL``, see ``proxy.py``); with
     ``data_dir`` it keeps its files and batches in that folder (``serve --data-dir DIR``).
     """
-    command = [sys.executable, "-m", "agentlab", "serve", "--port", "0", "--time-scale", str(time_scale)]
-    command += ["--seed", str(seed), "--fault-rate", str(fault_rate), "--fault-kinds", ",".join(fault_kinds)]
+    command = [sys.executable, "-m", "agentlab", "serve", "--until-stdin-closes", "--port", "0"]
+    command += ["--time-scale", str(time_scale), "--seed", str(seed), "--fault-rate", str(fault_rate)]
+    command += ["--fault-kinds", ",".join(fault_kinds)]
     flags = (("--base-latency", base_latency), ("--per-token", per_token), ("--jitter", jitter))
     for flag, value in (*flags, ("--upstream", upstream), ("--rpm", rpm), ("--tpm", tpm), ("--data-dir", data_dir)):
         if value is not None:
             command += [flag, os.fspath(value) if isinstance(value, os.PathLike) else str(value)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     port = ready_port(process)
 
     def stop_process() -> None:
@@ -221,8 +226,9 @@ def start_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stdout:
-            process.stdout.close()
+        for pipe in (process.stdin, process.stdout):
+            if pipe:
+                pipe.close()
 
     return OfflineServer("127.0.0.1", port, stop_process, pid=process.pid)
 
@@ -266,6 +272,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="proxy mode: forward to this API (e.g. https://api.openai.com/v1), applying the markers here",
     )
     add_limit_arguments(parser)  # --rpm, --tpm (ratelimit.py)
+    parser.add_argument(
+        "--until-stdin-closes",
+        action="store_true",
+        help="also stop when standard input closes (start_process: the server ends with the process that started it)",
+    )
     parser.add_argument(
         "--batch-seconds",
         type=float,
@@ -353,6 +364,8 @@ def serve_command(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
+        if args.until_stdin_closes:  # a thread, not the loop: reading a pipe works so on every platform
+            threading.Thread(target=stop_at_end_of_input, args=(loop, stop), daemon=True).start()
         ready: asyncio.Future[int] = loop.create_future()
         task = loop.create_task(serve(config, args.host, args.port, ready, stop))
         port = await ready
@@ -362,3 +375,12 @@ def serve_command(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def stop_at_end_of_input(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Read standard input to its end (the parent closed it, or died), then stop the server."""
+    with contextlib.suppress(OSError, ValueError):
+        while sys.stdin.buffer.read(4096):
+            pass
+    with contextlib.suppress(RuntimeError):  # the loop has already closed: the server is stopping anyway
+        loop.call_soon_threadsafe(stop.set)

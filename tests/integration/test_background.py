@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +64,39 @@ def test_process_server_starts_and_stops() -> None:
     finally:
         server.stop()
     assert not is_listening(server.port)
+
+
+PARENT = """
+import os, signal
+from agentlab.offline import start_process
+server = start_process(time_scale=0.01)
+print(server.pid, server.port, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # dies without stopping its server: no finally, no atexit
+"""
+
+
+def test_a_process_server_ends_when_the_process_that_started_it_is_killed(tmp_path: Path) -> None:
+    # stderr to a file: the server inherits it, and a pipe would hold this run until the server ended
+    with (tmp_path / "stderr").open("w") as stderr:
+        parent = subprocess.run([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, stderr=stderr, text=True)
+    assert parent.returncode == -signal.SIGKILL, (tmp_path / "stderr").read_text()
+    pid, port = (int(word) for word in parent.stdout.split())
+    deadline = time.monotonic() + 15  # polled: another process's end cannot be awaited
+    while is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if is_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError(f"the server {pid} outlived the process that started it")
+    assert not is_listening(port)
+
+
+def is_alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its new parent to reap it counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def parse(*argv: str) -> argparse.Namespace:
