@@ -35,7 +35,6 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from agentlab.bucket import input_tokens
 from agentlab.offline.batches import add_batch_api
 from agentlab.offline.config import ServerConfig, with_limits
 from agentlab.offline.ratelimit import LIMITER, RateLimiter, install_limiter
@@ -198,7 +197,7 @@ async def post_responses(raw: bytes, retry_count: str | None, state: State) -> R
     checked = check_request(parse_body(raw), config)
 
     # 2. Spend the rate limit (serve --rpm/--tpm, ratelimit.py): a request and its input tokens, or a 429.
-    refusal = limiter.admit(input_tokens(checked.body)) if limiter else None
+    refusal = limiter.admit(checked.input_tokens) if limiter else None
     if refusal:
         return Reply(429, refusal.body(checked.body["model"]), refusal.headers())
 

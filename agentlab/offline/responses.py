@@ -303,6 +303,7 @@ class CheckedRequest:
     tools: list[dict[str, Any]]
     prompt: str  # the last user message
     markers: Markers  # its control markers (none when the server runs with markers=False)
+    input_tokens: int  # counted once (bucket.input_tokens): the rate limit spends it, the usage reports it
 
 
 def answer(body: dict[str, Any], config: ServerConfig, key: str) -> Answer:
@@ -315,7 +316,8 @@ def check_request(body: dict[str, Any], config: ServerConfig) -> CheckedRequest:
     items, tools = validate_request(body)
     check_call_ids(items)
     prompt = user_text(items)
-    return CheckedRequest(body, items, tools, prompt, parse_markers(prompt) if config.markers else Markers())
+    markers = parse_markers(prompt) if config.markers else Markers()
+    return CheckedRequest(body, items, tools, prompt, markers, input_tokens(body))
 
 
 def answer_checked(request: CheckedRequest, config: ServerConfig, key: str) -> Answer:
@@ -327,7 +329,7 @@ def answer_checked(request: CheckedRequest, config: ServerConfig, key: str) -> A
         turns = planned_turns(request.prompt, request.tools, parallel, markers=config.markers)
         forced = request.markers.duration / turns
     delay = config.latency.delay(key, turn.output_tokens, forced)
-    return Answer(build_response(request.body, request.tools, turn, key), delay)
+    return Answer(build_response(request, turn, key), delay)
 
 
 async def fault_error(fault: str, config: ServerConfig) -> RequestError:
@@ -347,8 +349,9 @@ async def fault_error(fault: str, config: ServerConfig) -> RequestError:
     return RequestError(500, "The offline server failed on purpose (fault injection).", kind="server_error")
 
 
-def build_response(body: dict[str, Any], tools: list[dict[str, Any]], turn: ModelTurn, key: str) -> dict[str, Any]:
+def build_response(request: CheckedRequest, turn: ModelTurn, key: str) -> dict[str, Any]:
     """A Response exactly in the shape of the real API (see shared/responses-api.md §2 and §4)."""
+    body = request.body
     reasoning = body.get("reasoning") or {}
     return {
         "id": f"resp_{key}",
@@ -368,10 +371,10 @@ def build_response(body: dict[str, Any], tools: list[dict[str, Any]], turn: Mode
         "temperature": 1.0,
         "text": {"format": {"type": "text"}},
         "tool_choice": "auto",
-        "tools": tools,
+        "tools": request.tools,
         "top_p": 1.0,
         "truncation": "disabled",
-        "usage": usage(input_tokens(body), turn.output_tokens),
+        "usage": usage(request.input_tokens, turn.output_tokens),
         "user": None,
         "metadata": body.get("metadata") or {},
     }
