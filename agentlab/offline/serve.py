@@ -220,15 +220,15 @@ def start_process(
     port = ready_port(process)
 
     def stop_process() -> None:
-        process.terminate()
+        if process.stdin:
+            process.stdin.close()  # the end of its input: the server stops as it would if this process died
         try:
             process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:  # stuck in its shutdown
             process.kill()
             process.wait()
-        for pipe in (process.stdin, process.stdout):
-            if pipe:
-                pipe.close()
+        if process.stdout:
+            process.stdout.close()
 
     return OfflineServer("127.0.0.1", port, stop_process, pid=process.pid)
 
@@ -378,9 +378,14 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def stop_at_end_of_input(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    """Read standard input to its end (the parent closed it, or died), then stop the server."""
-    with contextlib.suppress(OSError, ValueError):
-        while sys.stdin.buffer.read(4096):
+    """Read standard input to its end (the parent closed it, or died), then stop the server.
+
+    ``os.read`` on descriptor 0, not ``sys.stdin``: this daemon thread, blocked inside the buffered reader,
+    would hold its lock, and Python aborts at shutdown ("Fatal Python error: ... could not acquire lock for
+    <stdin>") when the server stops by a signal while the thread still waits.
+    """
+    with contextlib.suppress(OSError):
+        while os.read(0, 4096):
             pass
     with contextlib.suppress(RuntimeError):  # the loop has already closed: the server is stopping anyway
         loop.call_soon_threadsafe(stop.set)

@@ -181,3 +181,18 @@ def test_a_thousand_connections_are_queued_while_the_server_is_busy() -> None:
     print(f"\n1000 connections to a paused server: {connected} queued by the kernel, then {answered} answered 200")
     assert connected == 1000
     assert answered == 1000
+
+
+STARTS_AND_STOPS = """
+from agentlab.offline import start_process
+start_process(time_scale=0.01).stop()
+"""
+
+
+def test_a_process_server_stops_cleanly_and_prints_nothing(tmp_path: Path) -> None:
+    # the server inherits this stderr: a server that stopped by a signal while its stdin reader waited
+    # printed "Fatal Python error: ... could not acquire lock for <stdin>" and aborted
+    with (tmp_path / "stderr").open("w") as stderr:
+        done = subprocess.run([sys.executable, "-c", STARTS_AND_STOPS], stderr=stderr, timeout=60)
+    assert done.returncode == 0
+    assert (tmp_path / "stderr").read_text() == ""
