@@ -32,8 +32,9 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
         f"Measured on {m['date']}: {m['cores']} cores, Python {m['python']}, openai {m['openai']}, "
         f"aiohttp {m['aiohttp']}; server in its own process, 2 model turns of {runners['turn_seconds']} s per "
         "conversation. Made by `agentlab bench --out benchmarks` then `python benchmarks/readme_table.py`. "
-        "RSS is the growth of the process's peak memory over the warm-up's, divided by N (a coarse figure: "
-        "see below the table)."
+        "RSS is the growth of the process's peak memory over the warm-up's, divided by N; heap is Python's "
+        "own memory at the peak of a second batch of min(N, 100), by `tracemalloc`, divided by its size (see "
+        "below the table)."
         + (
             f" Host speed: `sum(range(10**6))` took {m['calibration_ms']:.1f} ms (lower is faster)."
             if "calibration_ms" in m
@@ -41,8 +42,8 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
         ),
         "",
         "| N | contender | wall (s) | longest (s) | efficiency | client CPU per model call (ms) "
-        "| RSS per conversation (KB) |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| RSS per conversation (KB) | heap per conversation (KB) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runners["results"]:
         cells = [
@@ -53,6 +54,7 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
             f"{r['efficiency']:.0%}",
             f"{r['cpu_ms_per_call']:.2f}",
             f"{r['rss_kb_per_conversation']:.1f}",
+            f"{r['heap_kb_per_conversation']:.1f}" if "heap_kb_per_conversation" in r else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [

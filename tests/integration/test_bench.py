@@ -72,6 +72,8 @@ def test_runners_section_smoke(tmp_path: Path) -> None:
         expected.add("agents_sdk")
     assert contenders == expected
     assert all(r["wrong_answers"] == 0 and r["n"] == 2 for r in section["results"])
+    # tracemalloc saw the second batch: two conversations in flight hold more than a kilobyte of Python objects
+    assert all(r["heap_kb_per_conversation"] > 1 for r in section["results"]), section["results"]
     # like with like: every contender offered the same tool, left parallel_tool_calls unsent, took 2 requests
     sent = {"tools": ["sum_numbers"], "parallel_tool_calls": "not sent", "requests per conversation": 2}
     assert all(r["sent"] == sent for r in section["results"]), [r["sent"] for r in section["results"]]
