@@ -2,7 +2,7 @@
 
 ``jobs`` notebooks run at once in one event loop (nbclient's async API), each with ``timeout`` seconds in
 all, against the grader's one offline server; each kernel is shut down when its notebook ends. A check's
-verdict is the grader's own (kernels.judge_answers), on the answers that its cell after the check cell sent
+verdict is the grader's own (answers.judge_answers), on the answers that its cell after the check cell sent
 while the kernel still ran: a part keeps its verdict when a later part hangs.
 """
 
@@ -28,7 +28,8 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from agentlab.classroom.kernels import ANSWERS_MIME, KERNEL_NAME, judge_answers
+from agentlab.classroom.answers import ANSWERS_MIME, judge_answers
+from agentlab.classroom.kernels import KERNEL_NAME
 from agentlab.classroom.notebook import (
     BadSubmission,
     Reference,

@@ -16,7 +16,7 @@ from typing import Any
 
 import nbformat
 
-from agentlab.classroom.kernels import check_parameters
+from agentlab.classroom.answers import check_parameters
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,6 @@ def grader_source(check: Check) -> str:
         names = []
     return (
         "# added by the grader: your answers, as they are here, for the grader's own check\n"
-        "import agentlab.classroom.kernels as agentlab_grader\n"
+        "import agentlab.classroom.answers as agentlab_grader\n"
         f"agentlab_grader.answers({check.exercise!r}, globals(), {check.arguments!r}, {names!r})"
     )

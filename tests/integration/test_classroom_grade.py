@@ -130,7 +130,7 @@ def test_the_executed_copies_hold_the_graders_cell(
     executed = sorted(p.parent.name for p in (out / "executed").glob("*/*.ipynb"))
     assert executed == ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory"]
     text = (out / "executed" / "alice" / EXERCISE.name).read_text(encoding="utf-8")
-    assert "agentlab.classroom.kernels" in text and "application/vnd.agentlab.check+json" in text
+    assert "agentlab.classroom.answers" in text and "application/vnd.agentlab.check+json" in text
 
 
 def test_the_report_page_has_the_table_and_the_summary(

@@ -10,10 +10,10 @@ import nbformat
 import pytest
 from IPython.core.formatters import DisplayFormatter
 
+from agentlab.classroom.answers import answers, check_parameters, load_answers
 from agentlab.classroom.course import exercise_notebooks, exercise_of
 from agentlab.classroom.execute import Grade
 from agentlab.classroom.grade import discover
-from agentlab.classroom.kernels import answers, check_parameters, load_answers
 from agentlab.classroom.notebook import BadSubmission, check_arguments, load_reference, read_submission
 from agentlab.classroom.report import blur, common_feedback, pass_rates, render_html, write_gradebook, write_grades
 from agentlab.errors import ConfigurationError
@@ -155,7 +155,7 @@ def test_another_courses_notebook_and_an_exercise_with_two_files_are_named(tmp_p
 
 
 def test_a_stand_in_keeps_only_an_http_url() -> None:
-    from agentlab.classroom.kernels import standing_in
+    from agentlab.classroom.answers import standing_in
 
     local = standing_in([("x", "Server")], "<server>", {"url": "file:///etc/passwd", "port": 1})
     assert not hasattr(local, "url") and local.port == 1 and repr(local) == "<server>"
